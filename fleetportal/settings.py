@@ -1,0 +1,334 @@
+"""FleetPortal settings, read from the environment only (see .env.example for every variable)."""
+
+import base64
+import hashlib
+from pathlib import Path
+
+from celery.schedules import crontab  # noqa: F401  (kept for schedule entries below)
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from fleetportal.env import env_bool, env_database, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+VERSION = "0.1.0"
+
+# --- Core -----------------------------------------------------------------------------------------
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it to a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or set DJANGO_DEBUG=1 for local development."
+        )
+    SECRET_KEY = "development-only-secret-key-never-use-in-production"
+
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+# Public base URL of this portal, used to show each credential's webhook URL.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "organizations",
+    "vehicles",
+    "clearance",
+    "simulator",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "organizations.middleware.CurrentOrganizationMiddleware",
+]
+
+ROOT_URLCONF = "fleetportal.urls"
+WSGI_APPLICATION = "fleetportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "organizations.context_processors.organization",
+            ],
+            "builtins": ["organizations.templatetags.fleet"],
+        },
+    }
+]
+
+DATABASES = {"default": env_database("DATABASE_URL", VAR_DIR / "fleetportal.sqlite3")}
+# Keep a connection per web thread / worker between requests: opening one per request halves
+# webhook ingestion (see bench/webhooks.py). Health checks drop connections the server closed.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that a Celery worker process started by the tests sees the same data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    # Shared by web and worker processes on one machine; Redis is the production choice.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = VAR_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- Security -------------------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+# Preloading is a one-way commitment for the operator's whole domain, so it is opt-in
+# (DJANGO_HSTS_PRELOAD=1); its deploy warning is silenced for that reason only.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Map tiles are the only third-party content a page may load (telemetry map).
+MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+_tile_origin = ""
+if MAP_TILE_URL:
+    from urllib.parse import urlsplit
+
+    _parts = urlsplit(MAP_TILE_URL)
+    # "{s}" is Leaflet's subdomain placeholder; a CSP host wildcard covers every subdomain.
+    _tile_origin = f"{_parts.scheme}://{_parts.netloc.replace('{s}', '*')}"
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:", *([_tile_origin] if _tile_origin else [])],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# Field encryption (MultiFernet): the first key encrypts, every key decrypts.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is not set. Generate one with "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+        )
+    FIELD_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
+    ]
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if CELERY_BROKER_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Above the longest task time limit, so a running late-ack task is never handed out twice.
+        "visibility_timeout": 3600,
+    }
+else:
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+    # The filesystem transport has no fan-out exchange, which remote control needs.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
+CELERY_TASK_SOFT_TIME_LIMIT = (
+    CELERY_TASK_TIME_LIMIT - 30 if CELERY_TASK_TIME_LIMIT > 60 else CELERY_TASK_TIME_LIMIT
+)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "clearance.tasks.*": {"queue": "hm"},
+    "vehicles.telemetry.tasks.*": {"queue": "hm"},
+    "vehicles.imports.tasks.*": {"queue": "imports"},
+    "simulator.tasks.*": {"queue": "simulator"},
+}
+CELERY_WORKER_QUEUES = ["default", "hm", "imports", "simulator"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- HM client & simulator ---------------------------------------------------------------
+HM_PRODUCTION_BASE_URL = env_str("HM_PRODUCTION_BASE_URL", "https://api.high-mobility.com").rstrip(
+    "/"
+)
+HM_SANDBOX_BASE_URL = env_str(
+    "HM_SANDBOX_BASE_URL", "https://sandbox.api.high-mobility.com"
+).rstrip("/")
+SIMULATOR_ENABLED = env_bool("SIMULATOR_ENABLED", DEBUG)
+# Where the portal reaches the simulator (this portal itself under /simulator/ by default).
+HM_SIMULATOR_BASE_URL = env_str("HM_SIMULATOR_BASE_URL", f"{SITE_URL}/simulator").rstrip("/")
+HM_CONNECT_TIMEOUT = env_float("HM_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+HM_READ_TIMEOUT = env_float("HM_READ_TIMEOUT", 30.0, minimum=0.1)
+# Simulator behaviour: seconds until an ordinary VIN is approved, until revoking/canceling ends,
+# and fault knobs for every simulated app that does not set its own (rates are 0.0-1.0).
+SIMULATOR_APPROVAL_DELAY_SECONDS = env_int("SIMULATOR_APPROVAL_DELAY_SECONDS", 5, minimum=0)
+SIMULATOR_REMOVAL_DELAY_SECONDS = env_int("SIMULATOR_REMOVAL_DELAY_SECONDS", 5, minimum=0)
+SIMULATOR_ERROR_RATE = env_float("SIMULATOR_ERROR_RATE", 0.0, minimum=0.0, maximum=1.0)
+SIMULATOR_RATE_LIMIT_RATE = env_float("SIMULATOR_RATE_LIMIT_RATE", 0.0, minimum=0.0, maximum=1.0)
+SIMULATOR_LATENCY_MS = env_int("SIMULATOR_LATENCY_MS", 0, minimum=0)
+
+# --- Clearance lifecycle -----------------------------------------------------------------
+HM_CLEARANCE_BATCH_SIZE = env_int("HM_CLEARANCE_BATCH_SIZE", 100, minimum=1)
+CLEARANCE_SYNC_INTERVAL_SECONDS = env_int("CLEARANCE_SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# Queued rows older than this are sent again by the sync (lost task, broker outage).
+CLEARANCE_QUEUED_STUCK_SECONDS = env_int("CLEARANCE_QUEUED_STUCK_SECONDS", 300, minimum=1)
+# Transient HM errors: exponential backoff with jitter (HM's "retry after N s" wins if longer).
+HM_RETRY_BACKOFF_SECONDS = env_float("HM_RETRY_BACKOFF_SECONDS", 5.0, minimum=0.01)
+HM_RETRY_BACKOFF_MAX_SECONDS = env_float("HM_RETRY_BACKOFF_MAX_SECONDS", 600.0, minimum=0.01)
+HM_MAX_RETRIES = env_int("HM_MAX_RETRIES", 8, minimum=0)
+# Legacy per-vehicle tokens (service-account mode) are refreshed this long before expiry.
+VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS = env_int(
+    "VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS", 600, minimum=10
+)
+
+# --- Imports -----------------------------------------------------------------------------
+IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 20, minimum=1)
+# Rows validated, written and handed to the clearance lifecycle per transaction.
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500, minimum=1)
+# The optional preview eligibility check makes one HM call per VIN: only the first N new VINs.
+IMPORT_ELIGIBILITY_CHECK_LIMIT = env_int("IMPORT_ELIGIBILITY_CHECK_LIMIT", 25, minimum=0)
+# Soft time limit of the validate/import tasks (seconds); keep below the broker visibility timeout.
+IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 1800, minimum=60)
+# Uploaded files are kept in the database for the error report; deleted this long after the end.
+IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30, minimum=1)
+
+# --- Telemetry ---------------------------------------------------------------------------
+TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)
+TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, minimum=1)
+TELEMETRY_PRUNE_BATCH_SIZE = env_int("TELEMETRY_PRUNE_BATCH_SIZE", 5000, minimum=1)
+# A value older than this is shown as stale (default: three pull intervals).
+TELEMETRY_STALE_AFTER_SECONDS = env_int(
+    "TELEMETRY_STALE_AFTER_SECONDS", 3 * TELEMETRY_PULL_INTERVAL_SECONDS, minimum=10
+)
+# Charts and map on the vehicle page: how far back, and how many points at most.
+TELEMETRY_HISTORY_HOURS = env_int("TELEMETRY_HISTORY_HOURS", 24, minimum=1)
+TELEMETRY_TRACK_POINTS = env_int("TELEMETRY_TRACK_POINTS", 200, minimum=2)
+# HM MQTT v2 broker (TLS with the credential's client certificate). CA file: empty = system store.
+HM_MQTT_HOST = env_str("HM_MQTT_HOST", "mqtt-v2.high-mobility.com")
+HM_MQTT_PORT = env_int("HM_MQTT_PORT", 8883, minimum=1)
+HM_MQTT_CA_FILE = env_str("HM_MQTT_CA_FILE", "")
+# The local broker the simulator publishes to (plain TCP; mqtt://host:port).
+SIMULATOR_MQTT_URL = env_str("SIMULATOR_MQTT_URL", "mqtt://127.0.0.1:1883")
+SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
+    "SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS", 10, minimum=1
+)
+MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
+
+# --- Beat schedule (exactly one beat process runs it) ---------------------------------------------
+CELERY_BEAT_SCHEDULE = {
+    "sync-clearances": {
+        "task": "clearance.tasks.sync_all_clearances",
+        "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
+    },
+    "pull-telemetry": {
+        "task": "vehicles.telemetry.tasks.pull_approved_vehicles",
+        "schedule": float(TELEMETRY_PULL_INTERVAL_SECONDS),
+    },
+    "prune-telemetry": {"task": "vehicles.telemetry.tasks.prune_telemetry", "schedule": 3600.0},
+    "refresh-vehicle-tokens": {
+        "task": "clearance.tasks.refresh_vehicle_tokens",
+        "schedule": 300.0,
+    },
+}
+if SIMULATOR_ENABLED:
+    CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}

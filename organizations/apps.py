@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class OrganizationsConfig(AppConfig):
+    name = "organizations"
+    verbose_name = "Organizations"
+
+    def ready(self):
+        from fleetportal import checks  # noqa: F401  (registers the deploy checks)

@@ -1,0 +1,183 @@
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from organizations.middleware import SESSION_KEY
+from organizations.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory(name="Acme Logistics", slug="acme")
+
+
+@pytest.fixture
+def other_organization(db):
+    return OrganizationFactory(name="Other Fleet", slug="other")
+
+
+def _member(organization, role):
+    return MembershipFactory(organization=organization, role=role).user
+
+
+@pytest.fixture
+def owner_user(organization):
+    return _member(organization, Role.OWNER)
+
+
+@pytest.fixture
+def manager_user(organization):
+    return _member(organization, Role.MANAGER)
+
+
+@pytest.fixture
+def viewer_user(organization):
+    return _member(organization, Role.VIEWER)
+
+
+def logged_in_client(user, organization) -> Client:
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[SESSION_KEY] = str(organization.public_id)
+    session.save()
+    return client
+
+
+@pytest.fixture
+def owner_client(owner_user, organization):
+    return logged_in_client(owner_user, organization)
+
+
+@pytest.fixture
+def manager_client(manager_user, organization):
+    return logged_in_client(manager_user, organization)
+
+
+@pytest.fixture
+def viewer_client(viewer_user, organization):
+    return logged_in_client(viewer_user, organization)
+
+
+@pytest.fixture
+def user_factory(db):
+    return UserFactory
+
+
+# --- A real Celery worker -------------------------------------------------------------------------
+
+
+def database_url_for_current_test_db() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def purge_broker() -> None:
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    from fleetportal.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in settings.CELERY_WORKER_QUEUES:
+            # A queue that was never declared has nothing to purge.
+            with contextlib.suppress(Exception):
+                conn.default_channel.queue_purge(queue)
+
+
+class WorkerProcess:
+    def __init__(self, process: subprocess.Popen, log_path: Path):
+        self.process = process
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, live_server):
+    """A real `celery worker` process on the test database and the configured broker.
+
+    Tests using it need committed data: use `transactional_db` (and `live_server` for the simulator).
+    """
+    # One log per test run, so parallel runs on one machine do not overwrite each other.
+    log_path = settings.VAR_DIR / f"test-celery-worker-{os.getpid()}.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
+        "DATABASE_URL": database_url_for_current_test_db(),
+        "SITE_URL": live_server.url,
+        "HM_SIMULATOR_BASE_URL": f"{live_server.url}/simulator",
+        "CELERY_BROKER_URL": ""
+        if settings.CELERY_BROKER_URL.startswith("filesystem")
+        else settings.CELERY_BROKER_URL,
+    }
+    settings.SITE_URL = live_server.url
+    settings.HM_SIMULATOR_BASE_URL = f"{live_server.url}/simulator"
+    purge_broker()
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "fleetportal",
+        "worker",
+        "-Q",
+        ",".join(settings.CELERY_WORKER_QUEUES),
+        "--concurrency",
+        "4",
+        "--pool",
+        "threads",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(process, log_path)
+    deadline = time.monotonic() + 60
+    while "ready." not in worker.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"Celery worker did not start:\n{worker.log()[-3000:]}")
+        time.sleep(0.2)
+    yield worker
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(
+    predicate, *, timeout: float = 30.0, interval: float = 0.2, message: str = "condition"
+):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout:.0f}s waiting for {message}")

@@ -1,0 +1,24 @@
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+
+from organizations.models import Membership, Organization, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_is_idempotent_and_its_printed_login_works(capsys, monkeypatch):
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+    call_command("demo")
+    first = capsys.readouterr().out
+    call_command("demo")
+    second = capsys.readouterr().out
+    password = next(
+        line.split(":", 1)[1].strip() for line in first.splitlines() if "password:" in line
+    )
+    assert password and f"password: {password}" in second
+    assert Organization.objects.filter(name="Demo Fleet").count() == 1
+    assert get_user_model().objects.filter(username="demo").count() == 1
+    membership = Membership.objects.get(user__username="demo")
+    assert membership.role == Role.OWNER
+    assert authenticate(username="demo", password=password) is not None
