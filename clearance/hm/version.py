@@ -1,0 +1,3 @@
+"""FleetPortal's version, as sent in the HM client's User-Agent."""
+
+__version__ = "0.1.0"
