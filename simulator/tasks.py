@@ -1,0 +1,32 @@
+"""Celery tasks of the simulator (thin: ids in, services do the work)."""
+
+from celery import shared_task
+
+from . import services
+
+
+class WebhookNotDelivered(Exception):
+    pass
+
+
+@shared_task(bind=True, ignore_result=True, soft_time_limit=20, time_limit=30)
+def tick(self) -> int:
+    """Periodic (beat, every few seconds): queue webhooks for time-driven status changes."""
+    return services.detect_changes()
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(WebhookNotDelivered,),
+    max_retries=5,
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    soft_time_limit=30,
+    time_limit=40,
+)
+def deliver_webhook(self, delivery_id: int) -> None:
+    final = self.request.retries >= self.max_retries
+    if not services.deliver(delivery_id, final_attempt=final):
+        raise WebhookNotDelivered(f"webhook delivery {delivery_id} not accepted")
