@@ -1,0 +1,341 @@
+"""Admin for the clearance app. Secrets are write-only here too; actions call the same services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html
+
+from clearance.connect import webhook_url_for
+from clearance.credential_services import record_check
+from clearance.forms import CredentialForm
+from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken, WebhookDelivery
+
+# --- credentials ----------------------------------------------------------------------------------
+
+
+class CredentialAdminForm(CredentialForm):
+    class Meta(CredentialForm.Meta):
+        fields = ["organization", *CredentialForm.Meta.fields]
+
+    def clean_name(self):
+        self.organization = self.cleaned_data.get("organization") or self.organization
+        return super().clean_name()
+
+    def clean(self):
+        if self.cleaned_data.get("organization") is not None:
+            self.organization = self.cleaned_data["organization"]
+        return super().clean()
+
+
+def _set_on(secret: str, when) -> str:
+    if not secret:
+        return "not set"
+    return f"set on {when:%Y-%m-%d %H:%M} UTC" if when else "set"
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialAdminForm
+    list_display = [
+        "name",
+        "organization",
+        "environment_label",
+        "auth_mode",
+        "client_id",
+        "secrets_summary",
+        "last_check_ok",
+        "last_check_at",
+    ]
+    list_filter = ["environment", "auth_mode", "last_check_ok", "organization"]
+    search_fields = ["name", "client_id", "organization__name", "organization__slug"]
+    list_select_related = ["organization"]
+    readonly_fields = [
+        "public_id",
+        "webhook_url",
+        "client_secret_status",
+        "private_key_status",
+        "webhook_secret_status",
+        "mqtt_client_key_status",
+        "last_check_at",
+        "last_check_ok",
+        "last_check_message",
+        "created_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["organization", "name", "environment", "auth_mode", "public_id"]}),
+        (
+            "Sign-in (secrets are write-only: leave blank to keep, type to replace)",
+            {
+                "fields": [
+                    "client_id",
+                    "client_secret",
+                    "client_secret_status",
+                    "private_key_file",
+                    "private_key_pem",
+                    "private_key_status",
+                    "private_key_id",
+                    "service_account_key_id",
+                ]
+            },
+        ),
+        ("Webhook", {"fields": ["webhook_url", "webhook_secret", "webhook_secret_status"]}),
+        (
+            "MQTT streaming",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "app_id",
+                    "mqtt_client_certificate",
+                    "mqtt_client_key",
+                    "mqtt_client_key_status",
+                ],
+            },
+        ),
+        (
+            "Last connection test",
+            {"fields": ["last_check_at", "last_check_ok", "last_check_message", "created_at"]},
+        ),
+    ]
+    actions = ["test_connection", "sync_now"]
+
+    @admin.display(description="environment", ordering="environment")
+    def environment_label(self, obj):
+        if obj.environment == Credential.Environment.SIMULATOR:
+            return "Simulator (not real HM)"
+        return obj.get_environment_display()
+
+    @admin.display(description="secrets")
+    def secrets_summary(self, obj):
+        parts = []
+        for label, when in [
+            ("client secret", obj.client_secret_set_at),
+            ("private key", obj.private_key_set_at),
+            ("webhook secret", obj.webhook_secret_set_at),
+        ]:
+            if when:
+                parts.append(f"{label} {when:%Y-%m-%d}")
+        return ", ".join(parts) or "none"
+
+    @admin.display(description="webhook URL")
+    def webhook_url(self, obj):
+        return webhook_url_for(obj) if obj.pk else "(after saving)"
+
+    @admin.display(description="client secret")
+    def client_secret_status(self, obj):
+        return _set_on(obj.client_secret, obj.client_secret_set_at)
+
+    @admin.display(description="private key")
+    def private_key_status(self, obj):
+        return _set_on(obj.private_key, obj.private_key_set_at)
+
+    @admin.display(description="webhook secret")
+    def webhook_secret_status(self, obj):
+        return _set_on(obj.webhook_secret, obj.webhook_secret_set_at)
+
+    @admin.display(description="MQTT client key")
+    def mqtt_client_key_status(self, obj):
+        return _set_on(obj.mqtt_client_key, obj.mqtt_client_key_set_at)
+
+    @admin.action(description="Test connection (in the background)")
+    def test_connection(self, request, queryset):
+        from clearance.credential_tasks import test_connection
+
+        count = 0
+        for credential in queryset:
+            record_check(credential, ok=None, message="")
+            transaction.on_commit(lambda pk=credential.pk: test_connection.delay(pk))
+            count += 1
+        self.message_user(
+            request, f"Testing {count} credential(s); the result appears under “Last test”."
+        )
+
+    @admin.action(description="Sync clearances with HM now")
+    def sync_now(self, request, queryset):
+        from clearance import tasks
+
+        ids = list(queryset.values_list("pk", flat=True))
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: tasks.sync_credential.delay(pk))
+        self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
+
+
+# --- clearances -----------------------------------------------------------------------------------
+
+
+class ClearanceEventInline(admin.TabularInline):
+    """The append-only history: read-only."""
+
+    model = ClearanceEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "source", "actor", "detail"]
+    readonly_fields = fields
+    ordering = ["-at", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Clearance)
+class ClearanceAdmin(admin.ModelAdmin):
+    list_display = [
+        "vin",
+        "organization",
+        "credential",
+        "status",
+        "status_changed_at",
+        "last_synced_at",
+        "short_error",
+    ]
+    list_filter = ["status", "credential__environment", "vehicle__organization", "credential"]
+    search_fields = ["vehicle__vin", "vehicle__license_plate", "vehicle__nickname", "description"]
+    list_select_related = ["vehicle__organization", "credential"]
+    raw_id_fields = ["vehicle", "credential"]
+    # Status moves only through the state machine (the actions below), never by hand.
+    readonly_fields = [
+        "vehicle",
+        "credential",
+        "status",
+        "status_changed_at",
+        "hm_changed_at",
+        "status_known_at",
+        "requested_at",
+        "last_synced_at",
+        "description",
+        "last_error",
+        "last_error_at",
+    ]
+    inlines = [ClearanceEventInline]
+    actions = ["sync_now", "request_again", "defleet"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="VIN", ordering="vehicle__vin")
+    def vin(self, obj):
+        return obj.vehicle.vin
+
+    @admin.display(description="organization", ordering="vehicle__organization__name")
+    def organization(self, obj):
+        return obj.vehicle.organization
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        text = obj.last_error or ""
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.action(description="Sync with HM now")
+    def sync_now(self, request, queryset):
+        from clearance import tasks
+
+        ids = sorted(set(queryset.exclude(credential=None).values_list("credential_id", flat=True)))
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: tasks.sync_credential.delay(pk))
+        self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
+
+    @admin.action(description="Request clearance again (rejected, revoked, canceled, error)")
+    def request_again(self, request, queryset):
+        from clearance import services
+
+        result = services.reonboard(
+            list(queryset.values_list("vehicle_id", flat=True)), actor=request.user
+        )
+        reasons = ", ".join(f"{n} {why}" for why, n in result.skipped_reasons.items())
+        self.message_user(
+            request,
+            f"{result.queued} vehicle(s) queued for clearance."
+            + (f" Skipped: {reasons}." if reasons else ""),
+        )
+
+    @admin.action(description="Defleet (revoke approved, cancel pending)")
+    def defleet(self, request, queryset):
+        from clearance import services
+
+        count = services.queue_defleet(
+            list(queryset.values_list("vehicle_id", flat=True)), actor=request.user
+        )
+        self.message_user(
+            request,
+            f"Defleet queued for {count} vehicle(s); refusals are shown on each clearance.",
+            messages.INFO,
+        )
+
+
+# --- tokens and webhooks --------------------------------------------------------------------------
+
+
+@admin.register(VehicleToken)
+class VehicleTokenAdmin(admin.ModelAdmin):
+    """Legacy per-vehicle tokens: metadata only, the tokens themselves are never shown."""
+
+    list_display = ["vin", "authorization_id", "expires_at", "has_refresh_token", "updated_at"]
+    search_fields = ["clearance__vehicle__vin", "authorization_id"]
+    list_select_related = ["clearance__vehicle"]
+    fields = [
+        "clearance",
+        "authorization_id",
+        "scope",
+        "expires_at",
+        "has_refresh_token",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="VIN", ordering="clearance__vehicle__vin")
+    def vin(self, obj):
+        return obj.clearance.vehicle.vin
+
+    @admin.display(description="refresh token", boolean=True)
+    def has_refresh_token(self, obj):
+        return bool(obj.refresh_token)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["delivery_id", "event", "credential", "received_at", "processed_at", "result"]
+    list_filter = ["event", ("processed_at", admin.EmptyFieldListFilter), "credential"]
+    search_fields = ["delivery_id", "event", "result"]
+    list_select_related = ["credential"]
+    date_hierarchy = "received_at"
+    fields = [
+        "credential",
+        "delivery_id",
+        "event",
+        "received_at",
+        "processed_at",
+        "result",
+        "payload_pretty",
+    ]
+    readonly_fields = fields
+    actions = ["process_again"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj):
+        import json
+
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    @admin.action(description="Apply again (deliveries not yet processed)")
+    def process_again(self, request, queryset):
+        from clearance import tasks
+
+        ids = list(queryset.filter(processed_at=None).values_list("pk", flat=True))
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: tasks.process_webhook.delay(pk))
+        self.message_user(request, f"{len(ids)} unprocessed delivery(ies) queued.")

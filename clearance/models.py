@@ -1,0 +1,171 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from clearance.fields import EncryptedTextField
+from organizations.models import Organization
+from vehicles.models import Vehicle
+
+
+class Credential(models.Model):
+    """One HM application (OAuth client) of an organization."""
+
+    class Environment(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        SANDBOX = "sandbox", "Sandbox"
+        SIMULATOR = "simulator", "Simulator (offline stand-in)"
+
+    class AuthMode(models.TextChoices):
+        CLIENT_SECRET = "client_secret", "OAuth client id + client secret"
+        PRIVATE_KEY = "private_key", "OAuth client id + private key (JWT assertion)"
+        SERVICE_ACCOUNT = "service_account", "Service account key (legacy)"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="credentials"
+    )
+    name = models.CharField(max_length=100)
+    environment = models.CharField(max_length=20, choices=Environment.choices)
+    auth_mode = models.CharField(
+        max_length=20, choices=AuthMode.choices, default=AuthMode.CLIENT_SECRET
+    )
+    client_id = models.CharField("OAuth client id", max_length=200, blank=True)
+    private_key_id = models.CharField("private key id", max_length=200, blank=True)
+    service_account_key_id = models.CharField(
+        "service account API key id", max_length=200, blank=True
+    )
+    app_id = models.CharField(
+        "HM application id", max_length=200, blank=True, help_text="For MQTT topics."
+    )
+    # Write-only secrets: never rendered back; *_set_at tells when they were last replaced.
+    client_secret = EncryptedTextField(blank=True)
+    private_key = EncryptedTextField(blank=True)
+    webhook_secret = EncryptedTextField(blank=True)
+    mqtt_client_certificate = models.TextField(blank=True)
+    mqtt_client_key = EncryptedTextField(blank=True)
+    client_secret_set_at = models.DateTimeField(null=True, blank=True)
+    private_key_set_at = models.DateTimeField(null=True, blank=True)
+    webhook_secret_set_at = models.DateTimeField(null=True, blank=True)
+    mqtt_client_key_set_at = models.DateTimeField(null=True, blank=True)
+    last_check_at = models.DateTimeField(null=True, blank=True)
+    last_check_ok = models.BooleanField(null=True, blank=True)
+    last_check_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="unique_credential_name")
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_environment_display()})"
+
+
+class ClearanceStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    REVOKING = "revoking", "Revoking"
+    REVOKED = "revoked", "Revoked"
+    CANCELING = "canceling", "Canceling"
+    CANCELED = "canceled", "Canceled"
+    ERROR = "error", "Error"
+
+
+class Clearance(models.Model):
+    """The HM side of a vehicle: its clearance status and what we know of its history."""
+
+    vehicle = models.OneToOneField(Vehicle, on_delete=models.CASCADE, related_name="clearance")
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.PROTECT, related_name="clearances"
+    )
+    # Not limited to the choices: an unknown status from HM is stored raw.
+    status = models.CharField(max_length=32, default=ClearanceStatus.QUEUED, db_index=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    # HM's own time of the last applied change; older updates than this are ignored.
+    hm_changed_at = models.DateTimeField(null=True, blank=True)
+    # Our clock: when we learnt the current status (webhook received, sync started, our own
+    # call). News learnt before this is stale (compared on our clock, never against HM's).
+    status_known_at = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    description = models.TextField(
+        blank=True, help_text="HM's explanation, e.g. a rejection reason."
+    )
+    last_error = models.TextField(blank=True, help_text="The last failure, in words.")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["credential", "status"])]
+
+    def __str__(self):
+        return f"{self.vehicle} {self.status}"
+
+
+class ClearanceEvent(models.Model):
+    """Append-only history of a clearance."""
+
+    class Source(models.TextChoices):
+        USER = "user", "User"
+        API = "api", "HM API answer"
+        POLL = "poll", "Sync with HM"
+        WEBHOOK = "webhook", "HM webhook"
+        SYSTEM = "system", "FleetPortal"
+
+    clearance = models.ForeignKey(Clearance, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32)
+    at = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["clearance", "at"])]
+
+    def __str__(self):
+        return f"{self.from_status or '—'} → {self.to_status} ({self.source})"
+
+
+class VehicleToken(models.Model):
+    """Legacy per-vehicle token (service-account mode): refreshed under a row lock."""
+
+    clearance = models.OneToOneField(
+        Clearance, on_delete=models.CASCADE, related_name="vehicle_token"
+    )
+    access_token = EncryptedTextField()
+    refresh_token = EncryptedTextField(blank=True)
+    authorization_id = models.CharField(max_length=200, blank=True)
+    scope = models.TextField(blank=True)
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"Token for {self.clearance.vehicle}"
+
+
+class WebhookDelivery(models.Model):
+    """One webhook received from HM; the delivery id makes repeats harmless."""
+
+    credential = models.ForeignKey(
+        Credential, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    delivery_id = models.CharField(max_length=200, unique=True)
+    event = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self):
+        return f"{self.event} {self.delivery_id}"

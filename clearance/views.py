@@ -1,0 +1,143 @@
+"""Owner-only credential pages: list, add, edit, test connection (runs in the background)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from clearance.connect import forget_token, webhook_url_for
+from clearance.credential_services import record_check
+from clearance.forms import CredentialForm
+from clearance.models import Credential
+from organizations.access import get_object_for_user, require_role, scoped
+from organizations.models import Role
+
+# A test still "running" after this long is reported as stuck (no worker?) and polling stops.
+CHECK_STALE_AFTER = timedelta(minutes=3)
+
+
+def _credential_for_owner(request, public_id) -> Credential:
+    return get_object_for_user(request, Credential, role=Role.OWNER, public_id=public_id)
+
+
+def _check_state(credential: Credential) -> str:
+    """never | running | stuck | ok | failed"""
+    if credential.last_check_at is None:
+        return "never"
+    if credential.last_check_ok is None:
+        if timezone.now() - credential.last_check_at > CHECK_STALE_AFTER:
+            return "stuck"
+        return "running"
+    return "ok" if credential.last_check_ok else "failed"
+
+
+def _detail_context(credential: Credential, form: CredentialForm) -> dict:
+    return {
+        "credential": credential,
+        "form": form,
+        "webhook_url": webhook_url_for(credential),
+        "check_state": _check_state(credential),
+        "clearance_count": credential.clearances.count(),
+    }
+
+
+@require_http_methods(["GET"])
+def credential_list(request):
+    require_role(request, Role.OWNER)
+    credentials = scoped(request, Credential).annotate(vehicle_count=Count("clearances"))
+    rows = [
+        {
+            "credential": c,
+            "webhook_url": webhook_url_for(c),
+            "check_state": _check_state(c),
+        }
+        for c in credentials
+    ]
+    return render(request, "clearance/credentials.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def credential_add(request):
+    membership = require_role(request, Role.OWNER)
+    organization = membership.organization
+    if request.method == "POST":
+        form = CredentialForm(request.POST, request.FILES, organization=organization)
+        if form.is_valid():
+            credential = form.save()
+            messages.success(
+                request,
+                f"Credential “{credential.name}” saved. Copy its webhook URL into the High "
+                "Mobility console, then test the connection.",
+            )
+            return redirect("clearance:credential_detail", public_id=credential.public_id)
+    else:
+        form = CredentialForm(organization=organization)
+    return render(request, "clearance/credential_add.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def credential_detail(request, public_id):
+    credential = _credential_for_owner(request, public_id)
+    if request.method == "POST":
+        form = CredentialForm(request.POST, request.FILES, instance=credential)
+        if form.is_valid():
+            form.save()
+            messages.success(request, f"Credential “{credential.name}” saved.")
+            return redirect("clearance:credential_detail", public_id=credential.public_id)
+        # Never show unsaved edits of the instance as if they were stored.
+        credential.refresh_from_db()
+    else:
+        form = CredentialForm(instance=credential)
+    return render(request, "clearance/credential_detail.html", _detail_context(credential, form))
+
+
+@require_POST
+def credential_test(request, public_id):
+    credential = _credential_for_owner(request, public_id)
+    if _check_state(credential) != "running":
+        from clearance.credential_tasks import test_connection
+
+        record_check(credential, ok=None, message="")
+        transaction.on_commit(lambda: test_connection.delay(credential.pk))
+    if request.htmx:
+        return _render_check(request, credential)
+    messages.info(request, "Testing the connection in the background…")
+    return redirect("clearance:credential_detail", public_id=credential.public_id)
+
+
+@require_http_methods(["GET"])
+def credential_test_status(request, public_id):
+    credential = _credential_for_owner(request, public_id)
+    return _render_check(request, credential)
+
+
+def _render_check(request, credential: Credential):
+    return render(
+        request,
+        "clearance/credential_detail.html#check",
+        {"credential": credential, "check_state": _check_state(credential)},
+    )
+
+
+@require_POST
+def credential_delete(request, public_id):
+    credential = _credential_for_owner(request, public_id)
+    in_use = credential.clearances.count()
+    if in_use:
+        messages.error(
+            request,
+            f"“{credential.name}” cannot be deleted: {in_use} vehicle(s) were registered through "
+            "it. Their clearance history needs it.",
+        )
+        return redirect("clearance:credential_detail", public_id=credential.public_id)
+    name = credential.name
+    forget_token(credential)
+    credential.delete()
+    messages.success(request, f"Credential “{name}” deleted.")
+    return redirect("clearance:credentials")

@@ -1,0 +1,64 @@
+"""HM webhook receiver: ``POST /webhooks/high-mobility/<credential public_id>/``.
+
+Verify ``X-HM-Signature-256`` (HMAC-SHA256 of the raw body with the credential's webhook secret,
+constant-time), store the delivery once (``X-HM-Delivery``), answer 200 at once and apply it in a
+Celery task. A bad or missing signature is 401 and changes nothing. Only this view is exempt from
+login and CSRF (HM cannot log in; the signature is the authentication).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from clearance import services
+from clearance.models import Credential
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def signature_for(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not secret or not header:
+        return False
+    expected = signature_for(secret, body)
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def high_mobility(request: HttpRequest, public_id) -> JsonResponse:
+    credential = Credential.objects.filter(public_id=public_id).only("id", "webhook_secret").first()
+    if credential is None:
+        return JsonResponse({"error": "unknown webhook address"}, status=404)
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        return JsonResponse({"error": "payload too large"}, status=413)
+    if not signature_ok(credential.webhook_secret, body, request.headers.get("X-HM-Signature-256")):
+        logger.warning("Webhook for credential %s refused: bad or missing signature", public_id)
+        return JsonResponse({"error": "invalid signature"}, status=401)
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        return JsonResponse({"error": "the body is not JSON"}, status=400)
+    if not isinstance(payload, dict):
+        payload = {"payload": payload}
+    event = services.webhook_event(payload, request.headers.get("X-HM-Event"))
+    delivery_id = services.delivery_id_for(body, request.headers.get("X-HM-Delivery"))
+    _, created = services.record_webhook(
+        credential, body, payload, delivery_id=delivery_id, event=event
+    )
+    return JsonResponse({"ok": True, "event": event, "duplicate": not created})

@@ -1,0 +1,106 @@
+"""Retry policy of the tasks, and the clearance_sync command against the simulator."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from clearance import services
+from clearance.hm import HMServerError, RateLimited
+from clearance.tasks import retry_countdown
+from simulator import clock as sim_clock
+from tests.clearance.lifecycle_helpers import ordinary_vin, vehicles, wire
+
+
+def test_backoff_grows_with_jitter_and_is_capped(settings):
+    settings.HM_RETRY_BACKOFF_SECONDS = 1
+    settings.HM_RETRY_BACKOFF_MAX_SECONDS = 30
+    first = [retry_countdown(0, HMServerError()) for _ in range(200)]
+    later = [retry_countdown(4, HMServerError()) for _ in range(200)]
+    capped = [retry_countdown(20, HMServerError()) for _ in range(200)]
+    assert all(0.5 <= d <= 1 for d in first)
+    assert all(0.5 <= d <= 16 for d in later) and max(later) > 4
+    assert all(d <= 30 for d in capped)
+    assert len({round(d, 3) for d in first}) > 50  # jitter
+
+
+def test_backoff_honours_hm_retry_after(settings):
+    settings.HM_RETRY_BACKOFF_SECONDS = 0.1
+    delays = [retry_countdown(0, RateLimited(retry_after=10)) for _ in range(50)]
+    assert all(10 <= d <= 10.1 for d in delays)
+
+
+def test_clearance_sync_command(simulator, organization):
+    credential, _ = wire(organization, webhooks=False)
+    cars = vehicles(organization, [ordinary_vin(1), ordinary_vin(2)], brand="sandbox")
+    services.queue_clearance_requests(cars, credential=credential)
+    services.request_clearances(credential.pk)
+    sim_clock.advance(timedelta(seconds=30))
+    out = StringIO()
+    call_command("clearance_sync", f"--org={organization.slug}", stdout=out)
+    text = out.getvalue()
+    assert "2 change(s)" in text
+    assert "pending -> approved: 2" in text
+    assert f"{ordinary_vin(1)}: pending -> approved" in text
+    out = StringIO()
+    call_command("clearance_sync", stdout=out)
+    assert "0 change(s)" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_clearance_sync_unknown_org():
+    with pytest.raises(CommandError):
+        call_command("clearance_sync", "--org=nope", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_request_task_retries_then_leaves_the_rows_queued_with_words(settings, monkeypatch):
+    from clearance import tasks
+    from clearance.models import Clearance
+    from tests.factories import ClearanceFactory
+
+    settings.HM_MAX_RETRIES = 2
+    settings.HM_RETRY_BACKOFF_SECONDS = 0.01
+    row = ClearanceFactory(status="queued")
+    calls = []
+
+    def down(credential_id, **kwargs):
+        calls.append(credential_id)
+        raise HMServerError()
+
+    monkeypatch.setattr(services, "request_clearances", down)
+    tasks.request_clearances.apply(args=(row.credential_id,))
+    assert len(calls) == 3  # the first try and two retries
+    row = Clearance.objects.get(pk=row.pk)
+    assert row.status == "queued"
+    assert "sent again at the next sync" in row.last_error
+
+
+@pytest.mark.django_db
+def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch):
+    from django.utils import timezone
+
+    from clearance import tasks
+    from clearance.models import WebhookDelivery
+    from tests.factories import ClearanceFactory
+
+    first = ClearanceFactory(status="pending")
+    ClearanceFactory(
+        status="pending",
+        credential=first.credential,
+        vehicle__organization=first.vehicle.organization,
+    )
+    second = ClearanceFactory(status="approved")
+    lost = WebhookDelivery.objects.create(
+        credential=first.credential, delivery_id="x", event="fleet_clearance_changed", payload={}
+    )
+    WebhookDelivery.objects.filter(pk=lost.pk).update(
+        received_at=timezone.now() - timedelta(minutes=10)
+    )
+    synced, applied = [], []
+    monkeypatch.setattr(tasks.sync_credential, "delay", synced.append)
+    monkeypatch.setattr(tasks.process_webhook, "delay", applied.append)
+    tasks.sync_all_clearances.apply()
+    assert sorted(synced) == sorted([first.credential_id, second.credential_id])
+    assert applied == [lost.pk]
