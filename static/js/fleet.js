@@ -1,0 +1,40 @@
+// Fleet pages: confirmation dialogs and "select all" for bulk actions (no inline handlers: CSP).
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-dialog-open]");
+    if (opener) {
+      var dialog = document.getElementById(opener.dataset.dialogOpen);
+      if (dialog && typeof dialog.showModal === "function") {
+        event.preventDefault();
+        if (!dialog.open) dialog.showModal();
+        var first = dialog.querySelector("button, [href]");
+        if (first) first.focus();
+      }
+      return;
+    }
+    var closer = event.target.closest("[data-dialog-close]");
+    if (closer) {
+      var target = document.getElementById(closer.dataset.dialogClose);
+      if (target) {
+        event.preventDefault();
+        target.close();
+      }
+    }
+  });
+
+  // After an htmx request sent from inside a dialog (e.g. "Yes, defleet"), close the dialog.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var dialog = event.target.closest && event.target.closest("dialog");
+    if (dialog && dialog.open) dialog.close();
+  });
+
+  document.addEventListener("change", function (event) {
+    var all = event.target.closest(".js-select-all");
+    if (!all) return;
+    var table = all.closest("table");
+    if (!table) return;
+    table.querySelectorAll("input.row-select").forEach(function (box) { box.checked = all.checked; });
+  });
+})();

@@ -1,0 +1,84 @@
+"""Members page (owners only): add by username or email, change roles, remove; never lose the last owner."""
+
+import pytest
+from django.urls import reverse
+
+from organizations.models import Membership, Role
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_owners_see_the_members_page(owner_client, manager_client, viewer_client):
+    assert owner_client.get(reverse("members")).status_code == 200
+    assert manager_client.get(reverse("members")).status_code == 403
+    assert viewer_client.get(reverse("members")).status_code == 403
+    assert viewer_client.post(reverse("members"), {"user": "x", "role": "owner"}).status_code == 403
+
+
+@pytest.mark.parametrize("lookup", ["username", "email"])
+def test_owner_adds_an_existing_user_by_username_or_email(owner_client, organization, lookup):
+    user = UserFactory(username="dora", email="Dora@Example.com")
+    value = "DORA" if lookup == "username" else "dora@example.com"
+    response = owner_client.post(
+        reverse("members"), {"user": value, "role": "manager"}, follow=True
+    )
+    assert Membership.objects.get(user=user, organization=organization).role == Role.MANAGER
+    assert "dora can now use Acme Logistics as manager" in response.content.decode()
+
+
+def test_adding_an_unknown_user_says_what_to_do(owner_client):
+    response = owner_client.post(reverse("members"), {"user": "nobody", "role": "viewer"})
+    assert "Ask an administrator to create it first" in response.content.decode()
+
+
+def test_adding_someone_twice_is_refused(owner_client, manager_user):
+    response = owner_client.post(
+        reverse("members"), {"user": manager_user.username, "role": "viewer"}
+    )
+    assert "already a member" in response.content.decode()
+
+
+def test_owner_changes_a_role_and_removes_a_member(owner_client, organization, manager_user):
+    membership = Membership.objects.get(user=manager_user, organization=organization)
+    url = reverse("member_update", args=[membership.pk])
+    owner_client.post(url, {"action": "role", "role": "viewer"})
+    membership.refresh_from_db()
+    assert membership.role == Role.VIEWER
+    owner_client.post(url, {"action": "remove"})
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_the_last_owner_can_be_neither_demoted_nor_removed(owner_client, owner_user, organization):
+    membership = Membership.objects.get(user=owner_user, organization=organization)
+    url = reverse("member_update", args=[membership.pk])
+    response = owner_client.post(url, {"action": "role", "role": "viewer"}, follow=True)
+    assert "last owner" in response.content.decode()
+    response = owner_client.post(url, {"action": "remove"}, follow=True)
+    assert "last owner" in response.content.decode()
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+
+
+def test_an_owner_can_step_down_when_another_owner_exists(owner_client, owner_user, organization):
+    MembershipFactory(organization=organization, role=Role.OWNER)
+    membership = Membership.objects.get(user=owner_user, organization=organization)
+    owner_client.post(
+        reverse("member_update", args=[membership.pk]), {"action": "role", "role": "manager"}
+    )
+    membership.refresh_from_db()
+    assert membership.role == Role.MANAGER
+
+
+def test_members_of_another_organization_are_404(owner_client, other_organization):
+    foreign = MembershipFactory(organization=other_organization, role=Role.VIEWER)
+    response = owner_client.post(reverse("member_update", args=[foreign.pk]), {"action": "remove"})
+    assert response.status_code == 404
+    assert Membership.objects.filter(pk=foreign.pk).exists()
+
+
+def test_nav_links_follow_the_role(owner_client, viewer_client):
+    owner_page = owner_client.get(reverse("vehicles:fleet")).content.decode()
+    assert reverse("members") in owner_page
+    viewer_page = viewer_client.get(reverse("vehicles:fleet")).content.decode()
+    assert reverse("members") not in viewer_page

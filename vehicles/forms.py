@@ -1,0 +1,124 @@
+"""Forms of the fleet pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.urls import reverse
+
+from clearance.models import Credential
+from organizations.models import Organization
+from vehicles.brands import BRAND_CHOICES
+from vehicles.models import Vehicle
+from vehicles.validation import InvalidValue, normalize_vin, parse_brand
+
+
+def clean_vin_value(value: str) -> tuple[str, list[str]]:
+    """(vin, warnings) or a ValidationError with a sentence a fleet manager understands."""
+    try:
+        return normalize_vin(value)
+    except InvalidValue as exc:
+        raise forms.ValidationError(str(exc)) from exc
+
+
+class CredentialChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Credential) -> str:
+        return f"{obj.name} ({obj.get_environment_display()})"
+
+
+class VehicleAddForm(forms.Form):
+    vin = forms.CharField(
+        label="VIN",
+        max_length=40,
+        help_text="17 characters, letters and digits; never I, O or Q.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "class": "mono"}
+        ),
+    )
+    brand = forms.ChoiceField(
+        choices=[("", "Choose a brand…"), *BRAND_CHOICES],
+        help_text="The carmaker, as High Mobility lists it.",
+    )
+    license_plate = forms.CharField(label="Licence plate", max_length=20, required=False)
+    nickname = forms.CharField(
+        max_length=100, required=False, help_text="A name your team recognises, e.g. “Van 12”."
+    )
+    tags = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Comma-separated, e.g. “berlin, vans”; or key=value pairs like “depot=berlin”.",
+    )
+    odometer_km = forms.IntegerField(
+        label="Odometer (km)",
+        min_value=0,
+        max_value=5_000_000,
+        required=False,
+        help_text="Some carmakers check it before approving (control measure). Leave empty if unknown.",
+    )
+    credential = CredentialChoiceField(
+        queryset=Credential.objects.none(),
+        empty_label=None,
+        label="HM application",
+        help_text="The High Mobility application the request is sent with.",
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.vin_warnings: list[str] = []
+        # Live VIN feedback while typing (errors, the check-digit warning).
+        self.fields["vin"].widget.attrs.update(
+            {
+                "hx-get": reverse("vehicles:check-vin"),
+                "hx-trigger": "input changed delay:500ms",
+                "hx-target": "#vin-feedback",
+                "hx-swap": "outerHTML",
+                "aria-describedby": "vin-feedback id_vin_helptext",
+            }
+        )
+        credentials = Credential.objects.filter(organization=organization).order_by("name")
+        self.fields["credential"].queryset = credentials
+        self.credential_list = list(credentials)
+        if len(self.credential_list) == 1:
+            self.fields["credential"].initial = self.credential_list[0].pk
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credential_list)
+
+    def clean_vin(self) -> str:
+        vin, warnings = clean_vin_value(self.cleaned_data["vin"])
+        self.vin_warnings = warnings
+        if Vehicle.objects.filter(organization=self.organization, vin=vin).exists():
+            raise forms.ValidationError(f"{vin} is already in your fleet.")
+        return vin
+
+    def clean_brand(self) -> str:
+        try:
+            return parse_brand(self.cleaned_data["brand"])
+        except InvalidValue as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_tags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("tags", ""))
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """ "vans, depot=berlin" -> {"vans": "", "depot": "berlin"} (Vehicle.tags is a JSON object)."""
+    tags: dict[str, str] = {}
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        key = key.strip()[:50]
+        if key:
+            tags[key] = value.strip()[:100]
+    return tags
+
+
+def format_tags(tags: dict | list | None) -> str:
+    if not tags:
+        return ""
+    if isinstance(tags, list):
+        return ", ".join(str(tag) for tag in tags)
+    return ", ".join(f"{key}={value}" if value else str(key) for key, value in tags.items())
