@@ -1,0 +1,297 @@
+"""Import services: preview counts, confirm rules, batch import, idempotency, resume, report."""
+
+from __future__ import annotations
+
+import io
+from unittest import mock
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from clearance.models import Clearance, ClearanceEvent
+from tests.factories import CredentialFactory, VehicleFactory
+from tests.imports.helpers import fleet_csv, make_vin
+from vehicles.imports import services
+from vehicles.models import ImportChunk, ImportJob, Vehicle
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(organization, user, data: bytes, name="fleet.csv", **options) -> ImportJob:
+    job = services.import_job_create(
+        organization=organization,
+        user=user,
+        upload=SimpleUploadedFile(name, data, content_type="text/csv"),
+        **options,
+    )
+    services.import_job_validate(job.pk)  # what the validate task does
+    job.refresh_from_db()
+    return job
+
+
+def run(job: ImportJob, user, *, accept_skipped=False) -> ImportJob:
+    services.import_job_confirm(job, user=user, accept_skipped=accept_skipped)
+    services.import_job_run(job.pk)  # what the import task does
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def queued():
+    """The lifecycle's request task, as queued after each batch commits (no broker needed)."""
+    with mock.patch("clearance.tasks.request_clearances.delay") as delay:
+        yield delay
+
+
+def test_the_file_is_kept_in_the_database_in_chunks(organization, manager_user, settings):
+    data = fleet_csv(30_000)  # ~2 MB
+    job = services.import_job_create(
+        organization=organization, user=manager_user, upload=SimpleUploadedFile("big.csv", data)
+    )
+    assert ImportChunk.objects.filter(job=job).count() == -(-len(data) // services.CHUNK_BYTES) > 1
+    with services.open_job_file(job) as stream:
+        assert stream.read() == data
+    assert job.size == len(data) and len(job.sha256) == 64
+
+
+def test_preview_counts_new_existing_and_errors(organization, manager_user):
+    VehicleFactory(organization=organization, vin=make_vin(0), brand="bmw")
+    data = fleet_csv(5) + b"BAD,bmw,,,,\n" + f"{make_vin(1)},bmw,,,,\n".encode()
+    job = upload(organization, manager_user, data)
+    assert job.status == ImportJob.Status.PREVIEW
+    assert (job.total, job.created, job.updated, job.skipped, job.errors) == (7, 4, 0, 1, 2)
+    assert job.error_sample[0]["row"] == 7 and job.error_sample[0]["column"] == "vin"
+    assert "already appears in row 3" in job.error_sample[1]["message"]
+    assert job.layout["encoding"] == "UTF-8" and job.layout["delimiter"] == "comma"
+    assert Vehicle.objects.filter(organization=organization).count() == 1  # nothing written yet
+
+
+def test_a_broken_file_fails_with_its_message(organization, manager_user):
+    job = upload(organization, manager_user, "vin;brand\nä".encode("latin-1"))
+    assert job.status == ImportJob.Status.FAILED
+    assert "not UTF-8" in job.message
+
+
+def test_errors_need_explicit_confirmation(organization, manager_user, queued):
+    job = upload(organization, manager_user, fleet_csv(3) + b"BAD,bmw,,,,\n")
+    with pytest.raises(services.ImportRejected, match="1 row with errors will be skipped"):
+        services.import_job_confirm(job, user=manager_user, accept_skipped=False)
+    assert Vehicle.objects.count() == 0
+    job = run(job, manager_user, accept_skipped=True)
+    assert job.status == ImportJob.Status.DONE
+    assert (job.created, job.errors, job.processed) == (3, 1, 4)
+    assert job.confirmed_by == manager_user
+
+
+def test_import_creates_vehicles_and_queued_clearances_in_batches(
+    organization, manager_user, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.IMPORT_BATCH_SIZE = 4
+    credential = CredentialFactory(organization=organization)
+    job = upload(organization, manager_user, fleet_csv(10), credential=credential)
+    with pytest.raises(AssertionError):
+        queued.assert_called()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = run(job, manager_user)
+    assert (job.created, job.queued_requests, job.status) == (10, 10, ImportJob.Status.DONE)
+    vehicle = Vehicle.objects.get(vin=make_vin(3))
+    assert (vehicle.brand, vehicle.license_plate, vehicle.nickname) == ("bmw", "B-3", "Van 3")
+    assert vehicle.tags == {"depot": "north"} and vehicle.odometer_km == 21
+    assert set(Clearance.objects.values_list("status", flat=True)) == {"queued"}
+    assert Clearance.objects.filter(credential=credential).count() == 10
+    event = ClearanceEvent.objects.first()
+    assert event.to_status == "queued" and event.actor == manager_user
+    assert ClearanceEvent.objects.count() == 10
+    # the lifecycle's sender is queued once per committed batch (4 + 4 + 2)
+    assert [call.args for call in queued.call_args_list] == [(credential.pk,)] * 3
+
+
+def test_importing_the_same_file_twice_changes_nothing(organization, manager_user, queued):
+    data = fleet_csv(20)
+    run(upload(organization, manager_user, data), manager_user)
+    before = list(Vehicle.objects.order_by("vin").values())
+    second = upload(organization, manager_user, data)
+    assert (second.created, second.updated, second.skipped) == (0, 0, 20)
+    with pytest.raises(services.ImportRejected, match="nothing to import"):
+        services.import_job_confirm(second, user=manager_user, accept_skipped=True)
+    # the same through import_rows directly (what the command does)
+    with io.BytesIO(data) as stream:
+        counts = services.import_rows(stream, organization, credential=None, update_existing=True)
+    assert (counts.created, counts.updated, counts.skipped) == (0, 0, 20)
+    assert list(Vehicle.objects.order_by("vin").values()) == before
+    assert Clearance.objects.count() == 0  # no credential: vehicles are "not requested"
+
+
+def test_update_existing_changes_only_given_cells(organization, manager_user, queued):
+    vin = make_vin(0)
+    VehicleFactory(
+        organization=organization,
+        vin=vin,
+        brand="bmw",
+        nickname="Old",
+        license_plate="KEEP",
+        tags={"a": "1"},
+    )
+    data = f"vin,brand,nickname,license_plate,tags\n{vin},bmw,New,,b=2\n".encode()
+    job = upload(organization, manager_user, data, update_existing=True)
+    assert (job.created, job.updated, job.skipped) == (0, 1, 0)
+    run(job, manager_user)
+    vehicle = Vehicle.objects.get(vin=vin)
+    assert (vehicle.nickname, vehicle.license_plate, vehicle.tags) == (
+        "New",
+        "KEEP",
+        {"a": "1", "b": "2"},
+    )
+    assert not Clearance.objects.exists()  # an update never requests clearance
+
+
+def test_import_without_credential_adds_vehicles_not_requested(organization, manager_user, queued):
+    job = run(upload(organization, manager_user, fleet_csv(3)), manager_user)
+    assert (job.created, job.queued_requests) == (3, 0)
+    assert Vehicle.objects.count() == 3 and not Clearance.objects.exists()
+
+
+def test_existing_vins_are_skipped_without_update(organization, manager_user):
+    vin = make_vin(0)
+    VehicleFactory(organization=organization, vin=vin, brand="bmw", nickname="Old")
+    job = upload(organization, manager_user, f"vin,brand,nickname\n{vin},bmw,New\n".encode())
+    assert (job.created, job.updated, job.skipped) == (0, 0, 1)
+
+
+def test_other_organizations_vins_do_not_count(
+    organization, other_organization, manager_user, queued
+):
+    VehicleFactory(organization=other_organization, vin=make_vin(0), brand="bmw")
+    job = run(upload(organization, manager_user, fleet_csv(1)), manager_user)
+    assert job.created == 1
+    assert Vehicle.objects.filter(vin=make_vin(0)).count() == 2
+
+
+def test_a_redelivered_import_resumes_after_the_last_batch(
+    organization, manager_user, queued, settings
+):
+    settings.IMPORT_BATCH_SIZE = 5
+    job = upload(organization, manager_user, fleet_csv(12))
+    services.import_job_confirm(job, user=manager_user, accept_skipped=False)
+    real = services._write_batch
+    calls = {"n": 0}
+
+    def crash_on_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    with (
+        mock.patch.object(services, "_write_batch", crash_on_second_batch),
+        pytest.raises(RuntimeError),
+    ):
+        services.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert (job.processed, job.created, job.status) == (5, 5, ImportJob.Status.IMPORTING)
+    services.import_job_run(job.pk)  # the redelivered task
+    job.refresh_from_db()
+    assert (job.processed, job.created, job.status) == (12, 12, ImportJob.Status.DONE)
+    assert Vehicle.objects.count() == 12
+    services.import_job_run(job.pk)  # a late duplicate delivery does nothing
+    assert Vehicle.objects.count() == 12
+
+
+def test_cancel_deletes_the_stored_file(organization, manager_user):
+    job = upload(organization, manager_user, fleet_csv(2))
+    services.import_job_cancel(job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.CANCELED and not job.chunks.exists()
+    with pytest.raises(services.ImportRejected):
+        services.import_job_cancel(job)
+
+
+def test_error_report_lists_every_issue_in_file_order(organization, manager_user):
+    lines = ["vin,brand,colour"] + [f"BAD{i},Trabant,red" for i in range(1000)]
+    job = upload(organization, manager_user, "\n".join(lines).encode())
+    assert job.errors == 1000 and len(job.error_sample) == services.ERROR_SAMPLE_SIZE
+    report = list(services.error_report_rows(job))
+    assert report[0] == ["row", "column", "level", "message", "vin"]
+    assert report[1][:3] == ["1", "colour", "warning"]
+    errors = [r for r in report[2:] if r[2] == "error"]
+    assert len(errors) == 2000
+    assert errors[-1][:2] == ["1001", "brand"]
+
+
+def test_size_cap(organization, manager_user, settings):
+    settings.IMPORT_MAX_UPLOAD_MB = 1
+    with pytest.raises(services.ImportRejected, match="the limit is 1 MB"):
+        services.import_job_create(
+            organization=organization,
+            user=manager_user,
+            upload=SimpleUploadedFile("big.csv", b"x" * (1024 * 1024 + 1)),
+        )
+    assert not ImportJob.objects.exists()
+
+
+def test_eligibility_check_of_new_vins(organization, manager_user, settings):
+    settings.IMPORT_ELIGIBILITY_CHECK_LIMIT = 3
+    credential = CredentialFactory(organization=organization)
+    client = mock.Mock()
+    client.check_eligibility.side_effect = lambda vin, brand: mock.Mock(eligible=vin != make_vin(1))
+    with mock.patch("clearance.connect.hm_client_for", return_value=client):
+        job = upload(
+            organization,
+            manager_user,
+            fleet_csv(5),
+            credential=credential,
+            check_eligibility=True,
+        )
+    assert job.eligibility["checked"] == 3 and job.eligibility["eligible"] == 2
+    assert job.eligibility["not_eligible"] == [
+        {"row": 3, "vin": make_vin(1), "reason": "Not eligible"}
+    ]
+
+
+def test_files_of_old_finished_imports_are_pruned(organization, manager_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = upload(organization, manager_user, fleet_csv(2))
+    services.import_job_cancel(old)
+    done = upload(organization, manager_user, fleet_csv(2))
+    ImportJob.objects.filter(pk=done.pk).update(
+        status=ImportJob.Status.DONE, finished_at=timezone.now() - timedelta(days=31)
+    )
+    recent = upload(organization, manager_user, fleet_csv(3))  # uploading prunes
+    assert not services.job_file_kept(done)
+    assert services.job_file_kept(recent)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "The file is empty"),
+        (b"vin,brand\r\n", "header row but no vehicles"),
+        (bytes(range(256)) * 8, "binary data"),
+        (b"PK\x03\x04" + bytes(500), "Excel workbook"),
+        ("vin;brand\n1M8GDM9AXKP042788;Citroën\n".encode("latin-1"), "not UTF-8"),
+        (b"vin,brand," + b"x," * 500_000, "longer than 64 KB"),
+    ],
+    ids=["empty", "header-only", "binary", "xlsx", "latin-1", "1mb-line"],
+)
+def test_corpus_of_unusable_files_fails_the_job_with_a_message(
+    organization, manager_user, data, message
+):
+    job = upload(organization, manager_user, data)
+    assert job.status == ImportJob.Status.FAILED
+    assert message in job.message
+
+
+def test_corpus_of_odd_but_usable_files_reaches_the_preview(organization, manager_user):
+    quoted = (
+        'VIN;Make;Nickname;Tags\r\n1M8GDM9AXKP042788;VW;"Van; with\r\nnewline";"a=1;b=2"\r\n'
+        'WBADT43452G296403;Mercedes;"=HYPERLINK(""x"")";\r\n'
+    ).encode("utf-16")
+    job = upload(organization, manager_user, quoted)
+    assert (job.status, job.total, job.created, job.errors) == ("preview", 2, 2, 0)
+    assert job.warnings >= 1  # the formula-like nickname
+    bad = "\n".join(["vin,brand"] + [f"BAD{i},Trabant" for i in range(1000)]).encode()
+    job = upload(organization, manager_user, bad)
+    assert (job.status, job.total, job.created, job.errors) == ("preview", 1000, 0, 1000)

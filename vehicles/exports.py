@@ -1,0 +1,88 @@
+"""CSV export of the fleet, streamed and safe to open in a spreadsheet.
+
+A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return could be run as a
+formula by Excel/LibreOffice (CSV injection); such cells get a leading apostrophe. The import
+removes that apostrophe again, so an exported file imports back unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from datetime import UTC
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+
+EXPORT_COLUMNS = (
+    "vin",
+    "brand",
+    "license_plate",
+    "nickname",
+    "tags",
+    "status",
+    "status_changed_at",
+)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+class _Echo:
+    """A file-like object whose write() returns the line, for csv.writer in a generator."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[Iterable[Any]], *, bom: bool = True) -> Iterator[str]:
+    """Encode rows as CSV text lines (CRLF), every cell made formula-safe."""
+    writer = csv.writer(_Echo())
+    if bom:
+        yield "\ufeff"  # lets Excel recognise UTF-8
+    for row in rows:
+        yield writer.writerow([safe_cell(cell) for cell in row])
+
+
+def vehicle_rows(queryset: QuerySet) -> Iterator[list[Any]]:
+    """Header + one row per vehicle; reads in chunks, so memory stays flat for large fleets."""
+    from vehicles.imports.rows import format_tags
+
+    yield list(EXPORT_COLUMNS)
+    queryset = queryset.select_related("clearance")
+    for vehicle in queryset.iterator(chunk_size=2000):
+        clearance = getattr(vehicle, "clearance", None) if _has_clearance(vehicle) else None
+        changed = clearance.status_changed_at if clearance else None
+        yield [
+            vehicle.vin,
+            vehicle.brand,
+            vehicle.license_plate,
+            vehicle.nickname,
+            format_tags(vehicle.tags),
+            clearance.status if clearance else "",
+            changed.astimezone(UTC).isoformat().replace("+00:00", "Z") if changed else "",
+        ]
+
+
+def _has_clearance(vehicle: Any) -> bool:
+    try:
+        vehicle.clearance  # noqa: B018 - select_related already fetched it
+    except Exception:
+        return False
+    return True
+
+
+def csv_response(rows: Iterable[Iterable[Any]], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def fleet_export_response(queryset: QuerySet, filename: str = "fleet.csv") -> StreamingHttpResponse:
+    return csv_response(vehicle_rows(queryset), filename)

@@ -1,0 +1,393 @@
+"""Streaming reader for fleet CSV files (pure Python, no Django).
+
+``open_fleet_csv(binary_stream)`` detects the encoding, the delimiter and the header, then
+``FleetCsv.rows()`` yields one ``RawRow`` at a time, so memory stays flat whatever the file size.
+Problems that make the whole file unusable raise ``CsvFileError`` with a message for the user;
+problems of a single row are reported on that row and reading goes on.
+
+Row numbers are the ones a spreadsheet shows: the header is usually row 1, blank lines count,
+and a quoted cell spanning several lines is still one row.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+COLUMNS = ("vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
+REQUIRED_COLUMNS = ("vin", "brand")
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+MAX_LINE_CHARS = 64 * 1024
+SNIFF_BYTES = 64 * 1024
+
+# Header spellings (compacted: lower-case letters and digits only) -> canonical column.
+HEADER_ALIASES: dict[str, str] = {
+    **{name.replace("_", ""): name for name in COLUMNS},
+    "vehicleidentificationnumber": "vin",
+    "vinnumber": "vin",
+    "vincode": "vin",
+    "chassisnumber": "vin",
+    "fin": "vin",  # German "Fahrzeug-Identifizierungsnummer"
+    "make": "brand",
+    "manufacturer": "brand",
+    "oem": "brand",
+    "marque": "brand",
+    "carmaker": "brand",
+    "marke": "brand",
+    "licenceplate": "license_plate",
+    "plate": "license_plate",
+    "plates": "license_plate",
+    "platenumber": "license_plate",
+    "licenseplatenumber": "license_plate",
+    "licenceplatenumber": "license_plate",
+    "numberplate": "license_plate",
+    "registration": "license_plate",
+    "registrationnumber": "license_plate",
+    "registrationplate": "license_plate",
+    "reg": "license_plate",
+    "regno": "license_plate",
+    "kennzeichen": "license_plate",
+    "name": "nickname",
+    "nick": "nickname",
+    "vehiclename": "nickname",
+    "alias": "nickname",
+    "label": "nickname",
+    "tag": "tags",
+    "labels": "tags",
+    "odometer": "odometer_km",
+    "odometerkm": "odometer_km",
+    "mileage": "odometer_km",
+    "mileagekm": "odometer_km",
+    "km": "odometer_km",
+    "kilometres": "odometer_km",
+    "kilometers": "odometer_km",
+    "kmstand": "odometer_km",
+}
+
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "an Excel workbook or another zip file"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) workbook"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+)
+EMPTY_FILE = (
+    "The file is empty. Upload a CSV with a header row (vin, brand, …) and one vehicle per row."
+)
+NO_ROWS = "The file has a header row but no vehicles. Add one vehicle per row below the header."
+SAVE_AS_HINT = (
+    "Save it from your spreadsheet as “CSV UTF-8 (comma delimited)” (Excel) or as CSV with "
+    "character set “Unicode (UTF-8)” (LibreOffice, Numbers, Google Sheets) and upload it again."
+)
+
+
+class CsvFileError(Exception):
+    """The file as a whole cannot be used; ``str(exc)`` is the message for the user."""
+
+    def __init__(self, message: str, *, row: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.row = row
+
+
+@dataclass(frozen=True, slots=True)
+class CsvLayout:
+    """What was detected about the file."""
+
+    encoding: str  # Python codec name used to decode
+    encoding_label: str  # for people: "UTF-8", "UTF-8 with BOM", "UTF-16"
+    delimiter: str
+    header_row: int
+    columns: dict[str, int]  # canonical column -> cell index
+    labels: dict[str, str]  # canonical column -> the header as written in the file
+    unknown_columns: tuple[str, ...]
+    header_width: int
+
+    @property
+    def delimiter_name(self) -> str:
+        return DELIMITER_NAMES[self.delimiter]
+
+    def label(self, column: str) -> str:
+        return self.labels.get(column, column)
+
+
+@dataclass(slots=True)
+class RawRow:
+    """One data row: stripped text per known column ('' when absent) and row-level problems."""
+
+    row: int
+    values: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+
+
+def open_fleet_csv(stream: BinaryIO, *, max_line_chars: int = MAX_LINE_CHARS) -> FleetCsv:
+    """Detect encoding, delimiter and header of ``stream`` (binary); raise ``CsvFileError``."""
+    head = _read_head(stream)
+    encoding, label = _detect_encoding(head)
+    binary = _Prefixed(head, stream)
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")  # type: ignore[arg-type]
+    return FleetCsv(text, encoding=encoding, encoding_label=label, max_line_chars=max_line_chars)
+
+
+class FleetCsv:
+    """An opened fleet CSV: ``layout`` is known, ``rows()`` streams the data rows once."""
+
+    def __init__(
+        self, text: io.TextIOBase, *, encoding: str, encoding_label: str, max_line_chars: int
+    ) -> None:
+        self._text = text
+        self._max_line_chars = max_line_chars
+        self._record = 0  # spreadsheet row of the last record read
+        self.data_rows = 0
+        lines = self._lines()
+        header_row, header_line, delimiter, cells = self._find_header(lines)
+        self._reader = csv.reader(
+            itertools.chain([header_line], lines), delimiter=delimiter, strict=True
+        )
+        try:
+            next(self._reader)  # the header again, now through the same reader as the data
+        except csv.Error as exc:
+            raise CsvFileError(
+                f"Row {header_row} (the header): {_csv_error_message(exc)}"
+            ) from None
+        self.layout = _build_layout(cells, encoding, encoding_label, delimiter, header_row)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _lines(self) -> Iterator[str]:
+        limit = self._max_line_chars
+        while True:
+            try:
+                line = self._text.readline(limit + 1)
+            except UnicodeDecodeError as exc:
+                raise CsvFileError(
+                    _decode_error_message(exc, self._record + 1), row=self._record + 1
+                ) from None
+            if not line:
+                return
+            if len(line) > limit and not line.endswith(("\n", "\r")):
+                row = self._record + 1
+                raise CsvFileError(
+                    f"Row {row} is longer than {limit // 1024} KB without a line break, so this "
+                    "does not look like a fleet list (one vehicle per line). Check that the file "
+                    "is a CSV export.",
+                    row=row,
+                )
+            yield line
+
+    def _find_header(self, lines: Iterator[str]) -> tuple[int, str, str, list[str]]:
+        for line in lines:
+            self._record += 1
+            if not line.strip(" \t\r\n,;"):
+                continue
+            delimiter, cells = _detect_delimiter(line)
+            return self._record, line, delimiter, cells
+        raise CsvFileError(EMPTY_FILE)
+
+    def rows(self) -> Iterator[RawRow]:
+        """Yield data rows one at a time; raises ``CsvFileError`` when the file breaks mid-way."""
+        columns = self.layout.columns
+        width = self.layout.header_width
+        while True:
+            row = self._record + 1
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # one broken record; the reader resumes on the next line
+                self._record = row
+                self.data_rows += 1
+                yield RawRow(
+                    row=row, values=dict.fromkeys(COLUMNS, ""), problems=[_csv_error_message(exc)]
+                )
+                continue
+            self._record = row
+            if not any(cell.strip() for cell in cells):
+                continue  # blank line (or only delimiters, as spreadsheets export empty rows)
+            self.data_rows += 1
+            values = dict.fromkeys(COLUMNS, "")
+            for name, index in columns.items():
+                if index < len(cells):
+                    values[name] = cells[index].strip()
+            problems = []
+            if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+                problems.append(
+                    f"This row has {len(cells)} cells but the header has {width}; a value "
+                    f"containing a {self.layout.delimiter_name} probably needs quotes around it."
+                )
+            yield RawRow(row=row, values=values, problems=problems)
+        if self.data_rows == 0:
+            raise CsvFileError(NO_ROWS)
+
+
+def _read_head(stream: BinaryIO) -> bytes:
+    head = b""
+    while len(head) < SNIFF_BYTES:
+        chunk = stream.read(SNIFF_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _detect_encoding(head: bytes) -> tuple[str, str]:
+    if not head.strip():
+        raise CsvFileError(EMPTY_FILE)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise CsvFileError(f"The file is encoded as UTF-32, which is not supported. {SAVE_AS_HINT}")
+    if head.startswith(codecs.BOM_UTF8):
+        encoding, label = "utf-8-sig", "UTF-8 with BOM"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, label = "utf-16", "UTF-16"
+    else:
+        for signature, what in _BINARY_SIGNATURES:
+            if head.startswith(signature):
+                raise CsvFileError(f"This is {what}, not a CSV file. {SAVE_AS_HINT}")
+        if b"\x00" in head:
+            raise CsvFileError(
+                "The file contains binary data (or UTF-16 text without a byte-order mark), "
+                f"so it cannot be read as CSV. {SAVE_AS_HINT}"
+            )
+        encoding, label = "utf-8", "UTF-8"
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    try:
+        sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)  # whole file already read
+    except UnicodeDecodeError as exc:
+        raise CsvFileError(_decode_error_message(exc, None)) from None
+    controls = sum(
+        1 for char in sample if unicodedata.category(char) == "Cc" and char not in "\r\n\t"
+    )
+    if controls > max(8, len(sample) // 100):
+        raise CsvFileError(
+            f"The file contains binary data, so it cannot be read as CSV. {SAVE_AS_HINT}"
+        )
+    return encoding, label
+
+
+def _decode_error_message(exc: UnicodeDecodeError, row: int | None) -> str:
+    where = f" (at row {row})" if row else ""
+    if exc.encoding.replace("_", "-").lower().startswith("utf-8"):
+        return (
+            f"The file is not UTF-8 encoded{where}; it looks like Latin-1 / Windows-1252, "
+            f"the default of older Excel versions, or another encoding. {SAVE_AS_HINT}"
+        )
+    return f"The file could not be decoded as {exc.encoding.upper()}{where}. {SAVE_AS_HINT}"
+
+
+def _compact_header(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    return re.sub(r"[^a-z0-9]", "", decomposed)
+
+
+def _detect_delimiter(line: str) -> tuple[str, list[str]]:
+    best: tuple[int, int, str, list[str]] | None = None
+    for index, delimiter in enumerate(DELIMITERS):
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            continue
+        known = sum(1 for cell in cells if _compact_header(cell) in HEADER_ALIASES)
+        score = (known, len(cells), -index)
+        if best is None or score > best[:3]:  # type: ignore[operator]
+            best = (known, len(cells), -index, cells)  # type: ignore[assignment]
+    assert best is not None
+    known, _count, negative_index, cells = best
+    return DELIMITERS[-negative_index], cells
+
+
+def _build_layout(
+    cells: list[str], encoding: str, label: str, delimiter: str, header_row: int
+) -> CsvLayout:
+    columns: dict[str, int] = {}
+    labels: dict[str, str] = {}
+    unknown: list[str] = []
+    for index, raw in enumerate(cells):
+        header = raw.strip().lstrip("\ufeff")
+        if not header:
+            continue
+        name = HEADER_ALIASES.get(_compact_header(header))
+        if name is None:
+            unknown.append(header[:60])
+        elif name in columns:
+            raise CsvFileError(
+                f"The columns “{labels[name]}” and “{header[:60]}” both mean {name}; "
+                "keep only one of them.",
+                row=header_row,
+            )
+        else:
+            columns[name] = index
+            labels[name] = header[:60]
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        found = (
+            ", ".join(f"“{cell.strip()[:40]}”" for cell in cells[:12] if cell.strip()) or "nothing"
+        )
+        raise CsvFileError(
+            f"Row {header_row} should be the header naming the columns; the required column"
+            f"{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} missing (found {found}). "
+            "Required: vin, brand; optional: license_plate, nickname, tags, odometer_km.",
+            row=header_row,
+        )
+    return CsvLayout(
+        encoding=encoding,
+        encoding_label=label,
+        delimiter=delimiter,
+        header_row=header_row,
+        columns=columns,
+        labels=labels,
+        unknown_columns=tuple(unknown),
+        header_width=len(cells),
+    )
+
+
+def _csv_error_message(exc: csv.Error) -> str:
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return (
+            "A quotation mark opened in this row is never closed, so the rest of the file "
+            "was read as one cell."
+        )
+    if "field larger than field limit" in text:
+        return (
+            "A cell in this row is larger than 128 KB, probably because a quotation mark "
+            "is never closed."
+        )
+    if "expected after" in text:
+        return (
+            "A quotation mark in this row is misplaced: a quoted cell must end right before "
+            "the delimiter."
+        )
+    return f"This row is not valid CSV ({text})."
+
+
+class _Prefixed(io.RawIOBase):
+    """Read-only binary stream: the sniffed ``head``, then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._stream.read(len(buffer))
+        if not data:
+            return 0
+        buffer[: len(data)] = data
+        return len(data)

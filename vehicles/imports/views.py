@@ -1,0 +1,126 @@
+"""Import pages: upload -> job page (progress, preview, confirm, summary), error report, export."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from organizations.access import current_organization, get_object_for_user, require_role, scoped
+from organizations.models import Role
+from vehicles.exports import csv_response, fleet_export_response
+from vehicles.imports import services
+from vehicles.imports.forms import ConfirmForm, UploadForm
+from vehicles.models import ImportJob
+
+JOB_TEMPLATE = "imports/job.html"
+
+
+def _credentials(request: HttpRequest) -> list:
+    from clearance.models import Credential
+
+    return list(scoped(request, Credential).order_by("name"))
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    membership = require_role(request, Role.MANAGER)
+    posted = request.method == "POST"
+    form = UploadForm(
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        credentials=_credentials(request),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.import_job_create(
+                organization=membership.organization,
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                update_existing=form.cleaned_data["update_existing"],
+                check_eligibility=form.cleaned_data["check_eligibility"],
+                credential=form.cleaned_data["credential"],
+            )
+        except services.ImportRejected as exc:
+            form.add_error("file", str(exc))
+        else:
+            return redirect("imports:job", public_id=job.public_id)
+    recent = scoped(request, ImportJob).select_related("created_by")[:10]
+    context = {"form": form, "recent": recent, "max_mb": settings.IMPORT_MAX_UPLOAD_MB}
+    return render(request, "imports/upload.html", context)
+
+
+def _job(request: HttpRequest, public_id, *, role: str | None = None) -> ImportJob:
+    return get_object_for_user(request, ImportJob, role=role, public_id=public_id)
+
+
+@require_GET
+def job(request: HttpRequest, public_id) -> HttpResponse:
+    job = _job(request, public_id)
+    context = {"job": job, "confirm_form": ConfirmForm()}
+    if request.htmx:
+        return _status(request, job, context)
+    return render(request, JOB_TEMPLATE, context)
+
+
+@require_GET
+def job_status(request: HttpRequest, public_id) -> HttpResponse:
+    job = _job(request, public_id)
+    return _status(request, job, {"job": job, "confirm_form": ConfirmForm()})
+
+
+def _status(request: HttpRequest, job: ImportJob, context: dict) -> HttpResponse:
+    response = render(request, f"{JOB_TEMPLATE}#job-status", context)
+    if job.is_running:
+        return response
+    # The job has ended: send the final state and tell htmx to stop polling (status 286).
+    return HttpResponseStopPolling(response.content)
+
+
+@require_POST
+def confirm(request: HttpRequest, public_id) -> HttpResponse:
+    job = _job(request, public_id, role=Role.MANAGER)
+    form = ConfirmForm(request.POST)
+    form.is_valid()
+    try:
+        services.import_job_confirm(
+            job, user=request.user, accept_skipped=form.cleaned_data.get("accept_skipped", False)
+        )
+    except services.ImportRejected as exc:
+        messages.error(request, str(exc))
+    return redirect("imports:job", public_id=job.public_id)
+
+
+@require_POST
+def cancel(request: HttpRequest, public_id) -> HttpResponse:
+    job = _job(request, public_id, role=Role.MANAGER)
+    try:
+        services.import_job_cancel(job)
+    except services.ImportRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The import was canceled; nothing was changed.")
+    return redirect("imports:upload")
+
+
+@require_GET
+def error_report(request: HttpRequest, public_id) -> HttpResponse:
+    job = _job(request, public_id)
+    if not services.job_file_kept(job):
+        messages.error(request, "The file of this import is no longer kept.")
+        return redirect("imports:job", public_id=job.public_id)
+    name = (job.original_name or "import").rsplit(".", 1)[0][:60]
+    return csv_response(services.error_report_rows(job), f"{name}-errors.csv")
+
+
+@require_GET
+def export(request: HttpRequest) -> HttpResponse:
+    """The fleet as CSV, with the same filters (GET parameters) as the fleet list."""
+    organization = current_organization(request)
+    from vehicles.selectors import filter_fleet
+
+    queryset = filter_fleet(organization, request.GET)
+    return fleet_export_response(queryset, filename=f"{organization.slug}-fleet.csv")

@@ -1,0 +1,119 @@
+"""Import vehicles from a CSV file on the terminal, with the same validation as the web import.
+
+Exit status: 1 when the file cannot be read, or when it has row errors under --dry-run; 0 otherwise.
+Without --dry-run the valid rows are imported and the rows with errors are listed and skipped.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from vehicles.imports import services
+from vehicles.imports.parse import CsvFileError
+
+SHOW_ERRORS = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Import vehicles from a CSV file (vin, brand, license_plate, nickname, tags, odometer_km)."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("file", help="Path of the CSV file ('-' reads standard input).")
+        parser.add_argument("--org", required=True, help="Slug of the organization.")
+        parser.add_argument(
+            "--credential", help="Name of the HM application that requests the clearances."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only validate and show what would change."
+        )
+        parser.add_argument(
+            "--update-existing",
+            action="store_true",
+            help="Update vehicles already in the fleet instead of skipping them.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from organizations.models import Organization
+
+        organization = Organization.objects.filter(slug=options["org"]).first()
+        if organization is None:
+            raise CommandError(f"No organization with the slug “{options['org']}”.")
+        credential = self._credential(organization, options.get("credential"))
+        update = options["update_existing"]
+        started = time.monotonic()
+        try:
+            with self._open(options["file"]) as stream:
+                layout, counts, sample = services.plan_file(
+                    stream, organization, update_existing=update
+                )
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc.strerror or exc}") from None
+        except CsvFileError as exc:
+            raise CommandError(exc.message) from None
+        self._report_plan(layout, counts, sample)
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing was changed.")
+            if counts.errors:
+                raise CommandError(f"{counts.errors} row(s) have errors.", returncode=1)
+            return
+        if not (counts.created or counts.updated):
+            self.stdout.write(self.style.SUCCESS("Nothing to import: no new or changed vehicles."))
+            return
+        with self._open(options["file"]) as stream:
+            done = services.import_rows(
+                stream,
+                organization,
+                credential=credential,
+                update_existing=update,
+            )
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Imported: {done.created} added, {done.updated} updated, {done.skipped} skipped, "
+                f"{done.errors} row(s) with errors not imported, {done.queued_requests} clearance "
+                f"request(s) queued ({elapsed:.1f} s)."
+            )
+        )
+        if credential is None and done.created:
+            self.stdout.write("No --credential given: the new vehicles stay queued.")
+
+    def _open(self, path: str) -> Any:
+        if path == "-":
+            return open(sys.stdin.fileno(), "rb", closefd=False)
+        return open(path, "rb")
+
+    def _credential(self, organization: Any, name: str | None) -> Any:
+        from clearance.models import Credential
+
+        credentials = Credential.objects.filter(organization=organization)
+        if name:
+            credential = credentials.filter(name=name).first()
+            if credential is None:
+                names = ", ".join(credentials.values_list("name", flat=True)) or "none"
+                raise CommandError(f"No HM application named “{name}” (available: {names}).")
+            return credential
+        only = list(credentials[:2])
+        return only[0] if len(only) == 1 else None
+
+    def _report_plan(self, layout: Any, counts: services.Counts, sample: list[dict]) -> None:
+        out = self.stdout
+        out.write(
+            f"{counts.total} row(s) read ({layout.encoding_label}, {layout.delimiter_name} separated)."
+        )
+        if layout.unknown_columns:
+            out.write(f"Ignored column(s): {', '.join(layout.unknown_columns)}.")
+        out.write(
+            f"New: {counts.created} · to update: {counts.updated} · already in the fleet, skipped: "
+            f"{counts.skipped} · rows with errors: {counts.errors} · warnings: {counts.warnings}"
+        )
+        for issue in sample[:SHOW_ERRORS]:
+            column = f", {issue['column']}" if issue["column"] else ""
+            out.write(self.style.ERROR(f"  Row {issue['row']}{column}: {issue['message']}"))
+        if counts.errors > SHOW_ERRORS:
+            out.write(f"  … and more; {counts.errors} row(s) with errors in total.")
