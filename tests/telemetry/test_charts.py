@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+from vehicles.telemetry.charts import Series, line_chart, sparkline
+
+T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # well-formed XML or it raises
+
+
+def test_line_chart_is_valid_svg_without_inline_styles() -> None:
+    points = [(T0 + timedelta(minutes=i), 100.0 + i) for i in range(5)]
+    svg = line_chart([Series("Odometer", points)], title="Odometer", unit="km")
+    root = parse(svg)
+    assert root.tag.endswith("svg")
+    assert "style=" not in svg
+    assert "<script" not in svg
+    paths = [el for el in root.iter() if el.tag.endswith("path")]
+    assert len(paths) == 1
+    assert paths[0].get("d").startswith("M")
+    assert paths[0].get("d").count("L") == 4
+
+
+def test_it_escapes_text() -> None:
+    svg = line_chart(
+        [Series('<b>"x"</b>', [(T0, 1.0), (T0 + timedelta(minutes=1), 2.0)], css_class='a"b')],
+        title="<script>alert(1)</script>",
+    )
+    parse(svg)
+    assert "<script>" not in svg
+    assert "&lt;script&gt;" in svg
+
+
+def test_gaps_break_the_line() -> None:
+    points = [(T0, 1.0), (T0 + timedelta(minutes=1), None), (T0 + timedelta(minutes=2), 3.0)]
+    svg = line_chart([Series("s", points)], title="t")
+    d = next(el for el in parse(svg).iter() if el.tag.endswith("path")).get("d")
+    assert d.count("M") == 2
+
+
+def test_empty_chart_says_so() -> None:
+    svg = line_chart([Series("s", [])], title="Speed")
+    parse(svg)
+    assert "No data yet" in svg
+
+
+def test_two_series_get_a_legend() -> None:
+    svg = line_chart(
+        [
+            Series("Fuel", [(T0, 0.5)], "chart-fuel"),
+            Series("Battery", [(T0, 0.7)], "chart-battery"),
+        ],
+        title="Energy",
+        y_min=0,
+        y_max=1,
+    )
+    root = parse(svg)
+    legend = [el.text for el in root.iter() if (el.get("class") or "").startswith("chart-legend")]
+    assert legend == ["Fuel", "Battery"]
+
+
+def test_higher_values_are_drawn_higher() -> None:
+    svg = line_chart([Series("s", [(T0, 0.0), (T0 + timedelta(hours=1), 10.0)])], title="t")
+    d = next(el for el in parse(svg).iter() if el.tag.endswith("path")).get("d")
+    (x1, y1), (x2, y2) = [
+        tuple(map(float, seg.split())) for seg in re.findall(r"[ML]([\d. -]+)", d)
+    ]
+    assert x2 > x1 and y2 < y1
+
+
+def test_sparkline() -> None:
+    svg = sparkline([1, 2, None, 4], label="Fuel <%>")
+    parse(svg)
+    assert "style=" not in svg and "&lt;%&gt;" in svg
+    assert parse(sparkline([], label="x")) is not None
+
+
+def test_a_series_without_data_gets_no_legend() -> None:
+    svg = line_chart(
+        [
+            Series("Fuel", [(T0, 50.0)], "chart-fuel"),
+            Series("Battery", [(T0, None)], "chart-battery"),
+        ],
+        title="Energy",
+    )
+    legend = [el.text for el in parse(svg).iter() if "chart-legend" in (el.get("class") or "")]
+    assert legend == ["Fuel"]

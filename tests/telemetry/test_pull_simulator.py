@@ -1,0 +1,63 @@
+"""Pull over real HTTP: our HM client (clearance.connect) against the simulator on a live server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from simulator import clock
+from simulator import services as sim
+from tests.factories import ClearanceFactory, CredentialFactory
+from vehicles.models import TelemetrySnapshot
+from vehicles.telemetry import services
+
+VIN = "2HM00000000000004"
+
+
+@pytest.fixture
+def simulated(transactional_db, live_server, settings, organization):
+    settings.HM_SIMULATOR_BASE_URL = f"{live_server.url}/simulator"
+    clock.reset()
+    app, secrets = sim.create_app("Telemetry test app", approval_delay_seconds=5)
+    credential = CredentialFactory(
+        organization=organization,
+        environment="simulator",
+        client_id=secrets.client_id,
+        client_secret=secrets.client_secret,
+        app_id=secrets.app_id,
+    )
+    clearance = ClearanceFactory(
+        vehicle__organization=organization,
+        vehicle__vin=VIN,
+        credential=credential,
+        status="approved",
+    )
+    yield app, clearance
+    clock.reset()
+
+
+def test_pull_stores_the_simulators_moving_vehicle(simulated):
+    app, clearance = simulated
+    sim.request_clearances(app, [{"vin": VIN, "brand": "sandbox"}])
+    clock.advance(timedelta(seconds=30))  # approved after 5 s
+    first = services.pull_vehicle(clearance.vehicle_id)
+    assert first.ok, first.message
+    # Twenty minutes later for everyone (our clock and the simulator's).
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=20), tick=True):
+        second = services.pull_vehicle(clearance.vehicle_id)
+    assert second.ok, second.message
+    a, b = TelemetrySnapshot.objects.filter(vehicle=clearance.vehicle).order_by("captured_at")
+    gap = b.captured_at - a.captured_at  # HM's (simulated) timestamps, not our receive times
+    assert timedelta(minutes=19) < gap < timedelta(minutes=21)
+    assert a.odometer_km is not None and b.odometer_km >= a.odometer_km
+    assert a.latitude is not None and a.fields_meta["odometer_km"]["timestamp"]
+
+
+def test_pull_without_consent_is_explained(simulated):
+    _app, clearance = simulated  # never requested at the simulator: HM answers 403
+    outcome = services.pull_vehicle(clearance.vehicle_id)
+    assert not outcome.ok
+    assert "no active consent" in outcome.message.lower()
+    assert not TelemetrySnapshot.objects.exists()

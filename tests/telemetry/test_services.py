@@ -1,0 +1,290 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+
+from clearance.hm import errors as hm
+from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
+from vehicles.models import TelemetrySnapshot
+from vehicles.telemetry import services
+from vehicles.telemetry.mqtt import PermanentMessageError
+from vehicles.telemetry.parse import parse_rest
+
+SAMPLES = Path(__file__).parent / "samples"
+NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
+
+
+def sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def stream_message(
+    vin: str, message_id: str = "M1", app_id: str = "48aa1779-91c2-468e-97e9-ab112efd53b9"
+) -> bytes:
+    envelope = sample("mqtt_v2.json")
+    envelope.update(vin=vin, message_id=message_id, application_id=app_id)
+    return json.dumps(envelope).encode()
+
+
+@pytest.fixture
+def vehicle(organization):
+    return VehicleFactory(organization=organization, vin="1HMD3W5DA8C7Y5DNA")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_it_stores_normalised_columns_and_raw_data(vehicle):
+    snap = services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    snap.refresh_from_db()
+    assert snap.captured_at == datetime(2026, 11, 21, 10, 0, 7, tzinfo=UTC)  # HM's newest time
+    assert snap.received_at == NOW
+    assert snap.odometer_km == pytest.approx(12345.6)
+    assert snap.fuel_level == pytest.approx(0.42)
+    assert snap.battery_level == pytest.approx(0.81)
+    assert (snap.latitude, snap.longitude) == (52.52, 13.4)
+    assert snap.doors_locked is False
+    assert snap.charging_state == "charging"
+    assert snap.data["diagnostics"]["tire_pressures"][0]["data"]["location"] == "front_left"
+    assert snap.fields_meta["fuel_level"]["timestamp"] == "2026-11-21T10:00:05+00:00"
+    vehicle.refresh_from_db()
+    assert vehicle.last_seen_at == snap.captured_at
+
+
+@time_machine.travel(NOW, tick=False)
+def test_last_seen_only_moves_forward(vehicle):
+    services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    older = parse_rest(
+        {
+            "diagnostics": {
+                "odometer": {
+                    "data": {"value": 1, "unit": "kilometers"},
+                    "timestamp": "2026-11-20T00:00:00Z",
+                }
+            }
+        }
+    )
+    services.record_snapshot(vehicle, older, source="pull")
+    vehicle.refresh_from_db()
+    assert vehicle.last_seen_at == datetime(2026, 11, 21, 10, 0, 7, tzinfo=UTC)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_future_hm_timestamp_is_not_trusted(vehicle):
+    future = parse_rest(
+        {
+            "diagnostics": {
+                "odometer": {
+                    "data": {"value": 1, "unit": "kilometers"},
+                    "timestamp": "2027-01-01T00:00:00Z",
+                }
+            }
+        }
+    )
+    snap = services.record_snapshot(vehicle, future, source="pull")
+    assert snap.captured_at == NOW
+
+
+def test_stream_messages_are_deduplicated_by_message_id(vehicle, organization):
+    credential = CredentialFactory(organization=organization)
+    first = services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
+    again = services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
+    other = services.ingest_stream_message(stream_message(vehicle.vin, "M2"), credential=credential)
+    assert first is not None and other is not None
+    assert again is None
+    assert TelemetrySnapshot.objects.filter(vehicle=vehicle).count() == 2
+    assert first.source == "stream" and first.message_id == "M1"
+
+
+def test_stream_rejects_vehicles_of_other_organizations(vehicle, other_organization):
+    credential = CredentialFactory(organization=other_organization)
+    with pytest.raises(PermanentMessageError, match="not in this organization"):
+        services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
+    assert not TelemetrySnapshot.objects.exists()
+
+
+def test_stream_rejects_other_applications_and_garbage(vehicle, organization):
+    credential = CredentialFactory(
+        organization=organization, app_id="11111111-2222-3333-4444-555555555555"
+    )
+    with pytest.raises(PermanentMessageError, match="another application"):
+        services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
+    with pytest.raises(PermanentMessageError):
+        services.ingest_stream_message(b"{not json", credential=credential)
+    with pytest.raises(PermanentMessageError, match="message_id"):
+        services.ingest_stream_message(
+            json.dumps({"vin": vehicle.vin, "data": {}}).encode(), credential=credential
+        )
+
+
+def test_prune_deletes_old_history_in_batches(vehicle, settings):
+    settings.TELEMETRY_RETENTION_DAYS = 30
+    now = datetime.now(UTC)
+    TelemetrySnapshot.objects.bulk_create(
+        [
+            TelemetrySnapshot(
+                vehicle=vehicle, captured_at=now - timedelta(days=31 + i), source="pull", data={}
+            )
+            for i in range(7)
+        ]
+        + [
+            TelemetrySnapshot(
+                vehicle=vehicle, captured_at=now - timedelta(days=29), source="pull", data={}
+            )
+        ]
+    )
+    assert services.prune_snapshots(batch_size=3) == 7
+    assert TelemetrySnapshot.objects.count() == 1
+
+
+# ---- pulling ------------------------------------------------------------------------------------
+
+
+class FakeClient:
+    def __init__(self, answer):
+        self.answer = answer
+        self.calls: list[str] = []
+        self.closed = False
+
+    def get_vehicle_data(self, vin):
+        self.calls.append(vin)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def approved(organization):
+    return ClearanceFactory(
+        vehicle__organization=organization, vehicle__vin="1HMD3W5DA8C7Y5DNA", status="approved"
+    )
+
+
+def use_client(monkeypatch, answer) -> FakeClient:
+    client = FakeClient(answer)
+    monkeypatch.setattr(services, "_client_for", lambda credential: client)
+    return client
+
+
+def test_pull_stores_a_snapshot(approved, monkeypatch):
+    client = use_client(monkeypatch, sample("rest_full.json"))
+    outcome = services.pull_vehicle(approved.vehicle_id)
+    assert outcome.ok, outcome.message
+    assert client.calls == ["1HMD3W5DA8C7Y5DNA"] and client.closed
+    snap = TelemetrySnapshot.objects.get(pk=outcome.snapshot_id)
+    assert snap.source == "pull"
+    assert services.get_pull_status(approved.vehicle)["state"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("error", "words", "retryable"),
+    [
+        (
+            hm.ForbiddenError(
+                status_code=403,
+                errors=[hm.HMErrorItem("Forbidden", "No active consent for this vehicle")],
+            ),
+            "no active consent",
+            False,
+        ),
+        (
+            hm.ForbiddenError(
+                status_code=403, errors=[hm.HMErrorItem("Forbidden", "Privacy mode is active")]
+            ),
+            "privacy mode",
+            False,
+        ),
+        (
+            hm.VehicleUnreachable(
+                status_code=408, errors=[hm.HMErrorItem("Vehicle is offline or asleep")]
+            ),
+            "offline or asleep",
+            False,
+        ),
+        (
+            hm.UnprocessableError(
+                status_code=422,
+                errors=[hm.HMErrorItem("Pending", "Vehicle data is not available yet")],
+            ),
+            "normal right after the clearance was approved",
+            False,
+        ),
+        (hm.HMServerError(status_code=503), "trying again", True),
+        (hm.RateLimited(status_code=429, retry_after=10), "too many requests", True),
+    ],
+)
+def test_pull_explains_hm_answers_in_words(approved, monkeypatch, error, words, retryable):
+    use_client(monkeypatch, error)
+    outcome = services.pull_vehicle(approved.vehicle_id)
+    assert not outcome.ok
+    assert words in outcome.message.lower()
+    assert outcome.retryable is retryable
+    assert not TelemetrySnapshot.objects.exists()
+    status = services.get_pull_status(approved.vehicle)
+    assert status["message"] == outcome.message
+
+
+def test_pull_needs_an_approved_clearance(organization, monkeypatch):
+    client = use_client(monkeypatch, {})
+    clearance = ClearanceFactory(vehicle__organization=organization, status="pending")
+    outcome = services.pull_vehicle(clearance.vehicle_id)
+    assert not outcome.ok and "once the clearance is approved" in outcome.message
+    assert client.calls == []
+    no_clearance = VehicleFactory(organization=organization)
+    assert "no clearance" in services.pull_vehicle(no_clearance.pk).message
+
+
+def test_beat_queues_only_approved_vehicles(organization, monkeypatch):
+    from vehicles.telemetry import tasks
+
+    approved = ClearanceFactory(vehicle__organization=organization, status="approved")
+    ClearanceFactory(vehicle__organization=organization, status="pending")
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", queued.append)
+    from django.core.cache import cache
+
+    cache.delete("telemetry:pull-approved:lock")
+    assert tasks.pull_approved_vehicles.run() == 1
+    assert queued == [approved.vehicle_id]
+    assert tasks.pull_approved_vehicles.run() == 0  # overlapping run skipped
+
+
+def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callbacks, monkeypatch):
+    from vehicles.telemetry import tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.request_refresh(approved.vehicle) is True
+        assert services.request_refresh(approved.vehicle) is False  # already queued
+    assert sent == [approved.vehicle_id]
+    assert services.get_pull_status(approved.vehicle)["state"] == "queued"
+
+
+def test_pull_task_retries_transient_errors(approved, monkeypatch):
+    from celery.exceptions import Retry
+
+    from vehicles.telemetry import tasks
+
+    use_client(monkeypatch, hm.HMServerError(status_code=500))
+    with pytest.raises(Retry):
+        tasks.pull_vehicle_telemetry.apply(args=[approved.vehicle_id], throw=True)
+
+
+def test_an_unchanged_pull_answer_is_stored_once(vehicle):
+    first = services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    again = services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    assert again.pk == first.pk
+    changed = sample("rest_full.json")
+    changed["diagnostics"]["speed"] = {
+        "data": {"value": 60, "unit": "kilometers_per_hour"},
+        "timestamp": "2026-11-21T10:01:00.000Z",
+    }
+    third = services.record_snapshot(vehicle, parse_rest(changed), source="pull")
+    assert third.pk != first.pk
+    assert TelemetrySnapshot.objects.filter(vehicle=vehicle).count() == 2

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from tests.factories import ClearanceFactory, VehicleFactory
+from vehicles.telemetry import services, tasks
+from vehicles.telemetry.parse import parse_rest
+
+SAMPLES = Path(__file__).parent / "samples"
+NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
+
+
+def sample(name: str) -> dict:
+    return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.fixture
+def vehicle(organization):
+    return ClearanceFactory(
+        vehicle__organization=organization, vehicle__vin="1HMD3W5DA8C7Y5DNA", status="approved"
+    ).vehicle
+
+
+@pytest.fixture
+def with_data(vehicle):
+    services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    return vehicle
+
+
+def panel_url(vehicle) -> str:
+    return reverse("telemetry:panel", args=[vehicle.public_id])
+
+
+@time_machine.travel(NOW, tick=False)
+def test_panel_shows_values_with_their_age(viewer_client, with_data):
+    response = viewer_client.get(panel_url(with_data), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode().replace("\xa0", " ")
+    assert "<html" not in html  # only the fragment
+    assert 'id="telemetry-live"' in html and "<h2" not in html  # embedded in the vehicle page
+    assert "12,346 km" in html
+    assert "42 %" in html and "81 %" in html
+    assert "updated <time" in html and "5 minutes ago" in html
+    assert "Front left" in html and "Open" in html
+    assert html.count("<svg") >= 3  # odometer, fuel/battery and speed charts
+    assert "js-telemetry-map" in html and "&quot;lat&quot;: 52.52" in html
+    assert "style=" not in html.replace('<link rel="stylesheet"', "")
+    assert "telemetry-field is-stale" in html  # doors were reported an hour earlier
+
+
+@time_machine.travel(NOW + timedelta(hours=2), tick=False)
+def test_old_values_are_marked_stale(viewer_client, with_data, settings):
+    settings.TELEMETRY_STALE_AFTER_SECONDS = 900
+    html = viewer_client.get(panel_url(with_data), headers={"HX-Request": "true"}).content.decode()
+    html = html.replace("\xa0", " ")
+    assert html.count("telemetry-field is-stale") == html.count("data-field=") == 10
+    assert "2 hours ago" in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_fresh_values_are_not_stale(viewer_client, with_data, settings):
+    settings.TELEMETRY_STALE_AFTER_SECONDS = 3600
+    html = viewer_client.get(panel_url(with_data), headers={"HX-Request": "true"}).content.decode()
+    # The ignition (09:30) is older than an hour? No: 35 minutes. Doors 09:00 -> stale.
+    assert 'data-field="ignition"' in html
+    assert 'telemetry-field is-stale" data-field="doors_locked"' in html
+    assert 'telemetry-field" data-field="speed_kmh"' in html
+
+
+def test_panel_full_page_without_htmx(viewer_client, with_data):
+    response = viewer_client.get(panel_url(with_data))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<html" in html and "vendor/leaflet/leaflet.js" in html
+
+
+def test_panel_says_when_there_is_no_data(viewer_client, organization):
+    vehicle = ClearanceFactory(vehicle__organization=organization, status="pending").vehicle
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "No telemetry yet" in html and "once the clearance is approved" in html
+
+
+def test_failures_are_shown_in_words(viewer_client, vehicle):
+    services.record_snapshot(vehicle, parse_rest(sample("rest_miles_failure.json")), source="pull")
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "The driver has turned on privacy mode" in html
+    assert "The value is not available yet" in html
+
+
+def test_other_organizations_vehicle_is_404(viewer_client, other_organization):
+    stranger = VehicleFactory(organization=other_organization)
+    assert viewer_client.get(panel_url(stranger)).status_code == 404
+    url = reverse("telemetry:refresh", args=[stranger.public_id])
+    assert viewer_client.post(url).status_code == 404
+
+
+def test_refresh_queues_a_pull_and_polls(
+    manager_client, vehicle, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", sent.append)
+    url = reverse("telemetry:refresh", args=[vehicle.public_id])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager_client.post(url, headers={"HX-Request": "true"})
+    assert sent == [vehicle.pk]
+    html = response.content.decode()
+    assert 'hx-trigger="every 2s"' in html and "Refreshing" in html
+    # The worker finishes: the next poll shows the result and slows down.
+    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
+    html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "Refresh failed:" in html and "offline or asleep" in html
+    assert 'hx-trigger="every 30s"' in html
+
+
+def test_refresh_without_javascript_redirects(manager_client, vehicle, monkeypatch):
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", lambda *a: None)
+    response = manager_client.post(reverse("telemetry:refresh", args=[vehicle.public_id]))
+    assert response.status_code == 302
+
+
+def test_refresh_needs_post(manager_client, vehicle):
+    assert (
+        manager_client.get(reverse("telemetry:refresh", args=[vehicle.public_id])).status_code
+        == 405
+    )
+
+
+def test_fleet_map_lists_last_positions(
+    viewer_client, organization, other_organization, django_assert_max_num_queries
+):
+    a = VehicleFactory(organization=organization, nickname="Van A")
+    VehicleFactory(organization=organization)  # never reported
+    foreign = VehicleFactory(organization=other_organization, nickname="Foreign")
+    for v, lat in ((a, 52.5), (foreign, 48.1)):
+        payload = sample("rest_full.json")
+        payload["vehicle_location"]["coordinates"]["data"]["latitude"] = lat
+        services.record_snapshot(v, parse_rest(payload), source="pull")
+    with django_assert_max_num_queries(10):
+        response = viewer_client.get(reverse("telemetry:fleet_map"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "&quot;label&quot;: &quot;Van A&quot;" in html and "Foreign" not in html
+    assert "1 without a known position" in html
+    assert 'data-kind="fleet"' in html and "leaflet.markercluster.js" in html
+
+
+def test_last_seen_map(organization, with_data):
+    from vehicles.telemetry.selectors import last_seen_map
+
+    other = VehicleFactory(organization=organization)
+    seen = last_seen_map([with_data.pk, other.pk])
+    assert list(seen) == [with_data.pk]
+
+
+def test_admin_lists_snapshots(client, with_data, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    response = client.get(
+        reverse("admin:vehicles_telemetrysnapshot_changelist") + "?q=1HMD3W5DA8C7Y5DNA"
+    )
+    assert response.status_code == 200
+    assert "1HMD3W5DA8C7Y5DNA" in response.content.decode()
+
+
+def test_nav_links_to_the_fleet_map(viewer_client):
+    html = viewer_client.get(reverse("telemetry:fleet_map")).content.decode()
+    assert 'aria-current="page">Map</a>' in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organization, with_data):
+    VehicleFactory(
+        organization=organization, vin="WVWZZZ1KZ99999999", last_seen_at=NOW - timedelta(days=2)
+    )
+    VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888")  # never reported
+    response = viewer_client.get(reverse("vehicles:fleet") + "?sort=-seen")
+    html = response.content.decode().replace("\xa0", " ")
+    assert response.status_code == 200
+    assert "Last seen" in html
+    assert "4 minutes ago" in html  # HM's newest timestamp, 10:00:07
+    assert html.index("1HMD3W5DA8C7Y5DNA") < html.index("WVWZZZ1KZ99999999")
+    assert "never" in html

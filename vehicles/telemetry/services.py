@@ -1,0 +1,318 @@
+"""Telemetry writes: store snapshots (pull and stream), pull one vehicle, prune old history."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from vehicles.models import TelemetrySnapshot, Vehicle
+from vehicles.telemetry.mqtt import PermanentMessageError
+from vehicles.telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json, parse_rest
+
+if TYPE_CHECKING:
+    from clearance.models import Credential
+
+logger = logging.getLogger(__name__)
+
+APPROVED = "approved"
+# HM timestamps a little in the future (clock skew) are accepted; beyond that we use our clock.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+# --------------------------------------------------------------------------------------------
+# Storing
+
+
+def _captured_at(parsed: ParsedTelemetry, received_at: datetime) -> datetime:
+    newest = parsed.latest_timestamp
+    if newest is None or newest > received_at + FUTURE_TOLERANCE:
+        return received_at
+    return newest
+
+
+def _value(reading: Any) -> Any:
+    return reading.value if reading is not None else None
+
+
+def record_snapshot(
+    vehicle: Vehicle,
+    parsed: ParsedTelemetry,
+    *,
+    source: str,
+    received_at: datetime | None = None,
+) -> TelemetrySnapshot | None:
+    """Save one parsed payload.
+
+    Returns None for a stream message stored before (same message_id), and the existing row for
+    a pull that brought exactly the same data with the same HM timestamps.
+    """
+    received_at = received_at or timezone.now()
+    message_id = (parsed.message_id or "")[:100]
+    if (
+        message_id
+        and TelemetrySnapshot.objects.filter(vehicle=vehicle, message_id=message_id).exists()
+    ):
+        return None
+    captured_at = _captured_at(parsed, received_at)
+    if not message_id:
+        # HM answers a pull with its latest cached state: a parked car gives the same answer
+        # (same timestamps) again and again. Keep one row for it, not one per pull.
+        latest = (
+            TelemetrySnapshot.objects.filter(vehicle=vehicle)
+            .order_by("-captured_at", "-pk")
+            .only("pk", "captured_at", "data")
+            .first()
+        )
+        if latest and latest.captured_at == captured_at and latest.data == parsed.raw:
+            return latest
+    coords = _value(parsed.coordinates)
+    snapshot = TelemetrySnapshot(
+        vehicle=vehicle,
+        captured_at=captured_at,
+        received_at=received_at,
+        source=source,
+        message_id=message_id,
+        data=parsed.raw,
+        fields_meta=parsed.fields_json(),
+        odometer_km=_value(parsed.odometer_km),
+        fuel_level=_value(parsed.fuel_level),
+        battery_level=_value(parsed.battery_level),
+        estimated_range_km=_value(parsed.estimated_range_km),
+        charging_state=(_value(parsed.charging_state) or "")[:40],
+        latitude=coords.latitude if coords else None,
+        longitude=coords.longitude if coords else None,
+        heading_deg=_value(parsed.heading_deg),
+        speed_kmh=_value(parsed.speed_kmh),
+        ignition=(_value(parsed.ignition) or "")[:20],
+        doors_locked=_value(parsed.doors_locked),
+    )
+    try:
+        with transaction.atomic():
+            snapshot.save()
+            # "Last seen" for the fleet list: only ever moves forward; one UPDATE, no read.
+            Vehicle.objects.filter(pk=vehicle.pk).filter(
+                Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=snapshot.captured_at)
+            ).update(last_seen_at=snapshot.captured_at)
+    except IntegrityError:
+        if message_id:  # a concurrent consumer stored the same message first
+            return None
+        raise
+    return snapshot
+
+
+def ingest_stream_message(
+    payload: bytes | str, *, credential: Credential, received_at: datetime | None = None
+) -> TelemetrySnapshot | None:
+    """Store one MQTT message for a vehicle of the credential's organization.
+
+    Raises PermanentMessageError for messages that can never be stored (not JSON, no
+    message_id, a VIN the organization does not have, another application's message).
+    """
+    try:
+        parsed = parse_json(payload)
+    except TelemetryParseError as exc:
+        raise PermanentMessageError(str(exc)) from exc
+    if not parsed.message_id:
+        raise PermanentMessageError("the message has no message_id")
+    if not parsed.vin:
+        raise PermanentMessageError("the message has no VIN")
+    app_id = (credential.app_id or "").strip()
+    if app_id and parsed.application_id and parsed.application_id.lower() != app_id.lower():
+        raise PermanentMessageError(f"message for another application ({parsed.application_id})")
+    vehicle = Vehicle.objects.filter(
+        organization_id=credential.organization_id, vin=parsed.vin.strip().upper()
+    ).first()
+    if vehicle is None:
+        raise PermanentMessageError(f"VIN {parsed.vin} is not in this organization's fleet")
+    return record_snapshot(
+        vehicle, parsed, source=TelemetrySnapshot.Source.STREAM, received_at=received_at
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pulling (REST)
+
+
+@dataclass(frozen=True, slots=True)
+class PullOutcome:
+    ok: bool
+    message: str
+    snapshot_id: int | None = None
+    retryable: bool = False
+
+
+def _status_key(vehicle: Vehicle) -> str:
+    # The public id, not the pk: a key can never describe another (re-created) vehicle.
+    return f"telemetry:pull:{vehicle.public_id}"
+
+
+def set_pull_status(vehicle: Vehicle, state: str, message: str = "") -> None:
+    """Remember the last refresh of a vehicle (queued/running/ok/failed) for the panel."""
+    cache.set(
+        _status_key(vehicle),
+        {"state": state, "message": message, "at": timezone.now().isoformat()},
+        timeout=24 * 3600,
+    )
+
+
+def get_pull_status(vehicle: Vehicle) -> dict[str, str] | None:
+    return cache.get(_status_key(vehicle))
+
+
+def request_refresh(vehicle: Vehicle) -> bool:
+    """Queue a pull for one vehicle (the Refresh button). False when one is already queued."""
+    from vehicles.telemetry.tasks import pull_vehicle_telemetry
+
+    current = get_pull_status(vehicle)
+    if current and current.get("state") in ("queued", "running"):
+        queued_at = datetime.fromisoformat(current["at"])
+        if timezone.now() - queued_at < timedelta(minutes=2):
+            return False
+    set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…")
+    pull_vehicle_telemetry.delay_on_commit(vehicle.pk)
+    return True
+
+
+def explain_hm_error(exc: Exception) -> str:
+    """HM's vehicle-data errors in words a fleet manager understands (PROTOCOL.md §4)."""
+    from clearance.hm import errors as hm
+
+    detail = getattr(exc, "detail", "") or ""
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, hm.VehicleUnreachable) or status == 408:
+        return (
+            "The vehicle is offline or asleep, so it could not send fresh data. "
+            "The last known values are shown; the next scheduled pull will try again."
+        )
+    if status == 422 and "pending" in f"{detail} {exc}".lower():
+        return (
+            "High Mobility has no data for this vehicle yet (pending). This is normal right "
+            "after the clearance was approved; data usually appears within minutes."
+        )
+    if status == 403 or isinstance(exc, hm.ForbiddenError):
+        if "privacy" in detail.lower():
+            return (
+                "The driver has turned on privacy mode, so the carmaker shares no data "
+                "until it is turned off."
+            )
+        return (
+            "High Mobility has no active consent for this vehicle: the clearance may have been "
+            "revoked or not yet granted by the carmaker." + (f" ({detail})" if detail else "")
+        )
+    if status == 401 or isinstance(exc, hm.AuthenticationError):
+        return (
+            "High Mobility did not accept the credentials (or the carmaker removed the consent)."
+            + (f" ({detail})" if detail else "")
+        )
+    if isinstance(exc, hm.RateLimited):
+        return "Too many requests to High Mobility right now; trying again shortly."
+    if isinstance(exc, hm.TransientError):
+        return f"{getattr(exc, 'message', str(exc))} Trying again shortly."
+    return getattr(exc, "message", None) or "High Mobility refused the request."
+
+
+def _client_for(credential: Credential) -> Any:
+    """The HM client of a credential (built by the clearance app; app token shared via cache)."""
+    from clearance.connect import hm_client_for
+
+    return hm_client_for(credential)
+
+
+def pull_vehicle(vehicle_id: int) -> PullOutcome:
+    """GET /v1/vehicle-data/autoapi-13/{vin} for one approved vehicle and store the snapshot."""
+    from clearance.hm import errors as hm
+
+    vehicle = Vehicle.objects.select_related("clearance__credential").filter(pk=vehicle_id).first()
+    if vehicle is None:
+        return PullOutcome(False, "The vehicle no longer exists.")
+    clearance = getattr(vehicle, "clearance", None)
+    if clearance is None or clearance.credential is None:
+        outcome = PullOutcome(False, "This vehicle has no clearance with High Mobility yet.")
+    elif clearance.status != APPROVED:
+        outcome = PullOutcome(
+            False,
+            f"Telemetry is available once the clearance is approved "
+            f"(it is {clearance.status} now).",
+        )
+    else:
+        set_pull_status(vehicle, "running", "Waiting for High Mobility…")
+        outcome = _pull(vehicle, clearance.credential, hm)
+    set_pull_status(
+        vehicle,
+        "ok" if outcome.ok else ("retrying" if outcome.retryable else "failed"),
+        outcome.message,
+    )
+    return outcome
+
+
+def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
+    try:
+        client = _client_for(credential)
+    except ValueError as exc:  # clearance.connect.CredentialIncomplete
+        return PullOutcome(False, f"The High Mobility credential is incomplete: {exc}")
+    try:
+        payload = client.get_vehicle_data(vehicle.vin)
+    except hm.HMError as exc:
+        retryable = isinstance(exc, hm.TransientError) and not isinstance(
+            exc, hm.VehicleUnreachable
+        )
+        logger.info("Telemetry pull for vehicle %s failed: %r", vehicle.pk, exc)
+        return PullOutcome(False, explain_hm_error(exc), retryable=retryable)
+    finally:
+        close = getattr(client, "close", None)
+        if close:
+            close()
+    try:
+        parsed = parse_rest(payload)
+    except TelemetryParseError as exc:
+        return PullOutcome(False, f"High Mobility sent vehicle data we could not read: {exc}.")
+    snapshot = record_snapshot(vehicle, parsed, source=TelemetrySnapshot.Source.PULL)
+    count = sum(1 for name in parsed.SCALAR_FIELDS if getattr(parsed, name) is not None)
+    return PullOutcome(
+        True,
+        f"Received {count} values from High Mobility.",
+        snapshot_id=snapshot.pk if snapshot else None,
+    )
+
+
+def approved_vehicle_ids() -> list[int]:
+    return list(
+        Vehicle.objects.filter(
+            clearance__status=APPROVED, clearance__credential__isnull=False
+        ).values_list("pk", flat=True)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Retention
+
+
+def prune_snapshots(
+    *, retention_days: int | None = None, batch_size: int | None = None, max_batches: int = 1000
+) -> int:
+    """Delete snapshots older than the retention period in batches (short transactions)."""
+    days = retention_days or settings.TELEMETRY_RETENTION_DAYS
+    size = batch_size or settings.TELEMETRY_PRUNE_BATCH_SIZE
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for _ in range(max_batches):
+        ids = list(
+            TelemetrySnapshot.objects.filter(captured_at__lt=cutoff)
+            .order_by("captured_at")
+            .values_list("pk", flat=True)[:size]
+        )
+        if not ids:
+            break
+        count, _ = TelemetrySnapshot.objects.filter(pk__in=ids).delete()
+        deleted += count
+    if deleted:
+        logger.info("Pruned %s telemetry snapshots older than %s days", deleted, days)
+    return deleted
