@@ -102,6 +102,40 @@ class VehicleAddForm(forms.Form):
         return parse_tags(self.cleaned_data.get("tags", ""))
 
 
+class VehicleEditForm(forms.ModelForm):
+    """The details a fleet manager keeps up to date. VIN and brand are what HM knows the vehicle
+    by, so they cannot change; a different VIN is a different vehicle."""
+
+    tags = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text=VehicleAddForm.base_fields["tags"].help_text,
+    )
+    odometer_km = forms.IntegerField(
+        label="Odometer (km)",
+        min_value=0,
+        max_value=5_000_000,
+        required=False,
+        help_text=(
+            "Sent with the next clearance request (some carmakers check it); a request already "
+            "sent keeps the value it went with."
+        ),
+    )
+
+    class Meta:
+        model = Vehicle
+        fields = ["license_plate", "nickname", "tags", "odometer_km"]
+        labels = {"license_plate": "Licence plate"}
+        help_texts = {"nickname": VehicleAddForm.base_fields["nickname"].help_text}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["tags"] = format_tags(self.instance.tags)
+
+    def clean_tags(self) -> dict[str, str]:
+        return parse_tags(self.cleaned_data.get("tags", ""))
+
+
 def parse_tags(text: str) -> dict[str, str]:
     """ "vans, depot=berlin" -> {"vans": "", "depot": "berlin"} (Vehicle.tags is a JSON object)."""
     tags: dict[str, str] = {}

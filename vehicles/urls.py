@@ -10,6 +10,7 @@ urlpatterns = [
     path("add/", views.vehicle_add, name="add"),
     path("add/check-vin/", views.vehicle_check_vin, name="check-vin"),
     path("<uuid:public_id>/", views.vehicle_detail, name="detail"),
+    path("<uuid:public_id>/edit/", views.vehicle_edit, name="edit"),
     path("<uuid:public_id>/row/", views.vehicle_row, name="row"),
     path("<uuid:public_id>/status/", views.vehicle_status, name="status"),
     path("<uuid:public_id>/defleet/", views.vehicle_defleet, name="defleet"),

@@ -24,7 +24,7 @@ from organizations.access import get_object_for_user, require_membership, requir
 from organizations.models import Role
 from vehicles import onboarding
 from vehicles.brands import BRAND_CHOICES
-from vehicles.forms import VehicleAddForm, clean_vin_value, format_tags
+from vehicles.forms import VehicleAddForm, VehicleEditForm, clean_vin_value, format_tags
 from vehicles.models import Vehicle
 from vehicles.selectors import (
     DEFLEETABLE_STATUSES,
@@ -328,6 +328,20 @@ def vehicle_status(request: HttpRequest, public_id) -> HttpResponse:
     if not vehicle.polls:
         return HttpResponseStopPolling(html)
     return HttpResponse(html)
+
+
+@require_http_methods(["GET", "POST"])
+def vehicle_edit(request: HttpRequest, public_id) -> HttpResponse:
+    vehicle = _vehicle_for(request, public_id, write=True)
+    form = VehicleEditForm(request.POST or None, instance=vehicle)
+    if request.method == "POST" and form.is_valid():
+        if form.has_changed():
+            form.save()
+            messages.success(request, f"The details of {vehicle.vin} were saved.")
+        else:
+            messages.info(request, "Nothing was changed.")
+        return redirect("vehicles:detail", vehicle.public_id)
+    return render(request, "vehicles/vehicle_edit.html", {"form": form, "vehicle": vehicle})
 
 
 def _after_action(request: HttpRequest, vehicle: Vehicle) -> HttpResponse:

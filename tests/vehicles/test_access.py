@@ -10,8 +10,8 @@ from tests.factories import ClearanceFactory, CredentialFactory
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HX-Request": "true"}
-VEHICLE_GET_URLS = ["vehicles:detail", "vehicles:row", "vehicles:status"]
-VEHICLE_POST_URLS = ["vehicles:defleet", "vehicles:reonboard"]
+VEHICLE_GET_URLS = ["vehicles:detail", "vehicles:row", "vehicles:status", "vehicles:edit"]
+VEHICLE_POST_URLS = ["vehicles:defleet", "vehicles:reonboard", "vehicles:edit"]
 
 
 @pytest.fixture
@@ -58,6 +58,9 @@ def test_viewer_gets_403_on_vehicle_writes(viewer_client, own_vehicle, name):
 def test_viewer_gets_403_on_add_and_bulk(viewer_client, own_vehicle, organization):
     CredentialFactory(organization=organization)
     assert viewer_client.get(reverse("vehicles:add")).status_code == 403
+    assert (
+        viewer_client.get(reverse("vehicles:edit", args=[own_vehicle.public_id])).status_code == 403
+    )
     response = viewer_client.post(
         reverse("vehicles:add"), {"vin": "1M8GDM9AXKP042788", "brand": "bmw"}
     )
@@ -81,7 +84,7 @@ def test_viewer_can_read_every_page_without_write_controls(viewer_client, own_ve
         response = viewer_client.get(url)
         assert response.status_code in (200, 286), url
         content = response.content.decode()
-        for control in ("defleet-dialog", "reonboard", "bulk-form", "row-select"):
+        for control in ("defleet-dialog", "reonboard", "bulk-form", "row-select", "edit-vehicle"):
             assert control not in content, (url, control)
 
 
