@@ -73,3 +73,21 @@ def test_unknown_org_or_credential(tmp_path, organization):
         command(str(path), "--org", "nope")
     with pytest.raises(CommandError, match="No HM application named “x”"):
         command(str(path), "--org", "acme", "--credential", "x")
+
+
+def test_standard_input_is_read_once_and_imported(monkeypatch, organization):
+    # The command reads the file twice (plan, then import); a pipe can only be read once.
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(fleet_csv(3))))
+    out = command("-", "--org", "acme")
+    assert "New: 3" in out
+    assert "Imported: 3 added" in out
+    assert Vehicle.objects.filter(organization=organization).count() == 3
+    # Without an HM application the vehicles have no clearance yet, and the summary says so.
+    assert "“Not requested”" in out
+    assert not Clearance.objects.exists()
+
+
+def test_empty_standard_input_is_explained(monkeypatch, organization):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    with pytest.raises(CommandError, match="The file is empty"):
+        command("-", "--org", "acme")

@@ -148,7 +148,8 @@ def test_values_too_long():
 
 
 @pytest.mark.parametrize(
-    ("text", "value"), [("0", 0), ("12345", 12345), ("12 345", 12345), ("120 km", 120)]
+    ("text", "value"),
+    [("0", 0), ("12345", 12345), ("12 345", 12345), ("120 km", 120), ("000012345", 12345)],
 )
 def test_odometer(text, value):
     assert parse_odometer(text) == value
@@ -158,6 +159,13 @@ def test_odometer(text, value):
 def test_bad_odometer(text):
     with pytest.raises(InvalidValue):
         parse_odometer(text)
+
+
+def test_an_absurdly_long_odometer_is_a_row_error_not_a_crash():
+    # int() refuses digit strings over 4,300 characters with a ValueError of its own.
+    _, rows = read(f"vin,brand,odometer_km\n{GOOD_VIN},bmw,{'9' * 5000}\n".encode())
+    assert rows[0].errors[0].column == "odometer_km"
+    assert "not a plausible odometer reading" in str(rows[0].errors[0])
 
 
 def test_tags():

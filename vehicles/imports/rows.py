@@ -240,7 +240,11 @@ def parse_odometer(value: str) -> int:
         text = text[:-2].strip()
     if not _WHOLE_NUMBER.fullmatch(text):
         raise InvalidValue(f"“{value[:30]}” is not a whole number of kilometres (0 or more).")
-    number = int(re.sub(r"\D", "", text))
+    digits = re.sub(r"\D", "", text)
+    # Longer than any real reading; also keeps int() below Python's limit on digit strings.
+    if len(digits.lstrip("0")) > len(str(MAX_ODOMETER_KM)):
+        raise InvalidValue(f"“{value[:30]}” is not a plausible odometer reading.")
+    number = int(digits)
     if number > MAX_ODOMETER_KM:
         raise InvalidValue(f"{number:,} km is not a plausible odometer reading.")
     return number

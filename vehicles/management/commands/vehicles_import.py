@@ -6,8 +6,13 @@ Without --dry-run the valid rows are imported and the rows with errors are liste
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -45,17 +50,23 @@ class Command(BaseCommand):
         if organization is None:
             raise CommandError(f"No organization with the slug “{options['org']}”.")
         credential = self._credential(organization, options.get("credential"))
-        update = options["update_existing"]
         started = time.monotonic()
         try:
-            with self._open(options["file"]) as stream:
-                layout, counts, sample = services.plan_file(
-                    stream, organization, update_existing=update
-                )
+            with self._source(options["file"]) as open_file:
+                self._plan_and_import(open_file, organization, credential, options, started)
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror or exc}") from None
         except CsvFileError as exc:
             raise CommandError(exc.message) from None
+
+    def _plan_and_import(
+        self, open_file: Callable, organization: Any, credential: Any, options: Any, started: float
+    ) -> None:
+        update = options["update_existing"]
+        with open_file() as stream:
+            layout, counts, sample = services.plan_file(
+                stream, organization, update_existing=update
+            )
         self._report_plan(layout, counts, sample)
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing was changed.")
@@ -65,7 +76,7 @@ class Command(BaseCommand):
         if not (counts.created or counts.updated):
             self.stdout.write(self.style.SUCCESS("Nothing to import: no new or changed vehicles."))
             return
-        with self._open(options["file"]) as stream:
+        with open_file() as stream:
             done = services.import_rows(
                 stream,
                 organization,
@@ -81,12 +92,28 @@ class Command(BaseCommand):
             )
         )
         if credential is None and done.created:
-            self.stdout.write("No --credential given: the new vehicles stay queued.")
+            self.stdout.write(
+                "No HM application chosen: the new vehicles show as “Not requested”. Request "
+                "their clearance from the fleet page, or import again with --credential."
+            )
 
-    def _open(self, path: str) -> Any:
-        if path == "-":
-            return open(sys.stdin.fileno(), "rb", closefd=False)
-        return open(path, "rb")
+    @contextlib.contextmanager
+    def _source(self, path: str) -> Iterator[Callable]:
+        """Yields a function opening the file for one pass. The file is read twice (plan, then
+        import), so standard input is first copied to a temporary file."""
+        if path != "-":
+            yield lambda: open(path, "rb")  # noqa: SIM115 (the caller closes it)
+            return
+        with tempfile.TemporaryFile() as copy:
+            shutil.copyfileobj(sys.stdin.buffer, copy)
+            copy.flush()
+
+            def reopen() -> Any:
+                again = open(os.dup(copy.fileno()), "rb")  # noqa: SIM115 (the caller closes it)
+                again.seek(0)
+                return again
+
+            yield reopen
 
     def _credential(self, organization: Any, name: str | None) -> Any:
         from clearance.models import Credential
