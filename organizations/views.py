@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
@@ -10,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from organizations.access import require_role
 from organizations.middleware import SESSION_KEY
-from organizations.models import Membership, Role
+from organizations.models import Membership, Organization, Role
 
 
 @require_POST
@@ -67,11 +68,19 @@ class MemberAddForm(forms.Form):
 
 def _owners_left(organization, *, without: Membership) -> int:
     return (
-        Membership.objects.select_for_update()
-        .filter(organization=organization, role=Role.OWNER)
+        Membership.objects.filter(organization=organization, role=Role.OWNER)
         .exclude(pk=without.pk)
         .count()
     )
+
+
+def _lock_membership_changes(organization, acting: Membership) -> None:
+    """Serialise role changes in one organization (a row lock on it), then re-check that the
+    acting member is still an owner: two owners demoting each other at the same moment must not
+    leave the organization without one."""
+    list(Organization.objects.select_for_update().filter(pk=organization.pk).values_list("pk"))
+    if not Membership.objects.filter(pk=acting.pk, role=Role.OWNER).exists():
+        raise PermissionDenied("Only owners can change members.")
 
 
 @require_http_methods(["GET", "POST"])
@@ -108,6 +117,7 @@ def member_update(request, pk: int):
     membership = require_role(request, Role.OWNER)
     organization = membership.organization
     with transaction.atomic():
+        _lock_membership_changes(organization, membership)
         target = get_object_or_404(
             Membership.objects.select_for_update().select_related("user"),
             pk=pk,
@@ -142,6 +152,6 @@ def member_update(request, pk: int):
                 messages.success(request, f"{name} is now {Role(role).label.lower()}.")
         else:
             messages.error(request, "Nothing changed: choose a role or remove.")
-    if target.user_id == request.user.pk and action == "remove":
-        return redirect("home")
+    if target.user_id == request.user.pk and (action == "remove" or target.role != Role.OWNER):
+        return redirect("home")  # the members page is for owners only
     return redirect("members")

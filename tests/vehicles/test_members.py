@@ -82,3 +82,36 @@ def test_nav_links_follow_the_role(owner_client, viewer_client):
     assert reverse("members") in owner_page
     viewer_page = viewer_client.get(reverse("vehicles:fleet")).content.decode()
     assert reverse("members") not in viewer_page
+
+
+def test_an_owner_who_steps_down_lands_on_the_home_page(owner_client, owner_user, organization):
+    MembershipFactory(organization=organization, role=Role.OWNER)
+    membership = Membership.objects.get(user=owner_user, organization=organization)
+    response = owner_client.post(
+        reverse("member_update", args=[membership.pk]), {"action": "role", "role": "viewer"}
+    )
+    # Not back to the members page, which is for owners only and would now answer 403.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+
+
+def test_owners_demoting_each_other_at_once_leave_one_owner(
+    monkeypatch, owner_client, owner_user, organization
+):
+    """Owner B's request passed the role check while B was an owner, but A demoted B before B's
+    change ran: B's change is refused under the organization's lock, so A stays owner."""
+    from organizations import views
+
+    other_owner = MembershipFactory(organization=organization, role=Role.OWNER)
+    mine = Membership.objects.get(user=owner_user, organization=organization)
+    # The acting member as the role check saw it, a moment before being demoted.
+    seen_as_owner = Membership.objects.get(pk=mine.pk)
+    Membership.objects.filter(pk=mine.pk).update(role=Role.MANAGER)
+    monkeypatch.setattr(views, "require_role", lambda request, role: seen_as_owner)
+
+    response = owner_client.post(
+        reverse("member_update", args=[other_owner.pk]), {"action": "role", "role": "viewer"}
+    )
+    assert response.status_code == 403
+    other_owner.refresh_from_db()
+    assert other_owner.role == Role.OWNER
