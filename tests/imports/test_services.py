@@ -197,6 +197,55 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
     assert Vehicle.objects.count() == 12
 
 
+def test_a_vin_added_meanwhile_is_skipped_not_a_failed_import(
+    organization, manager_user, queued, settings
+):
+    """Someone adds a VIN of the file by hand between the batch's check and its write: the
+    batch is checked again and written once; the import does not fail."""
+    settings.IMPORT_BATCH_SIZE = 5
+    job = upload(organization, manager_user, fleet_csv(12))
+    services.import_job_confirm(job, user=manager_user, accept_skipped=False)
+    real = services._classify
+    calls = {"n": 0}
+
+    def add_a_vin_after_the_second_check(rows, *args):
+        batch = real(rows, *args)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            VehicleFactory(organization=organization, vin=rows[0].vin, brand="bmw")
+        return batch
+
+    with mock.patch.object(services, "_classify", add_a_vin_after_the_second_check):
+        services.import_job_run(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE
+    assert (job.processed, job.created, job.skipped) == (12, 11, 1)
+    assert Vehicle.objects.filter(organization=organization).count() == 12
+
+
+def test_a_failed_import_says_what_was_already_imported(organization, manager_user, manager_client):
+    job = upload(organization, manager_user, fleet_csv(12))
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.FAILED,
+        message="The stored file is damaged.",
+        created=5,
+        processed=5,
+    )
+    content = manager_client.get(f"/imports/{job.public_id}/").content.decode()
+    assert "The stored file is damaged." in content
+    assert "5 vehicles were added and 0 updated (5 of 12 rows)" in content
+    assert "Importing the same file again adds only the rest." in content
+
+
+def test_a_finished_import_without_application_points_to_request_clearance(
+    organization, manager_user, manager_client, queued
+):
+    job = run(upload(organization, manager_user, fleet_csv(2)), manager_user)
+    content = manager_client.get(f"/imports/{job.public_id}/").content.decode()
+    assert "show as “Not requested”" in content
+    assert "Queued" not in content
+
+
 def test_cancel_deletes_the_stored_file(organization, manager_user):
     job = upload(organization, manager_user, fleet_csv(2))
     services.import_job_cancel(job)

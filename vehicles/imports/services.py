@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from vehicles.imports.parse import CsvFileError, CsvLayout, open_fleet_csv
@@ -51,6 +51,7 @@ class ImportRejected(Exception):
 @dataclass(slots=True)
 class PlannedBatch:
     rows: int = 0
+    all_rows: list[VehicleRow] = field(default_factory=list)
     new: list[VehicleRow] = field(default_factory=list)
     updates: list[tuple[dict[str, Any], VehicleRow, dict[str, Any]]] = field(default_factory=list)
     unchanged: list[VehicleRow] = field(default_factory=list)
@@ -116,7 +117,7 @@ def open_plan(
 def _classify(
     rows: list[VehicleRow], organization: Organization, update_existing: bool
 ) -> PlannedBatch:
-    batch = PlannedBatch(rows=len(rows))
+    batch = PlannedBatch(rows=len(rows), all_rows=rows)
     valid = [row for row in rows if row.ok]
     existing = {
         current["vin"]: current
@@ -139,7 +140,8 @@ def _classify(
                 "brand",
                 f"{row.vin} is already in the fleet as {current['brand']}; its brand is not changed.",
             )
-            row.warnings.append(issue)
+            if issue not in row.warnings:  # classified again after a conflict
+                row.warnings.append(issue)
             batch.warnings.append(issue)
         changes = row.changes_for(current) if update_existing else {}
         if changes:
@@ -205,13 +207,38 @@ def import_rows(
         if processed + batch.rows <= resume_after:
             processed += batch.rows
             continue
-        with transaction.atomic():
-            counts.queued_requests += _write_batch(batch, organization, credential, user)
-            counts.add_plan(batch)
-            processed += batch.rows
-            if on_batch:
-                on_batch(counts, processed)
+        try:
+            _commit_batch(batch, counts, processed, organization, credential, user, on_batch)
+        except IntegrityError:
+            # A VIN of this batch was added meanwhile (by hand, or by another import): classify
+            # the batch again, so that vehicle counts as already in the fleet, and write it once.
+            batch = _classify(batch.all_rows, organization, update_existing)
+            _commit_batch(batch, counts, processed, organization, credential, user, on_batch)
+        processed += batch.rows
     return counts
+
+
+def _commit_batch(batch, counts, processed, organization, credential, user, on_batch) -> None:
+    """Write one batch and its progress in one transaction; counts change only if it commits."""
+    with transaction.atomic():
+        queued = _write_batch(batch, organization, credential, user)
+        batch_counts = Counts()
+        batch_counts.add_plan(batch)
+        batch_counts.queued_requests = queued
+        if on_batch:
+            on_batch(_sum(counts, batch_counts), processed + batch.rows)
+    _add(counts, batch_counts)
+
+
+def _sum(counts: Counts, more: Counts) -> Counts:
+    total = Counts(**counts.as_fields())
+    _add(total, more)
+    return total
+
+
+def _add(counts: Counts, more: Counts) -> None:
+    for name, value in more.as_fields().items():
+        setattr(counts, name, getattr(counts, name) + value)
 
 
 def _write_batch(
