@@ -27,6 +27,7 @@ class ActionResult:
     background: bool = False
     skipped_reasons: Counter = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # worth knowing, nothing went wrong
     outcome_status: str = ""
 
     @property
@@ -121,6 +122,15 @@ def defleet_vehicle(vehicle: Vehicle, *, user) -> ActionResult:
     if outcome.ok:
         result.done = 1
         result.outcome_status = outcome.status
+    elif outcome.transient:
+        # HM did not answer (timeout, 5xx, 429): the background task retries with backoff.
+        services.queue_defleet([vehicle], actor=user)
+        result.done = 1
+        result.background = True
+        result.notices.append(
+            "High Mobility did not answer in time; the defleet will be tried again in the "
+            "background."
+        )
     else:
         result.failed = 1
         if outcome.message:

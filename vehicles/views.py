@@ -8,9 +8,11 @@ and every write checks the manager role first (403 for viewers).
 from __future__ import annotations
 
 import time
+import uuid
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -239,7 +241,23 @@ def vehicle_add(request: HttpRequest) -> HttpResponse:
     organization = membership.organization
     form = VehicleAddForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
+        response = _add_vehicle(request, form, organization)
+        if response is not None:
+            return response
+    context = {
+        "form": form,
+        "credentials_url": _url_or_none("clearance:credentials"),
+        "is_owner": membership.is_owner,
+    }
+    if request.htmx and request.method == "POST":
+        return render(request, "vehicles/vehicle_add.html#add-form", context)
+    return render(request, "vehicles/vehicle_add.html", context)
+
+
+def _add_vehicle(request: HttpRequest, form: VehicleAddForm, organization) -> HttpResponse | None:
+    """Save the vehicle and send its request; None (with the form's error) if it cannot be."""
+    data = form.cleaned_data
+    try:
         vehicle = onboarding.add_vehicle(
             organization=organization,
             user=request.user,
@@ -251,24 +269,20 @@ def vehicle_add(request: HttpRequest) -> HttpResponse:
             odometer_km=data["odometer_km"],
             credential=data["credential"],
         )
-        messages.success(
-            request,
-            f"{vehicle.vin} was added and its clearance request is on its way to High Mobility.",
-        )
-        for warning in form.vin_warnings:
-            messages.warning(request, warning)
-        url = reverse("vehicles:detail", args=[vehicle.public_id])
-        if request.htmx:
-            return HttpResponseClientRedirect(url)
-        return redirect(url)
-    context = {
-        "form": form,
-        "credentials_url": _url_or_none("clearance:credentials"),
-        "is_owner": membership.is_owner,
-    }
-    if request.htmx and request.method == "POST":
-        return render(request, "vehicles/vehicle_add.html#add-form", context)
-    return render(request, "vehicles/vehicle_add.html", context)
+    except IntegrityError:
+        # Added by someone else (or an import) since the form was checked.
+        form.add_error("vin", f"{data['vin']} is already in your fleet.")
+        return None
+    messages.success(
+        request,
+        f"{vehicle.vin} was added and its clearance request is on its way to High Mobility.",
+    )
+    for warning in form.vin_warnings:
+        messages.warning(request, warning)
+    url = reverse("vehicles:detail", args=[vehicle.public_id])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
 @require_GET
@@ -367,7 +381,9 @@ def vehicle_reonboard(request: HttpRequest, public_id) -> HttpResponse:
     vehicle = _vehicle_for(request, public_id, write=True)
     credential = None
     if vehicle.cl is None or vehicle.cl.credential_id is None:
-        credential = Credential.objects.filter(organization=request.organization).first()
+        credential = (
+            Credential.objects.filter(organization=request.organization).order_by("name").first()
+        )
         if credential is None:
             messages.error(
                 request,
@@ -406,6 +422,8 @@ def _report(request: HttpRequest, result: onboarding.ActionResult, *, verb: str)
         level(request, text[0].upper() + text[1:])
     for problem in result.problems[:5]:
         messages.error(request, problem)
+    for notice in result.notices[:5]:
+        messages.warning(request, notice)
     if result.done:
         _watch(request)
 
@@ -459,14 +477,21 @@ def fleet_bulk(request: HttpRequest) -> HttpResponse:
     if action == "defleet":
         result = onboarding.defleet_vehicles(vehicles, user=request.user)
     else:
-        credential = _credential_from(request, organization)
+        try:
+            credential = _credential_from(request, organization)
+        except UnknownCredential:
+            messages.error(
+                request,
+                "The chosen HM application does not exist (any more). Nothing was sent; "
+                "choose the vehicles and an application again.",
+            )
+            return redirect(back)
         result = onboarding.request_clearances(vehicles, user=request.user, credential=credential)
     _report(request, result, verb=action)
     return redirect(back)
 
 
 def _valid_uuids(values: list[str]) -> list[str]:
-    import uuid
 
     valid = []
     for value in values[:10_000]:
@@ -478,14 +503,20 @@ def _valid_uuids(values: list[str]) -> list[str]:
 
 
 def _credential_from(request: HttpRequest, organization) -> Credential | None:
-    wanted = request.POST.get("credential", "")
-    credentials = Credential.objects.filter(organization=organization)
-    if wanted:
-        try:
-            return credentials.filter(public_id=wanted).first()
-        except Exception:  # a malformed id
-            return None
-    return credentials.order_by("name").first()
+    """The HM application chosen on the confirmation page (the first by name if none was)."""
+    credentials = Credential.objects.filter(organization=organization).order_by("name")
+    # Not "credential": that is the fleet filter's parameter, posted along on this page.
+    wanted = request.POST.get("send_with", "")
+    if not wanted:
+        return credentials.first()
+    try:
+        return credentials.get(public_id=uuid.UUID(wanted))
+    except (ValueError, Credential.DoesNotExist):
+        raise UnknownCredential from None
+
+
+class UnknownCredential(Exception):
+    """The chosen HM application is not this organization's (or no longer exists)."""
 
 
 def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
@@ -499,7 +530,7 @@ def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
         if cancel:
             effects.append(f"{cancel} pending request(s) are withdrawn (canceling → canceled)")
     else:
-        will = [v for v in vehicles if v.can_reonboard or v.status == "queued"]
+        will = [v for v in vehicles if v.can_reonboard]  # queued ones are on their way already
         effects = (
             [f"{len(will)} vehicle(s) are sent to High Mobility for clearance"] if will else []
         )

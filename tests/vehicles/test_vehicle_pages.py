@@ -365,3 +365,106 @@ def test_bulk_ignores_other_organizations_vehicles(
 def test_bulk_without_selection_says_so(manager_client, organization):
     response = manager_client.post(reverse("vehicles:bulk"), {"action": "defleet"}, follow=True)
     assert "tick some rows first" in response.content.decode()
+
+
+# --- review fixes: races, transient failures, counts -----------------------------------------------
+
+
+def test_a_vin_added_by_someone_else_meanwhile_is_a_form_error(
+    manager_client, organization, credential, monkeypatch
+):
+    from vehicles.forms import VehicleAddForm
+
+    real_clean_vin = VehicleAddForm.clean_vin
+
+    def checked_then_added_elsewhere(form):
+        vin = real_clean_vin(form)
+        VehicleFactory(organization=organization, vin=vin, brand="bmw")
+        return vin
+
+    monkeypatch.setattr(VehicleAddForm, "clean_vin", checked_then_added_elsewhere)
+    response = add(manager_client, credential=credential.pk)
+    assert response.status_code == 200
+    assert f"{GOOD_VIN} is already in your fleet." in response.content.decode()
+    assert Vehicle.objects.filter(vin=GOOD_VIN).count() == 1
+    assert not Clearance.objects.exists()
+
+
+def test_a_defleet_hm_did_not_answer_is_retried_in_the_background(
+    manager_client, organization, monkeypatch, queued_defleets
+):
+    clearance = ClearanceFactory(vehicle__organization=organization, status="approved")
+
+    def time_out(vehicles, *, actor=None, clients=None):
+        return [
+            services.DefleetOutcome(
+                clearance.vehicle.pk,
+                clearance.vehicle.vin,
+                False,
+                transient=True,
+                message="High Mobility did not answer within 30 s. The defleet will be tried again.",
+            )
+        ]
+
+    monkeypatch.setattr(services, "defleet", time_out)
+    response = manager_client.post(
+        reverse("vehicles:defleet", args=[clearance.vehicle.public_id]), follow=True
+    )
+    content = response.content.decode()
+    assert queued_defleets == [clearance.vehicle.vin]
+    assert "Defleeting 1 vehicle in the background" in content
+    assert "the defleet will be tried again in the background" in content
+
+
+def test_bulk_request_does_not_count_vehicles_already_queued(
+    manager_client, organization, credential
+):
+    queued = ClearanceFactory(vehicle__organization=organization, status="queued").vehicle
+    rejected = ClearanceFactory(vehicle__organization=organization, status="rejected").vehicle
+    preview = manager_client.post(
+        reverse("vehicles:bulk"),
+        {"action": "request", "vehicle": [str(queued.public_id), str(rejected.public_id)]},
+    )
+    assert preview.context["will_count"] == 1
+    assert preview.context["skipped"] == 1
+
+
+@pytest.mark.parametrize("credential_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_bulk_request_with_an_unknown_application_sends_nothing(
+    manager_client, organization, credential, credential_id
+):
+    never = VehicleFactory(organization=organization)
+    response = manager_client.post(
+        reverse("vehicles:bulk"),
+        {
+            "action": "request",
+            "vehicle": [str(never.public_id)],
+            "send_with": credential_id,
+            "confirm": "yes",
+        },
+        follow=True,
+    )
+    assert "The chosen HM application does not exist (any more)" in response.content.decode()
+    assert not Clearance.objects.exists()
+
+
+def test_bulk_request_sends_with_the_chosen_application_whatever_the_filter(
+    manager_client, organization, credential
+):
+    """The application chosen on the confirmation page is not mistaken for the fleet filter."""
+    other = CredentialFactory(organization=organization, name="Second app")
+    never = VehicleFactory(organization=organization)
+    preview = manager_client.post(
+        reverse("vehicles:bulk"), {"action": "request", "scope": "filter"}
+    ).content.decode()
+    assert 'name="send_with"' in preview
+    manager_client.post(
+        reverse("vehicles:bulk"),
+        {
+            "action": "request",
+            "scope": "filter",
+            "send_with": str(other.public_id),
+            "confirm": "yes",
+        },
+    )
+    assert Clearance.objects.get(vehicle=never).credential == other
