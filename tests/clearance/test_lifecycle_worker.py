@@ -181,7 +181,10 @@ def test_onboarding_500_vins_with_faults(worker, settings):
     print(f"500 VINs sent through faults in {sent_in:.1f}s")
 
 
-def test_four_workers_renew_the_app_token_once(worker):
+def test_four_concurrent_syncs_renew_the_app_token_once(worker):
+    """Four syncs at once in the worker's four threads: the token cache's single-flight lock
+    (in the shared cache, so it holds across processes and hosts alike) lets one of them fetch
+    the app token while the others wait for it."""
     org = OrganizationFactory()
     credential, app = wire(org, webhooks=False, latency_ms=400)
     log_start = len(worker.log())
