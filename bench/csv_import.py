@@ -14,8 +14,9 @@ memory is that run's own):
                  (bulk create, no instance lookup, no diff): only Vehicle rows, brands as written,
                  no clearances, no HM calls.
 
-Peak memory is the child's peak RSS (ru_maxrss) minus its RSS just before the run. Uses the
-configured database (DATABASE_URL, else SQLite) through a throwaway test database.
+Peak memory is the child's peak RSS during the run (VmHWM, reset just before it) minus its RSS
+just before the run. Uses the configured database (DATABASE_URL, else SQLite) through a
+throwaway test database.
 """
 
 from __future__ import annotations
@@ -49,7 +50,33 @@ def generate(path: Path, rows: int) -> None:
             out.write(f'{vin},{brand},B-{i % 9999},Van {i},"depot=north;cost={i % 50}",{i * 7}\r\n')
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def start_measuring() -> float:
+    """Reset the peak RSS (Linux: 5 > /proc/self/clear_refs) and return the RSS now, so the
+    peak read later is this run's own and not start-up's (migrations, imports)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+    current = _status_mb("VmRSS")
+    return current if current is not None else peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -93,7 +120,7 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
             ]
 
     triggers = []
-    baseline = rss_mb()
+    baseline = start_measuring()
     started = time.perf_counter()
     with path.open("rb") as stream:
         _, plan, _ = services.plan_file(stream, organization, update_existing=False)
@@ -106,7 +133,7 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
             stream, organization, credential=credential, update_existing=False
         )
     imported = time.perf_counter()
-    peak = rss_mb()
+    peak = peak_rss_mb()
     deadline = time.monotonic() + hm_deadline
     summary = clearance_services.request_clearances(
         credential.pk, client=CountingClient(), deadline=deadline
@@ -160,12 +187,12 @@ def child_import_export(path: Path, db_name: str) -> dict:
         def init_instance(self, row=None):
             return Vehicle(organization_id=organization.pk)
 
-    baseline = rss_mb()
+    baseline = start_measuring()
     started = time.perf_counter()
     dataset = tablib.Dataset().load(path.read_text(encoding="utf-8"), format="csv")
     result = VehicleResource().import_data(dataset, dry_run=False, raise_errors=True)
     seconds = time.perf_counter() - started
-    peak = rss_mb()
+    peak = peak_rss_mb()
     return {
         "tool": "import-export",
         "rows": len(dataset),
