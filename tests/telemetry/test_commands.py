@@ -65,3 +65,48 @@ def test_hm_credentials_connect_with_tls_to_the_hm_broker(organization, settings
     from vehicles.telemetry.mqtt import tls_context
 
     assert tls_context(config.tls) is not None
+
+
+def test_a_credential_without_application_id_cannot_stream(organization):
+    for environment in ("simulator", "sandbox", "production"):
+        credential = CredentialFactory(
+            organization=organization, environment=environment, app_id=""
+        )
+        with pytest.raises(StreamSetupError, match="no valid High Mobility application id"):
+            topic_for(credential)
+        with pytest.raises(StreamSetupError, match="cannot tell this organization"):
+            config_for(credential)
+    wildcard = CredentialFactory(organization=organization, app_id="+")
+    with pytest.raises(StreamSetupError):
+        topic_for(wildcard)
+    with pytest.raises(CommandError, match="application id"):
+        call_command("stream_consume", "--org", organization.slug, "--credential", wildcard.name)
+
+
+def test_a_simulator_credential_subscribes_to_its_own_application_only(organization, settings):
+    credential = CredentialFactory(
+        organization=organization, app_id="48aa1779-91c2-468e-97e9-ab112efd53b9"
+    )
+    config = config_for(credential)
+    assert config.topic == "live/level13/48aa1779-91c2-468e-97e9-ab112efd53b9"
+    assert config.tls is None
+
+
+def test_the_demo_simulator_credential_can_stream(
+    live_server, transactional_db, settings, monkeypatch
+):
+    from io import StringIO
+
+    from clearance.models import Credential
+    from simulator.models import SimulatedApp
+    from simulator.publisher import topic_for as published_topic
+
+    monkeypatch.setenv("DEMO_PASSWORD", "demo-password-for-tests")
+    settings.SITE_URL = live_server.url
+    settings.HM_SIMULATOR_BASE_URL = f"{live_server.url}/simulator"
+    call_command("demo", stdout=StringIO())
+    credential = Credential.objects.get(name="Simulator")
+    app = SimulatedApp.objects.get(client_id=credential.client_id)
+    assert credential.app_id == str(app.app_id)
+    # The consumer listens exactly where the simulator publishes.
+    assert config_for(credential).topic == published_topic(str(app.app_id))

@@ -87,8 +87,11 @@ def test_a_future_hm_timestamp_is_not_trusted(vehicle):
     assert snap.captured_at == NOW
 
 
+APP_ID = "48aa1779-91c2-468e-97e9-ab112efd53b9"  # the sample envelope's application
+
+
 def test_stream_messages_are_deduplicated_by_message_id(vehicle, organization):
-    credential = CredentialFactory(organization=organization)
+    credential = CredentialFactory(organization=organization, app_id=APP_ID)
     first = services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
     again = services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
     other = services.ingest_stream_message(stream_message(vehicle.vin, "M2"), credential=credential)
@@ -99,7 +102,7 @@ def test_stream_messages_are_deduplicated_by_message_id(vehicle, organization):
 
 
 def test_stream_rejects_vehicles_of_other_organizations(vehicle, other_organization):
-    credential = CredentialFactory(organization=other_organization)
+    credential = CredentialFactory(organization=other_organization, app_id=APP_ID)
     with pytest.raises(PermanentMessageError, match="not in this organization"):
         services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
     assert not TelemetrySnapshot.objects.exists()
@@ -117,6 +120,38 @@ def test_stream_rejects_other_applications_and_garbage(vehicle, organization):
         services.ingest_stream_message(
             json.dumps({"vin": vehicle.vin, "data": {}}).encode(), credential=credential
         )
+
+
+def test_a_credential_without_application_id_stores_nothing(vehicle, organization):
+    for app_id in ("", "   "):
+        credential = CredentialFactory(organization=organization, app_id=app_id)
+        with pytest.raises(PermanentMessageError, match="no High Mobility application id"):
+            services.ingest_stream_message(stream_message(vehicle.vin), credential=credential)
+    assert not TelemetrySnapshot.objects.exists()
+
+
+def test_a_message_without_application_id_is_not_stored(vehicle, organization):
+    credential = CredentialFactory(organization=organization, app_id=APP_ID)
+    envelope = json.loads(stream_message(vehicle.vin))
+    del envelope["application_id"]
+    with pytest.raises(PermanentMessageError, match="no application_id"):
+        services.ingest_stream_message(json.dumps(envelope).encode(), credential=credential)
+    assert not TelemetrySnapshot.objects.exists()
+
+
+def test_the_same_vin_in_two_organizations_gets_only_its_own_data(
+    vehicle, organization, other_organization
+):
+    theirs = VehicleFactory(organization=other_organization, vin=vehicle.vin)
+    ours_app, their_app = APP_ID, "11111111-2222-3333-4444-555555555555"
+    ours = CredentialFactory(organization=organization, app_id=ours_app.upper())
+    their_credential = CredentialFactory(organization=other_organization, app_id=their_app)
+    message = stream_message(vehicle.vin, app_id=ours_app)
+    with pytest.raises(PermanentMessageError, match="another application"):
+        services.ingest_stream_message(message, credential=their_credential)
+    assert services.ingest_stream_message(message, credential=ours) is not None  # any case
+    assert TelemetrySnapshot.objects.filter(vehicle=vehicle).count() == 1
+    assert not TelemetrySnapshot.objects.filter(vehicle=theirs).exists()
 
 
 def test_prune_deletes_old_history_in_batches(vehicle, settings):

@@ -209,3 +209,44 @@ def test_consumer_reconnects_with_backoff_when_the_broker_is_down(fleet):
     thread.join(10)
     assert not thread.is_alive()
     assert len(delays) >= 4 and delays[3] > delays[0]
+
+
+def test_the_same_vin_in_another_organization_gets_none_of_our_data(broker, fleet):
+    """Two simulator credentials, two applications, one VIN: each consumer stores its own only."""
+    credential, vehicle, app_id = fleet
+    other_org = OrganizationFactory(slug=f"stream-{uuid.uuid4().hex[:8]}")
+    other_app = str(uuid.uuid4())
+    other_credential = CredentialFactory(organization=other_org, name="Simulator", app_id=other_app)
+    other_vehicle = ClearanceFactory(
+        vehicle__organization=other_org,
+        vehicle__vin=VIN,
+        credential=other_credential,
+        status="approved",
+    ).vehicle
+    ours = consumer_for(credential, client_id=f"fp-test-{uuid.uuid4().hex[:8]}")
+    theirs = consumer_for(other_credential, client_id=f"fp-test-{uuid.uuid4().hex[:8]}")
+    threads = [run_in_thread(ours), run_in_thread(theirs)]
+    host = urlsplit(broker)
+    try:
+        at = datetime.now(UTC)
+        ours_body = json.dumps(envelope(Target(app_id, VIN), at))
+        mqtt_publish.single(
+            topic_for(app_id), ours_body, qos=1, hostname=host.hostname, port=host.port or 1883
+        )
+        # Our message on their topic (a misrouted delivery): still not stored for them.
+        mqtt_publish.single(
+            topic_for(other_app), ours_body, qos=1, hostname=host.hostname, port=host.port or 1883
+        )
+        wait_for(
+            lambda: ours.stats["received"] >= 1 and theirs.stats["received"] >= 1,
+            timeout=10,
+            message="one delivery each",
+        )
+    finally:
+        for consumer in (ours, theirs):
+            consumer.stop()
+        for thread in threads:
+            thread.join(10)
+    assert TelemetrySnapshot.objects.filter(vehicle=vehicle).count() == 1
+    assert not TelemetrySnapshot.objects.filter(vehicle=other_vehicle).exists()
+    assert theirs.stats["received"] == 1 and theirs.stats["rejected"] == 1

@@ -114,8 +114,16 @@ def ingest_stream_message(
     """Store one MQTT message for a vehicle of the credential's organization.
 
     Raises PermanentMessageError for messages that can never be stored (not JSON, no
-    message_id, a VIN the organization does not have, another application's message).
+    message_id, a VIN the organization does not have, no or another application id). The
+    application id is what tells this organization's messages from another's for the same VIN,
+    so a credential without one stores nothing.
     """
+    app_id = (credential.app_id or "").strip()
+    if not app_id:
+        raise PermanentMessageError(
+            f"credential {credential.name!r} has no High Mobility application id, so we cannot "
+            "tell whether a message belongs to this organization"
+        )
     try:
         parsed = parse_json(payload)
     except TelemetryParseError as exc:
@@ -124,8 +132,9 @@ def ingest_stream_message(
         raise PermanentMessageError("the message has no message_id")
     if not parsed.vin:
         raise PermanentMessageError("the message has no VIN")
-    app_id = (credential.app_id or "").strip()
-    if app_id and parsed.application_id and parsed.application_id.lower() != app_id.lower():
+    if not parsed.application_id:
+        raise PermanentMessageError("the message has no application_id, so its owner is unknown")
+    if parsed.application_id.strip().lower() != app_id.lower():
         raise PermanentMessageError(f"message for another application ({parsed.application_id})")
     vehicle = Vehicle.objects.filter(
         organization_id=credential.organization_id, vin=parsed.vin.strip().upper()

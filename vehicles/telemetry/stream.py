@@ -30,16 +30,20 @@ class StreamSetupError(Exception):
 
 
 def topic_for(credential: Credential) -> str:
-    """HM MQTT v2: every message of an application on ``live/level13/<application id>``."""
+    """HM MQTT v2: every message of an application on ``live/level13/<application id>``.
+
+    No wildcard, not even for the simulator: the application id is what keeps another
+    organization's messages for the same VIN out of this one.
+    """
     app_id = (credential.app_id or "").strip()
-    if app_id:
-        return f"live/level13/{app_id}"
-    if credential.environment == "simulator":
-        return "live/level13/+"
-    raise StreamSetupError(
-        f"Credential {credential.name!r} has no HM application id; set it so we can subscribe "
-        "to live/level13/<application id>."
-    )
+    if not app_id or any(c in app_id for c in "+#/"):
+        raise StreamSetupError(
+            f"Credential {credential.name!r} has no valid High Mobility application id, so the "
+            "stream cannot start: without it we cannot tell this organization's vehicle data "
+            "from another's. Copy the application id from the HM console (for the simulator: "
+            "the simulated app's id; `manage.py demo` sets it) into the credential."
+        )
+    return f"live/level13/{app_id}"
 
 
 def config_for(credential: Credential, client_id: str | None = None) -> MqttConfig:
