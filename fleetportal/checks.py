@@ -3,6 +3,9 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+MIN_SECRET_KEY_LENGTH = 50
+_GENERATE_KEY = "Generate one with python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+
 
 @register(Tags.security, deploy=True)
 def check_fleetportal_deploy(app_configs, **kwargs):
@@ -15,10 +18,7 @@ def check_fleetportal_deploy(app_configs, **kwargs):
                 id="fleetportal.W001",
             )
         )
-    if settings.SECRET_KEY.startswith("development-only"):
-        problems.append(
-            Error("DJANGO_SECRET_KEY is the development default.", id="fleetportal.E001")
-        )
+    problems += _secret_key_problems(settings.SECRET_KEY)
     if not settings.SITE_URL.startswith("https://"):
         problems.append(
             Warning(
@@ -27,3 +27,33 @@ def check_fleetportal_deploy(app_configs, **kwargs):
             )
         )
     return problems
+
+
+def _secret_key_problems(secret_key: str) -> list[Error]:
+    """Messages describe the key (default, placeholder, length), never quote it."""
+    if secret_key.startswith("development-only"):
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is the development default.",
+                hint=_GENERATE_KEY,
+                id="fleetportal.E001",
+            )
+        ]
+    if secret_key.startswith("change-me"):
+        return [
+            Error(
+                "DJANGO_SECRET_KEY is still the placeholder from .env.example.",
+                hint=_GENERATE_KEY,
+                id="fleetportal.E002",
+            )
+        ]
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        return [
+            Error(
+                f"DJANGO_SECRET_KEY is {len(secret_key)} characters long; it must be at least "
+                f"{MIN_SECRET_KEY_LENGTH} random characters.",
+                hint=_GENERATE_KEY,
+                id="fleetportal.E003",
+            )
+        ]
+    return []

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -72,6 +73,36 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None or value == "":
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, matched case-insensitively and returned as spelled in `choices`."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+
+
+def env_fernet_keys(name: str) -> list[str]:
+    """Comma-separated Fernet keys (each 32 url-safe base64-encoded bytes); empty when unset.
+
+    A malformed key is reported by its position only: the message never contains key material.
+    """
+    keys = env_list(name)
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:  # also binascii.Error; its text could quote the key, so it is dropped
+            which = f"key {position} of {len(keys)}" if len(keys) > 1 else "the key"
+            raise ImproperlyConfigured(
+                f"{name}: {which} is not a Fernet key (44 characters of url-safe base64 "
+                "encoding 32 bytes). Generate one with python -c 'from cryptography.fernet "
+                "import Fernet; print(Fernet.generate_key().decode())'."
+            ) from None
+    return keys
 
 
 def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:

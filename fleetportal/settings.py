@@ -8,7 +8,16 @@ from celery.schedules import crontab  # noqa: F401  (kept for schedule entries b
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from fleetportal.env import env_bool, env_database, env_float, env_int, env_list, env_str
+from fleetportal.env import (
+    env_bool,
+    env_choice,
+    env_database,
+    env_fernet_keys,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
@@ -181,7 +190,8 @@ SECURE_CSP = {
 }
 
 # Field encryption (MultiFernet): the first key encrypts, every key decrypts.
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+# Each key is checked at start-up, so a typo fails here, not at the first secret read or write.
+FIELD_ENCRYPTION_KEYS = env_fernet_keys("FIELD_ENCRYPTION_KEYS")
 if not FIELD_ENCRYPTION_KEYS:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -193,7 +203,7 @@ if not FIELD_ENCRYPTION_KEYS:
     ]
 
 # --- Logging --------------------------------------------------------------------------------------
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
