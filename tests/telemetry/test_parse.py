@@ -284,3 +284,116 @@ def test_heading_radians_math() -> None:
         {"vehicle_location": {"heading": {"data": {"value": math.pi / 2, "unit": "radians"}}}}
     )
     assert parsed.heading_deg.value == pytest.approx(90)
+
+
+# ---- door failures --------------------------------------------------------------------------
+
+
+def test_door_lock_and_position_failures_are_kept() -> None:
+    parsed = parse_rest(
+        {
+            "doors": {
+                "locks": [
+                    {
+                        "data": {"location": "front_left", "lock_state": "locked"},
+                        "timestamp": "2026-11-21T09:00:00Z",
+                    },
+                    {  # a failure that names no door: the whole property failed
+                        "failure": {"reason": "execution_timeout", "description": ""},
+                        "timestamp": "2026-11-21T09:05:00Z",
+                    },
+                ],
+                "positions": [
+                    {
+                        "data": {"location": "rear_left"},
+                        "failure": {"reason": "oem_error", "description": "Sensor fault"},
+                        "timestamp": "2026-11-21T09:06:00Z",
+                    },
+                    {
+                        "data": {"location": "front_left", "position": "closed"},
+                        "timestamp": "2026-11-21T09:00:00Z",
+                    },
+                ],
+            }
+        }
+    )
+    doors = {d.location: d for d in parsed.doors}
+    assert list(doors) == ["front_left", "rear_left", "all"]
+    assert doors["all"].locked is None
+    assert doors["all"].lock_failure.reason == "execution_timeout"
+    assert doors["all"].lock_timestamp == at("2026-11-21T09:05:00")
+    assert doors["rear_left"].open is None
+    assert (
+        doors["rear_left"].position_failure.in_words
+        == "The carmaker reported an error (Sensor fault)"
+    )
+    assert doors["rear_left"].position_timestamp == at("2026-11-21T09:06:00")
+    assert (doors["front_left"].locked, doors["front_left"].open) == (True, False)
+    assert doors["front_left"].lock_failure is None
+    assert parsed.latest_timestamp == at("2026-11-21T09:06:00")
+    meta = {d["location"]: d for d in parsed.fields_json()["doors"]}
+    assert meta["rear_left"]["position_failure"] == {
+        "reason": "oem_error",
+        "description": "Sensor fault",
+    }
+    assert meta["all"]["lock_failure"]["reason"] == "execution_timeout"
+    assert meta["front_left"]["lock_failure"] is None
+    json.dumps(parsed.fields_json())
+
+
+def test_a_newer_door_value_replaces_an_older_failure_but_not_the_reverse() -> None:
+    failure = {"reason": "unknown", "description": ""}
+    parsed = parse_stream(
+        {
+            "message_id": "M",
+            "data": {
+                "doors": {
+                    "locks": [
+                        {
+                            "data": {"location": "front_left", "lock_state": "locked"},
+                            "timestamp": "2026-11-21T10:00:00Z",
+                        },
+                        {
+                            "data": {"location": "front_left"},
+                            "failure": failure,
+                            "timestamp": "2026-11-21T09:00:00Z",
+                        },
+                        {
+                            "data": {"location": "front_right", "lock_state": "unlocked"},
+                            "timestamp": "2026-11-21T09:00:00Z",
+                        },
+                        {
+                            "data": {"location": "front_right"},
+                            "failure": failure,
+                            "timestamp": "2026-11-21T10:00:00Z",
+                        },
+                    ]
+                }
+            },
+        }
+    )
+    doors = {d.location: d for d in parsed.doors}
+    assert (doors["front_left"].locked, doors["front_left"].lock_failure) == (True, None)
+    # A newer failure is kept next to the last value, which keeps its own timestamp.
+    assert doors["front_right"].locked is False
+    assert doors["front_right"].lock_failure.reason == "unknown"
+    assert doors["front_right"].lock_timestamp == at("2026-11-21T09:00:00")
+
+
+def test_a_lock_failure_alone_reaches_the_overall_door_state() -> None:
+    parsed = parse_rest(
+        {
+            "doors": {
+                "locks": [
+                    {
+                        "failure": {"reason": "privacy_mode_active", "description": ""},
+                        "timestamp": "2026-11-21T09:05:00Z",
+                    }
+                ]
+            }
+        }
+    )
+    assert parsed.doors_locked.value is None
+    assert parsed.doors_locked.failure.reason == "privacy_mode_active"
+    assert parsed.doors_locked.timestamp == at("2026-11-21T09:05:00")
+    assert parsed.fields_json()["doors_locked"]["failure"]["reason"] == "privacy_mode_active"

@@ -186,3 +186,42 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
     assert "4 minutes ago" in html  # HM's newest timestamp, 10:00:07
     assert html.index("1HMD3W5DA8C7Y5DNA") < html.index("WVWZZZ1KZ99999999")
     assert "never" in html
+
+
+def door_payload(locks: list[dict], positions: list[dict] | None = None) -> dict:
+    doors: dict = {"locks": locks}
+    if positions is not None:
+        doors["positions"] = positions
+    return {"doors": doors}
+
+
+@time_machine.travel(NOW, tick=False)
+def test_failed_door_values_are_shown_in_words(viewer_client, with_data):
+    # A newer pull: HM could not read the locks at all, and one door's position failed.
+    failed = door_payload(
+        [
+            {
+                "failure": {"reason": "execution_timeout", "description": ""},
+                "timestamp": "2026-11-21T10:01:00Z",
+            }
+        ],
+        [
+            {
+                "data": {"location": "rear_left"},
+                "failure": {"reason": "oem_error", "description": "Sensor fault"},
+                "timestamp": "2026-11-21T10:01:00Z",
+            }
+        ],
+    )
+    services.record_snapshot(with_data, parse_rest(failed), source="pull")
+    html = viewer_client.get(panel_url(with_data), headers={"HX-Request": "true"}).content.decode()
+    html = html.replace("\xa0", " ")
+    doors = html[html.index("telemetry-doors") :]
+    assert "Lock state failed: The car did not answer in time" in doors  # the "All" row
+    assert "Position failed: The carmaker reported an error (Sensor fault)" in doors
+    # The last known values stay next to the failures.
+    assert "Front left" in doors and "Locked" in doors and "<strong>Open</strong>" in doors
+    # The overall "Doors" field shows HM's failure beside the last known state.
+    field = html[html.index('data-field="doors_locked"') :]
+    field = field[: field.index("</div>")]
+    assert "Unlocked" in field and "The car did not answer in time" in field

@@ -104,13 +104,26 @@ class Coordinates:
     longitude: float
 
 
+# HM's door locations, in display order ("all" also takes failures that name no door).
+DOOR_ORDER = ("front_left", "front_right", "rear_left", "rear_right", "all")
+ALL_DOORS = "all"
+
+
 @dataclass(frozen=True, slots=True)
 class DoorState:
+    """One door's lock and position; each with HM's timestamp and the newest failure, if any.
+
+    Like :class:`Reading`: the timestamp is the value's, or the failure's when there is no
+    value; a failure is kept only when it is not older than the value.
+    """
+
     location: str
     locked: bool | None = None
     lock_timestamp: datetime | None = None
     open: bool | None = None
     position_timestamp: datetime | None = None
+    lock_failure: Failure | None = None
+    position_failure: Failure | None = None
 
 
 @dataclass(slots=True)
@@ -176,8 +189,12 @@ class ParsedTelemetry:
                     "location": d.location,
                     "locked": d.locked,
                     "lock_timestamp": _iso(d.lock_timestamp),
+                    "lock_failure": d.lock_failure.as_json() if d.lock_failure else None,
                     "open": d.open,
                     "position_timestamp": _iso(d.position_timestamp),
+                    "position_failure": (
+                        d.position_failure.as_json() if d.position_failure else None
+                    ),
                 }
                 for d in self.doors
             ]
@@ -459,45 +476,98 @@ def _track(prop: Any, problems: list[str]) -> list[Reading[Coordinates]]:
     return out
 
 
+def _position(data: Any) -> bool | None:
+    if data == "open":
+        return True
+    if data == "closed":
+        return False
+    raise ValueError(f"unknown position {data!r}")
+
+
+def _door_property(
+    prop: Any,
+    name: str,
+    key: str,
+    convert: Callable[[Any], bool | None],
+    fields: tuple[str, str, str],
+    by_location: dict[str, dict[str, Any]],
+    problems: list[str],
+) -> None:
+    """Fold one per-door property (``locks`` or ``positions``) into ``by_location``.
+
+    ``fields`` names the value, timestamp and failure slots. Entries are read oldest first, so
+    the newest value wins and a failure stays only when no newer value follows it. A failure
+    that names no door is kept under ``all``.
+    """
+    value_field, stamp_field, failure_field = fields
+    for entry in _sorted_entries(prop):
+        data = entry.get("data")
+        failure = _failure(entry)
+        location = data.get("location") if isinstance(data, Mapping) else None
+        if not isinstance(location, str) or not location:
+            if failure is None:
+                continue
+            location = ALL_DOORS
+        value: bool | None = None
+        if isinstance(data, Mapping) and key in data:
+            try:
+                value = convert(data[key])
+            except ValueError as exc:
+                problems.append(f"doors.{name}: {exc}")
+                if failure is None:
+                    continue
+        stamp = parse_timestamp(entry.get("timestamp"))
+        slot = by_location.setdefault(location, {})
+        if value is not None:
+            slot.update({value_field: value, stamp_field: stamp, failure_field: failure})
+        elif failure is not None:
+            slot[failure_field] = failure
+            if slot.get(value_field) is None:
+                slot[stamp_field] = stamp
+
+
 def _parse_doors(parsed: ParsedTelemetry, doors: Mapping[str, Any]) -> None:
     problems = parsed.problems
     by_location: dict[str, dict[str, Any]] = {}
-    for entry in _sorted_entries(doors.get("locks")):
-        data = entry.get("data")
-        if isinstance(data, Mapping) and isinstance(data.get("location"), str):
-            try:
-                locked = _lock_state(data.get("lock_state"))
-            except ValueError as exc:
-                problems.append(f"doors.locks: {exc}")
-                continue
-            slot = by_location.setdefault(data["location"], {})
-            slot.update(locked=locked, lock_timestamp=parse_timestamp(entry.get("timestamp")))
-    for entry in _sorted_entries(doors.get("positions")):
-        data = entry.get("data")
-        if isinstance(data, Mapping) and isinstance(data.get("location"), str):
-            position = data.get("position")
-            if position not in ("open", "closed"):
-                problems.append(f"doors.positions: unknown position {position!r}")
-                continue
-            slot = by_location.setdefault(data["location"], {})
-            slot.update(
-                open=position == "open", position_timestamp=parse_timestamp(entry.get("timestamp"))
-            )
-    order = ["front_left", "front_right", "rear_left", "rear_right", "all"]
+    _door_property(
+        doors.get("locks"),
+        "locks",
+        "lock_state",
+        _lock_state,
+        ("locked", "lock_timestamp", "lock_failure"),
+        by_location,
+        problems,
+    )
+    _door_property(
+        doors.get("positions"),
+        "positions",
+        "position",
+        _position,
+        ("open", "position_timestamp", "position_failure"),
+        by_location,
+        problems,
+    )
     parsed.doors = [
         DoorState(location=loc, **by_location[loc])
         for loc in sorted(
-            by_location, key=lambda x: (order.index(x) if x in order else len(order), x)
+            by_location,
+            key=lambda x: (DOOR_ORDER.index(x) if x in DOOR_ORDER else len(DOOR_ORDER), x),
         )
     ]
     overall = _reading(doors.get("locks_state"), _lock_state, problems, "doors.locks_state")
     if overall is None or overall.value is None:
-        per_door = [d for d in parsed.doors if d.locked is not None and d.location != "all"]
+        per_door = [d for d in parsed.doors if d.locked is not None and d.location != ALL_DOORS]
+        everywhere = next((d for d in parsed.doors if d.location == ALL_DOORS), None)
         if per_door:
             stamps = [d.lock_timestamp for d in per_door if d.lock_timestamp]
             overall = Reading(
                 value=all(d.locked for d in per_door),
                 timestamp=min(stamps) if stamps else None,
                 failure=overall.failure if overall else None,
+            )
+        elif overall is None and everywhere is not None and everywhere.lock_failure:
+            # No lock state at all, only HM's failure for the locks: show that failure.
+            overall = Reading(
+                value=None, timestamp=everywhere.lock_timestamp, failure=everywhere.lock_failure
             )
     parsed.doors_locked = overall

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from organizations.models import Organization
 from vehicles.models import TelemetrySnapshot, Vehicle
-from vehicles.telemetry.parse import FAILURE_REASON_WORDS, parse_timestamp
+from vehicles.telemetry.parse import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
 
 # How many recent snapshots are merged to find the newest value of every field (a stream
 # message may carry only a few properties).
@@ -150,21 +150,54 @@ def latest_fields(
     return out
 
 
+_DOOR_ASPECTS = (
+    ("locked", "lock_timestamp", "lock_failure"),
+    ("open", "position_timestamp", "position_failure"),
+)
+
+
 def latest_doors(snapshots: list[TelemetrySnapshot]) -> list[dict[str, Any]]:
-    """Door states of the newest snapshot that has any."""
-    for snap in snapshots:
-        doors = (snap.fields_meta or {}).get("doors")
-        if doors:
-            return [
-                {
-                    **door,
-                    "label": door["location"].replace("_", " ").capitalize(),
-                    "lock_timestamp": parse_timestamp(door.get("lock_timestamp")),
-                    "position_timestamp": parse_timestamp(door.get("position_timestamp")),
-                }
-                for door in doors
-            ]
-    return []
+    """Every door's newest lock and position across recent snapshots, failures in words.
+
+    As for the other fields, a newer HM failure does not hide the last known value: both are
+    shown, the value with its own (older) timestamp.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for snap in snapshots:  # newest snapshot first
+        for door in (snap.fields_meta or {}).get("doors") or []:
+            if not isinstance(door, dict) or not isinstance(door.get("location"), str):
+                continue
+            slot = merged.setdefault(door["location"], {})
+            for value_key, stamp_key, failure_key in _DOOR_ASPECTS:
+                stamp = parse_timestamp(door.get(stamp_key))
+                value = door.get(value_key)
+                if value is not None and (
+                    value_key not in slot or _newer(stamp, slot[value_key][0])
+                ):
+                    slot[value_key] = (stamp, value)
+                failure = door.get(failure_key)
+                if failure and (failure_key not in slot or _newer(stamp, slot[failure_key][0])):
+                    slot[failure_key] = (stamp, failure)
+    out = []
+    order = {location: index for index, location in enumerate(DOOR_ORDER)}
+    for location in sorted(merged, key=lambda x: (order.get(x, len(order)), x)):
+        slot = merged[location]
+        row: dict[str, Any] = {
+            "location": location,
+            "label": location.replace("_", " ").capitalize(),
+        }
+        for value_key, stamp_key, failure_key in _DOOR_ASPECTS:
+            stamp, value = slot.get(value_key, (None, None))
+            failure = ""
+            if failure_key in slot:
+                f_stamp, f_entry = slot[failure_key]
+                if value is None or stamp is None or f_stamp is None or f_stamp >= stamp:
+                    failure = _failure_words(f_entry)
+                    if value is None:
+                        stamp = f_stamp
+            row.update({value_key: value, stamp_key: stamp, failure_key: failure})
+        out.append(row)
+    return out
 
 
 def history(
