@@ -8,8 +8,25 @@ from django.utils.html import format_html
 
 from clearance.connect import webhook_url_for
 from clearance.credential_services import record_check
+from clearance.fields import encrypted_field_names
 from clearance.forms import CredentialForm
 from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken, WebhookDelivery
+
+# For lists that show a credential by name: its secrets are not loaded (nor decrypted), so one
+# that no configured key can decrypt does not break the list.
+_CREDENTIAL_SECRETS = encrypted_field_names(Credential, through="credential")
+
+
+class CredentialListFilter(admin.RelatedFieldListFilter):
+    """The credential filter's choices, by name, without loading the credentials' secrets."""
+
+    def field_choices(self, field, request, model_admin):
+        credentials = Credential.objects.defer(*encrypted_field_names(Credential))
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            credentials = credentials.order_by(*ordering)
+        return [(c.pk, str(c)) for c in credentials]
+
 
 # --- credentials ----------------------------------------------------------------------------------
 
@@ -191,7 +208,12 @@ class ClearanceAdmin(admin.ModelAdmin):
         "last_synced_at",
         "short_error",
     ]
-    list_filter = ["status", "credential__environment", "vehicle__organization", "credential"]
+    list_filter = [
+        "status",
+        "credential__environment",
+        "vehicle__organization",
+        ("credential", CredentialListFilter),
+    ]
     search_fields = ["vehicle__vin", "vehicle__license_plate", "vehicle__nickname", "description"]
     list_select_related = ["vehicle__organization", "credential"]
     raw_id_fields = ["vehicle", "credential"]
@@ -211,6 +233,11 @@ class ClearanceAdmin(admin.ModelAdmin):
     ]
     inlines = [ClearanceEventInline]
     actions = ["sync_now", "request_again", "defleet"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).select_related("credential").defer(*_CREDENTIAL_SECRETS)
+        )
 
     def has_add_permission(self, request):
         return False
@@ -303,7 +330,11 @@ class VehicleTokenAdmin(admin.ModelAdmin):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ["delivery_id", "event", "credential", "received_at", "processed_at", "result"]
-    list_filter = ["event", ("processed_at", admin.EmptyFieldListFilter), "credential"]
+    list_filter = [
+        "event",
+        ("processed_at", admin.EmptyFieldListFilter),
+        ("credential", CredentialListFilter),
+    ]
     search_fields = ["delivery_id", "event", "result"]
     list_select_related = ["credential"]
     date_hierarchy = "received_at"
@@ -318,6 +349,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = ["process_again"]
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).select_related("credential").defer(*_CREDENTIAL_SECRETS)
+        )
 
     def has_add_permission(self, request):
         return False

@@ -54,3 +54,15 @@ class EncryptedTextField(models.TextField):
         if value in (None, ""):
             return value
         return encrypt(value)
+
+
+def encrypted_field_names(model: type[models.Model], *, through: str = "") -> list[str]:
+    """`model`'s encrypted fields as lookups from another model (`through="clearance__credential"`),
+    for `.defer()` in queries that never read them: a loaded secret is decrypted on load, so one
+    that no configured key can decrypt would otherwise break every page listing its rows."""
+    prefix = f"{through}__" if through else ""
+    return [
+        f"{prefix}{field.name}"
+        for field in model._meta.get_fields()
+        if isinstance(field, EncryptedTextField)
+    ]

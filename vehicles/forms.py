@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.urls import reverse
 
+from clearance.fields import encrypted_field_names
 from clearance.models import Credential
 from organizations.models import Organization
 from vehicles.brands import BRAND_CHOICES
@@ -75,7 +76,12 @@ class VehicleAddForm(forms.Form):
                 "aria-describedby": "vin-feedback id_vin_helptext",
             }
         )
-        credentials = Credential.objects.filter(organization=organization).order_by("name")
+        # A picker: names only; the secrets stay encrypted in the database.
+        credentials = (
+            Credential.objects.filter(organization=organization)
+            .defer(*encrypted_field_names(Credential))
+            .order_by("name")
+        )
         self.fields["credential"].queryset = credentials
         self.credential_list = list(credentials)
         if len(self.credential_list) == 1:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 
-from clearance.models import ClearanceStatus
+from clearance.fields import encrypted_field_names
+from clearance.models import ClearanceStatus, Credential
 from organizations.models import Organization
 from vehicles.brands import BRAND_LABELS
 from vehicles.models import Vehicle
@@ -134,15 +135,22 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     )
 
 
+def vehicles_with_clearance() -> QuerySet:
+    """Vehicles with their clearance and its credential in the same query, minus the credential's
+    encrypted secrets: vehicle pages show only its name and environment, and a secret no key can
+    decrypt must not break them."""
+    return Vehicle.objects.select_related("clearance", "clearance__credential").defer(
+        *encrypted_field_names(Credential, through="clearance__credential")
+    )
+
+
 def filter_fleet(organization: Organization, params: Mapping[str, str] | FleetFilter) -> QuerySet:
     """The organization's vehicles matching `params` (a QueryDict, dict or FleetFilter), sorted.
 
     Clearance and credential come along in the same query (no per-row queries).
     """
     flt = params if isinstance(params, FleetFilter) else parse_fleet_filter(params)
-    queryset = Vehicle.objects.filter(organization=organization).select_related(
-        "clearance", "clearance__credential"
-    )
+    queryset = vehicles_with_clearance().filter(organization=organization)
     if flt.status == NOT_REQUESTED:
         queryset = queryset.filter(clearance__isnull=True)
     elif flt.status:

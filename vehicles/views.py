@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, push_url
 
+from clearance.fields import encrypted_field_names
 from clearance.models import Credential
 from organizations.access import get_object_for_user, require_membership, require_role
 from organizations.models import Role
@@ -40,6 +41,7 @@ from vehicles.selectors import (
     parse_fleet_filter,
     status_help,
     vehicle_events,
+    vehicles_with_clearance,
 )
 
 PAGE_SIZE = 50
@@ -100,7 +102,7 @@ def _vehicle_for(request: HttpRequest, public_id, *, write: bool = False) -> Veh
     """The current organization's vehicle (404 otherwise); `write` also needs the manager role."""
     vehicle = get_object_for_user(
         request,
-        Vehicle.objects.select_related("clearance", "clearance__credential"),
+        vehicles_with_clearance(),
         public_id=public_id,
     )
     if write:
@@ -536,7 +538,9 @@ def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
         )
     skipped = len(vehicles) - len(will)
     credentials = list(
-        Credential.objects.filter(organization=request.organization).order_by("name")
+        Credential.objects.filter(organization=request.organization)
+        .defer(*encrypted_field_names(Credential))  # a picker: names only
+        .order_by("name")
     )
     return {
         "action": action,
