@@ -85,6 +85,10 @@ def test_a_future_hm_timestamp_is_not_trusted(vehicle):
     )
     snap = services.record_snapshot(vehicle, future, source="pull")
     assert snap.captured_at == NOW
+    assert services.captured_at_is_receive_time(snap)
+    assert snap.fields_meta["captured_at_reason"] == "hm_timestamp_in_future"
+    vehicle.refresh_from_db()
+    assert vehicle.last_seen_at == NOW  # HM says the data is newer than now
 
 
 APP_ID = "48aa1779-91c2-468e-97e9-ab112efd53b9"  # the sample envelope's application
@@ -152,6 +156,28 @@ def test_the_same_vin_in_two_organizations_gets_only_its_own_data(
     assert services.ingest_stream_message(message, credential=ours) is not None  # any case
     assert TelemetrySnapshot.objects.filter(vehicle=vehicle).count() == 1
     assert not TelemetrySnapshot.objects.filter(vehicle=theirs).exists()
+
+
+@time_machine.travel(NOW, tick=False)
+def test_data_without_hm_time_is_marked_and_does_not_look_fresh(vehicle):
+    vehicle.last_seen_at = NOW - timedelta(days=3)
+    vehicle.save(update_fields=["last_seen_at"])
+    no_time = {"diagnostics": {"odometer": {"data": {"value": 7, "unit": "kilometers"}}}}
+    snap = services.record_snapshot(vehicle, parse_rest(no_time), source="pull")
+    assert snap.captured_at == NOW  # our receive time: HM sent none
+    assert services.captured_at_is_receive_time(snap)
+    assert snap.fields_meta["captured_at_reason"] == "no_hm_timestamp"
+    assert snap.fields_meta["odometer_km"]["timestamp"] is None
+    vehicle.refresh_from_db()
+    assert vehicle.last_seen_at == NOW - timedelta(days=3)  # not "seen just now"
+    # The same answer on the next pull is not stored again.
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        again = services.record_snapshot(vehicle, parse_rest(no_time), source="pull")
+    assert again.pk == snap.pk
+    # Data with HM's time is not marked.
+    timed = services.record_snapshot(vehicle, parse_rest(sample("rest_full.json")), source="pull")
+    assert not services.captured_at_is_receive_time(timed)
+    assert "captured_at_source" not in timed.fields_meta
 
 
 def test_prune_deletes_old_history_in_batches(vehicle, settings):

@@ -225,3 +225,12 @@ def test_failed_door_values_are_shown_in_words(viewer_client, with_data):
     field = html[html.index('data-field="doors_locked"') :]
     field = field[: field.index("</div>")]
     assert "Unlocked" in field and "The car did not answer in time" in field
+
+
+@time_machine.travel(NOW, tick=False)
+def test_data_without_hm_time_says_so_on_the_panel(viewer_client, vehicle):
+    no_time = {"diagnostics": {"odometer": {"data": {"value": 7, "unit": "kilometers"}}}}
+    services.record_snapshot(vehicle, parse_rest(no_time), source="pull")
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "sent no usable time" in html
+    assert "at an unknown time" in html  # the value itself has no HM time either

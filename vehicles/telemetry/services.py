@@ -26,16 +26,31 @@ APPROVED = "approved"
 # HM timestamps a little in the future (clock skew) are accepted; beyond that we use our clock.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
+# fields_meta keys that mark a snapshot whose captured_at is our receive time, not HM's.
+CAPTURED_AT_SOURCE = "captured_at_source"
+CAPTURED_AT_REASON = "captured_at_reason"
+RECEIVE_TIME = "receive_time"
+NO_HM_TIMESTAMP = "no_hm_timestamp"
+HM_TIMESTAMP_IN_FUTURE = "hm_timestamp_in_future"
+
 
 # --------------------------------------------------------------------------------------------
 # Storing
 
 
-def _captured_at(parsed: ParsedTelemetry, received_at: datetime) -> datetime:
+def _captured_at(parsed: ParsedTelemetry, received_at: datetime) -> tuple[datetime, str]:
+    """HM's newest timestamp, or our receive time and why ("" when HM's time is used)."""
     newest = parsed.latest_timestamp
-    if newest is None or newest > received_at + FUTURE_TOLERANCE:
-        return received_at
-    return newest
+    if newest is None:
+        return received_at, NO_HM_TIMESTAMP
+    if newest > received_at + FUTURE_TOLERANCE:
+        return received_at, HM_TIMESTAMP_IN_FUTURE
+    return newest, ""
+
+
+def captured_at_is_receive_time(snapshot: TelemetrySnapshot) -> bool:
+    """True when HM sent no usable timestamp, so captured_at is when we received the data."""
+    return (snapshot.fields_meta or {}).get(CAPTURED_AT_SOURCE) == RECEIVE_TIME
 
 
 def _value(reading: Any) -> Any:
@@ -61,18 +76,30 @@ def record_snapshot(
         and TelemetrySnapshot.objects.filter(vehicle=vehicle, message_id=message_id).exists()
     ):
         return None
-    captured_at = _captured_at(parsed, received_at)
+    captured_at, receive_time_reason = _captured_at(parsed, received_at)
     if not message_id:
         # HM answers a pull with its latest cached state: a parked car gives the same answer
-        # (same timestamps) again and again. Keep one row for it, not one per pull.
+        # (same timestamps) again and again. Keep one row for it, not one per pull. Without HM
+        # timestamps captured_at is our receive time, so the same data is compared alone.
         latest = (
             TelemetrySnapshot.objects.filter(vehicle=vehicle)
             .order_by("-captured_at", "-pk")
-            .only("pk", "captured_at", "data")
+            .only("pk", "captured_at", "data", "fields_meta")
             .first()
         )
-        if latest and latest.captured_at == captured_at and latest.data == parsed.raw:
+        same_time = latest is not None and (
+            latest.captured_at == captured_at
+            or (
+                receive_time_reason == NO_HM_TIMESTAMP
+                and (latest.fields_meta or {}).get(CAPTURED_AT_REASON) == NO_HM_TIMESTAMP
+            )
+        )
+        if latest and same_time and latest.data == parsed.raw:
             return latest
+    fields_meta = parsed.fields_json()
+    if receive_time_reason:
+        fields_meta[CAPTURED_AT_SOURCE] = RECEIVE_TIME
+        fields_meta[CAPTURED_AT_REASON] = receive_time_reason
     coords = _value(parsed.coordinates)
     snapshot = TelemetrySnapshot(
         vehicle=vehicle,
@@ -81,7 +108,7 @@ def record_snapshot(
         source=source,
         message_id=message_id,
         data=parsed.raw,
-        fields_meta=parsed.fields_json(),
+        fields_meta=fields_meta,
         odometer_km=_value(parsed.odometer_km),
         fuel_level=_value(parsed.fuel_level),
         battery_level=_value(parsed.battery_level),
@@ -98,9 +125,11 @@ def record_snapshot(
         with transaction.atomic():
             snapshot.save()
             # "Last seen" for the fleet list: only ever moves forward; one UPDATE, no read.
-            Vehicle.objects.filter(pk=vehicle.pk).filter(
-                Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=snapshot.captured_at)
-            ).update(last_seen_at=snapshot.captured_at)
+            # Data without any HM time may be old, so it does not make the car "seen" now.
+            if receive_time_reason != NO_HM_TIMESTAMP:
+                Vehicle.objects.filter(pk=vehicle.pk).filter(
+                    Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=snapshot.captured_at)
+                ).update(last_seen_at=snapshot.captured_at)
     except IntegrityError:
         if message_id:  # a concurrent consumer stored the same message first
             return None

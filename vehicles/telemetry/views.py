@@ -86,6 +86,9 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
         "fields": selectors.latest_fields(snapshots),
         "doors": selectors.latest_doors(snapshots),
         "latest": snapshots[0] if snapshots else None,
+        "latest_at_receive_time": bool(
+            snapshots and services.captured_at_is_receive_time(snapshots[0])
+        ),
         "charts": _charts(selectors.history(vehicle)),
         "track": track,
         "track_json": json.dumps(track),
