@@ -5,15 +5,19 @@ or ``apply_changes`` (many rows, written in bulk by the caller's transaction). B
 ``decide``, which validates the move and keeps late, duplicated and reordered news out:
 
 * A move the graph does not allow is refused (logged, nothing written) -- unless HM dated it
-  after everything we applied: HM's timeline is the truth, the steps in between were missed
-  (never out of or into the local ``queued``).
+  after everything we applied AND the graph leads there from the current status: HM's timeline
+  is the truth, the steps in between were missed (never out of or into the local ``queued``,
+  never backward: ``approved -> pending`` or ``revoked -> revoking`` is not a missed step).
 * The same status again is a duplicate: nothing is recorded (HM's newer timestamp is kept).
 * News is stale, and ignored, when
   - HM dated it (changelog ``timestamp``) no later than the last HM change we applied
     (``hm_changed_at``; HM time compared with HM time only), or
   - we learnt it (webhook received, sync started, our call made) before we learnt the current
     status (``status_known_at``; our clock compared with our clock only).
-  Webhooks carry no HM timestamp, so for them the second rule and the graph do the ordering.
+  Webhooks and POST/DELETE answers carry no HM timestamp, so for them the second rule and the
+  graph do the ordering -- and ``hm_changed_at`` lags behind such statuses. A sync therefore
+  replays HM's changelog only from the latest entry for the status we already have (see
+  ``changes_from_hm``), never the steps that led to it.
 * A status HM invents tomorrow is stored raw and logged, never a crash; from an unknown status
   any HM status is accepted again.
 
@@ -66,6 +70,27 @@ ALLOWED_MOVES: dict[str, frozenset[str]] = {
 }
 ALLOWED_MOVES = {str(k): frozenset(str(v) for v in vs) for k, vs in ALLOWED_MOVES.items()}
 
+
+def _forward_reach() -> dict[str, frozenset[str]]:
+    """Every status the graph leads to from each status in one or more moves, never through
+    the local ``queued`` (a new round is ours to start, not a step HM's news can skip)."""
+    reach: dict[str, frozenset[str]] = {}
+    for start in ALLOWED_MOVES:
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            for nxt in ALLOWED_MOVES.get(stack.pop(), frozenset()):
+                if nxt != QUEUED and nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        reach[start] = frozenset(seen)
+    return reach
+
+
+# Where missed steps can lead: pending -> revoked (approved and revoking missed) is forward;
+# approved -> pending or revoked -> revoking is backward and never a missed step.
+FORWARD: dict[str, frozenset[str]] = _forward_reach()
+
 # bulk_update writes CASE WHEN per field: cost grows with batch size squared, keep it small.
 BULK_UPDATE_BATCH = 250
 
@@ -115,6 +140,12 @@ def can_move(from_status: str, to_status: str) -> bool:
     if not is_known(from_status):
         return to_status in HM_STATUSES
     return to_status in ALLOWED_MOVES.get(from_status, frozenset())
+
+
+def leads_to(from_status: str, to_status: str) -> bool:
+    """Whether the graph leads from ``from_status`` to ``to_status`` in one or more moves
+    without passing through ``queued`` (known statuses only)."""
+    return to_status in FORWARD.get(from_status, frozenset())
 
 
 class Outcome(enum.Enum):
@@ -196,9 +227,12 @@ def decide(clearance: Clearance, change: Change, *, now: datetime | None = None)
 
     detail = change.detail
     allowed = change.force or can_move(current, new)
-    if not allowed and at is not None and QUEUED not in (current, new):
-        # HM dated it after everything we applied (checked above): its timeline is the truth,
-        # the steps in between were missed (e.g. webhooks lost or delivered out of order).
+    if not allowed and at is not None and QUEUED not in (current, new) and leads_to(current, new):
+        # HM dated it after everything we applied (checked above) and the graph leads there:
+        # its timeline is the truth, the steps in between were missed (e.g. webhooks lost or
+        # delivered out of order). A backward move is never let through this way: our current
+        # status may have come undated (webhook, POST/DELETE answer), so ``hm_changed_at`` can
+        # lag behind it and an older changelog step would look "newer" than what we applied.
         allowed = True
         logger.info(
             "Clearance %s: %s -> %s dated by HM after our last change; steps in between missed",
@@ -378,8 +412,12 @@ def changes_from_hm(
 ) -> list[Change]:
     """What a sync learnt about one clearance from HM's list item, as ordered changes.
 
-    For a sent clearance, the changelog entries of the current round (from the last ``pending``)
-    newer than what we applied are replayed in order, so every step is validated and recorded.
+    For a sent clearance, the changelog is replayed in order from the latest entry whose status
+    is the clearance's current status: that entry is news we already applied (perhaps from a
+    webhook or an API answer, which carry no HM time), replayed only as a duplicate that records
+    HM's time of it; the entries after it are the moves newer than what we know, each validated
+    and recorded. Without such an entry (HM does not list our status), from the last
+    ``pending`` (the current round). Either way only entries HM dated after ``hm_changed_at``.
     A ``queued`` row only takes HM's current status when it proves our request reached HM
     (a lost answer): pending/approved always, rejected only before any earlier round.
     """
@@ -402,10 +440,14 @@ def changes_from_hm(
             )
         ]
     entries = list(vehicle.changelog)
+    statuses = [normalise(entry.status) for entry in entries]
     start = 0
-    for index, entry in enumerate(entries):
-        if normalise(entry.status) == "pending":
-            start = index
+    if clearance.status in statuses:
+        # Never the steps that led to what we already have: approved by webhook, then a sync
+        # must not record approved -> pending -> approved (hm_changed_at lags webhook news).
+        start = len(statuses) - 1 - statuses[::-1].index(clearance.status)
+    elif "pending" in statuses:
+        start = len(statuses) - 1 - statuses[::-1].index("pending")
     changes = [
         Change(
             status=normalise(entry.status),

@@ -604,19 +604,13 @@ def send_ping(app: SimulatedApp) -> SimWebhookDelivery | None:
     )
 
 
-def _clearance_payload(app: SimulatedApp, clearance: SimClearance, entry: Entry) -> dict:
-    event = {
-        "type": "fleet_clearance_changed",
-        "action": entry.status,
-        "timestamp": entry.to_json()["timestamp"],
-    }
+def _clearance_payload(clearance: SimClearance, entry: Entry) -> dict:
+    """What HM sends (PROTOCOL.md §5): the VIN, the new status in ``action`` and any ``detail``.
+    Nothing more -- in particular no time of the change: a receiver must not rely on one."""
+    event = {"action": entry.status}
     if entry.reason:
         event["detail"] = entry.reason
-    return {
-        "vehicle": {"vin": clearance.vin, "brand": clearance.brand},
-        "event": event,
-        "application_id": str(app.app_id),
-    }
+    return {"vehicle": {"vin": clearance.vin}, "event": event}
 
 
 def sync_notifications(clearance: SimClearance, now: datetime) -> list[SimWebhookDelivery]:
@@ -636,7 +630,7 @@ def sync_notifications(clearance: SimClearance, now: datetime) -> list[SimWebhoo
             clearance.app,
             "fleet_clearance_changed",
             clearance.vin,
-            _clearance_payload(clearance.app, clearance, entry),
+            _clearance_payload(clearance, entry),
         )
         if delivery:
             deliveries.append(delivery)

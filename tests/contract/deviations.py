@@ -105,6 +105,17 @@ NOTES = (
         "Its description points to DELETE /v1/fleet/vehicles/{vin} (singular) (PROTOCOL.md §8.2).",
         "The client uses /v1/fleets/vehicles/{vin}.",
     ),
+    Deviation(
+        "webhook-bodies-undocumented",
+        "none (webhooks have no spec; docs and HM's sample server, PROTOCOL.md §5)",
+        "simulator webhooks: fleet_clearance_changed and ping bodies",
+        "HM documents only vehicle.vin, event.action and event.detail for "
+        "fleet_clearance_changed, and no body at all for ping; no time of the change is sent.",
+        "The simulator's fleet_clearance_changed body has exactly those keys (no timestamp: the "
+        "receiver must order webhooks by receive time and the graph). Its ping body "
+        "{event: {type: ping}, application_id} is our guess; the receiver tells events apart by "
+        "the X-HM-Event header (inferred from HM's sample), which the simulator sends.",
+    ),
 )
 
 RELAXATIONS = (
