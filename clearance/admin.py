@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 
 from clearance.connect import webhook_url_for
@@ -11,6 +12,7 @@ from clearance.credential_services import record_check
 from clearance.fields import encrypted_field_names
 from clearance.forms import CredentialForm
 from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken, WebhookDelivery
+from clearance.views import hide_secrets_from_error_reports
 
 # For lists that show a credential by name: its secrets are not loaded (nor decrypted), so one
 # that no configured key can decrypt does not break the list.
@@ -115,6 +117,15 @@ class CredentialAdmin(admin.ModelAdmin):
         ),
     ]
     actions = ["test_connection", "sync_now"]
+
+    # The forms take client secrets and private keys: keep them off error reports/debug pages.
+    @method_decorator(hide_secrets_from_error_reports)
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, extra_context)
+
+    @method_decorator(hide_secrets_from_error_reports)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="environment", ordering="environment")
     def environment_label(self, obj):

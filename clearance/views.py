@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import wraps
 
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.debug import SafeExceptionReporterFilter
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clearance.connect import forget_token, webhook_url_for
@@ -20,6 +24,27 @@ from organizations.models import Role
 
 # A test still "running" after this long is reported as stuck (no worker?) and polling stops.
 CHECK_STALE_AFTER = timedelta(minutes=3)
+
+
+class _SecretsHiddenFilter(SafeExceptionReporterFilter):
+    """Hides what the view marked sensitive even with DEBUG on (`make run`): Django's default
+    filter is off under DEBUG, so its debug page would show a pasted key or secret."""
+
+    def is_active(self, request):
+        return True
+
+
+def hide_secrets_from_error_reports(view: Callable) -> Callable:
+    """Every POST parameter and every local variable (of the view and all it calls) is
+    replaced by stars in error reports and on the debug page. For views that take secrets."""
+
+    @sensitive_variables()
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        request.exception_reporter_filter = _SecretsHiddenFilter()
+        return view(request, *args, **kwargs)
+
+    return sensitive_post_parameters()(wrapper)
 
 
 def _credential_for_owner(request, public_id) -> Credential:
@@ -62,6 +87,7 @@ def credential_list(request):
     return render(request, "clearance/credentials.html", {"rows": rows})
 
 
+@hide_secrets_from_error_reports
 @require_http_methods(["GET", "POST"])
 def credential_add(request):
     membership = require_role(request, Role.OWNER)
@@ -81,6 +107,7 @@ def credential_add(request):
     return render(request, "clearance/credential_add.html", {"form": form})
 
 
+@hide_secrets_from_error_reports
 @require_http_methods(["GET", "POST"])
 def credential_detail(request, public_id):
     credential = _credential_for_owner(request, public_id)
