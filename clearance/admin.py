@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.decorators import method_decorator
@@ -12,7 +14,8 @@ from clearance.credential_services import record_check
 from clearance.fields import encrypted_field_names
 from clearance.forms import CredentialForm
 from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken, WebhookDelivery
-from clearance.views import hide_secrets_from_error_reports
+from clearance.services import _on_commit
+from clearance.views import CHECK_NOT_STARTED, hide_secrets_from_error_reports
 
 # For lists that show a credential by name: its secrets are not loaded (nor decrypted), so one
 # that no configured key can decrypt does not break the list.
@@ -169,14 +172,29 @@ class CredentialAdmin(admin.ModelAdmin):
     def test_connection(self, request, queryset):
         from clearance.credential_tasks import test_connection
 
-        count = 0
-        for credential in queryset:
+        not_started: list[str] = []
+
+        def could_not_start(credential: Credential) -> None:
+            record_check(credential, ok=False, message=CHECK_NOT_STARTED)
+            not_started.append(credential.name)
+
+        credentials = list(queryset)
+        for credential in credentials:
             record_check(credential, ok=None, message="")
-            transaction.on_commit(lambda pk=credential.pk: test_connection.delay(pk))
-            count += 1
-        self.message_user(
-            request, f"Testing {count} credential(s); the result appears under “Last test”."
-        )
+            _on_commit(
+                test_connection, credential.pk, on_error=partial(could_not_start, credential)
+            )
+        if not_started:
+            self.message_user(
+                request,
+                f"Could not start the test for {', '.join(not_started)}: the task queue is "
+                "unreachable. Check that Redis (CELERY_BROKER_URL) is running.",
+                level=messages.ERROR,
+            )
+        if started := len(credentials) - len(not_started):
+            self.message_user(
+                request, f"Testing {started} credential(s); the result appears under “Last test”."
+            )
 
     @admin.action(description="Sync clearances with HM now")
     def sync_now(self, request, queryset):

@@ -28,10 +28,10 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -64,6 +64,9 @@ from clearance.models import (
 from clearance.state import Change, Source
 from vehicles.models import Vehicle
 
+if TYPE_CHECKING:
+    from celery import Task
+
 logger = logging.getLogger(__name__)
 
 S = ClearanceStatus
@@ -75,17 +78,25 @@ def hm_client(credential: Credential) -> HMClient:
     return hm_client_for(credential)
 
 
-def _on_commit(task_name: str, *args: Any) -> None:
+def _on_commit(task: str | Task, *args: Any, on_error: Callable[[], None] | None = None) -> None:
     """Queue a task after the transaction commits; a broker outage is logged, never raised
-    (the sync re-sends stuck queued rows and re-applies unprocessed webhooks)."""
+    (the sync re-sends stuck queued rows and re-applies unprocessed webhooks).
+
+    `task` is the name of a task in clearance/tasks.py or a task object; `on_error` runs when the
+    task could not be queued, so a caller can tell the person who started it."""
 
     def send() -> None:
         from clearance import tasks
 
+        target = getattr(tasks, task) if isinstance(task, str) else task
         try:
-            getattr(tasks, task_name).delay(*args)
+            target.delay(*args)
         except Exception:
-            logger.exception("Could not queue %s%r; the next sync will catch up", task_name, args)
+            if on_error is None:
+                logger.exception("Could not queue %s%r; the next sync will catch up", task, args)
+                return
+            logger.exception("Could not queue %s%r", getattr(target, "name", task), args)
+            on_error()
 
     transaction.on_commit(send)
 

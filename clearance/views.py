@@ -7,7 +7,6 @@ from datetime import timedelta
 from functools import wraps
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,11 +18,18 @@ from clearance.connect import forget_token, webhook_url_for
 from clearance.credential_services import record_check
 from clearance.forms import CredentialForm
 from clearance.models import Credential
+from clearance.services import _on_commit
 from organizations.access import get_object_for_user, require_role, scoped
 from organizations.models import Role
 
 # A test still "running" after this long is reported as stuck (no worker?) and polling stops.
 CHECK_STALE_AFTER = timedelta(minutes=3)
+# Stored as the check's result when the task could not be handed to the broker.
+CHECK_NOT_STARTED = (
+    "The test could not be started: the task queue is unreachable, so no background worker can "
+    "run it. Try again in a minute; if it keeps failing, ask whoever runs FleetPortal to check "
+    "the task queue (Redis)."
+)
 
 
 class _SecretsHiddenFilter(SafeExceptionReporterFilter):
@@ -131,10 +137,17 @@ def credential_test(request, public_id):
         from clearance.credential_tasks import test_connection
 
         record_check(credential, ok=None, message="")
-        transaction.on_commit(lambda: test_connection.delay(credential.pk))
+        _on_commit(
+            test_connection,
+            credential.pk,
+            on_error=lambda: record_check(credential, ok=False, message=CHECK_NOT_STARTED),
+        )
     if request.htmx:
         return _render_check(request, credential)
-    messages.info(request, "Testing the connection in the background…")
+    if credential.last_check_ok is False:  # only just now: the test was not queued
+        messages.error(request, CHECK_NOT_STARTED)
+    else:
+        messages.info(request, "Testing the connection in the background…")
     return redirect("clearance:credential_detail", public_id=credential.public_id)
 
 
