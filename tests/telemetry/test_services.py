@@ -300,21 +300,6 @@ def test_pull_needs_an_approved_clearance(organization, monkeypatch):
     assert "no clearance" in services.pull_vehicle(no_clearance.pk).message
 
 
-def test_beat_queues_only_approved_vehicles(organization, monkeypatch):
-    from vehicles.telemetry import tasks
-
-    approved = ClearanceFactory(vehicle__organization=organization, status="approved")
-    ClearanceFactory(vehicle__organization=organization, status="pending")
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", queued.append)
-    from django.core.cache import cache
-
-    cache.delete("telemetry:pull-approved:lock")
-    assert tasks.pull_approved_vehicles.run() == 1
-    assert queued == [approved.vehicle_id]
-    assert tasks.pull_approved_vehicles.run() == 0  # overlapping run skipped
-
-
 def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callbacks, monkeypatch):
     from vehicles.telemetry import tasks
 

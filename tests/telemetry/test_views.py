@@ -188,6 +188,12 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
     assert "never" in html
 
 
+def test_a_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
+    services.mark_pull_scheduled(vehicle.public_id, wait=timedelta(minutes=10))
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
+
+
 def door_payload(locks: list[dict], positions: list[dict] | None = None) -> dict:
     doors: dict = {"locks": locks}
     if positions is not None:

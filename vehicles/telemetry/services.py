@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -187,33 +188,96 @@ class PullOutcome:
     retryable: bool = False
 
 
-def _status_key(vehicle: Vehicle) -> str:
+# A vehicle's pull status doubles as the "a pull is already waiting" marker: while it says
+# queued, running or retrying and its deadline ("until") has not passed, nobody queues another
+# pull. The Refresh button (request_refresh) and the scheduled pull (tasks.pull_approved_vehicles)
+# both use it; the deadline keeps a lost task from blocking a vehicle for good.
+WAITING_STATES = frozenset({"queued", "running", "retrying"})
+REFRESH_WAIT = timedelta(minutes=2)
+STATUS_TIMEOUT = 24 * 3600
+
+
+def _status_key(public_id: Any) -> str:
     # The public id, not the pk: a key can never describe another (re-created) vehicle.
-    return f"telemetry:pull:{vehicle.public_id}"
+    return f"telemetry:pull:{public_id}"
+
+
+def _status(
+    state: str, message: str, *, wait: timedelta = REFRESH_WAIT, scheduled: bool = False
+) -> dict[str, Any]:
+    now = timezone.now()
+    status: dict[str, Any] = {
+        "state": state,
+        "message": message,
+        "at": now.isoformat(),
+        "until": (now + wait).isoformat(),
+    }
+    if scheduled:
+        status["scheduled"] = True
+    return status
 
 
 def set_pull_status(vehicle: Vehicle, state: str, message: str = "") -> None:
     """Remember the last refresh of a vehicle (queued/running/ok/failed) for the panel."""
+    cache.set(_status_key(vehicle.public_id), _status(state, message), timeout=STATUS_TIMEOUT)
+
+
+def get_pull_status(vehicle: Vehicle) -> dict[str, Any] | None:
+    return cache.get(_status_key(vehicle.public_id))
+
+
+def pull_is_waiting(
+    status: dict[str, Any] | None,
+    *,
+    now: datetime | None = None,
+    count_scheduled: bool = True,
+) -> bool:
+    """Whether a status says a pull is queued or under way (the "already queued" marker)."""
+    if not status or status.get("state") not in WAITING_STATES:
+        return False
+    if status.get("scheduled") and not count_scheduled:
+        return False
+    try:
+        if status.get("until"):
+            until = datetime.fromisoformat(status["until"])
+        else:  # written before deadlines existed
+            until = datetime.fromisoformat(status["at"]) + REFRESH_WAIT
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (now or timezone.now()) < until
+
+
+def waiting_pulls(public_ids: Iterable[Any]) -> set[Any]:
+    """The public ids among these whose pull is still waiting (one cache round trip)."""
+    keys = {_status_key(public_id): public_id for public_id in public_ids}
+    if not keys:
+        return set()
+    now = timezone.now()
+    return {
+        keys[key]
+        for key, status in cache.get_many(list(keys)).items()
+        if pull_is_waiting(status, now=now)
+    }
+
+
+def mark_pull_scheduled(public_id: Any, *, wait: timedelta) -> None:
+    """Set the marker for a pull the beat job queues (with a countdown): waiting until then."""
     cache.set(
-        _status_key(vehicle),
-        {"state": state, "message": message, "at": timezone.now().isoformat()},
-        timeout=24 * 3600,
+        _status_key(public_id),
+        _status("queued", "A scheduled pull is queued.", wait=wait, scheduled=True),
+        timeout=STATUS_TIMEOUT,
     )
 
 
-def get_pull_status(vehicle: Vehicle) -> dict[str, str] | None:
-    return cache.get(_status_key(vehicle))
-
-
 def request_refresh(vehicle: Vehicle) -> bool:
-    """Queue a pull for one vehicle (the Refresh button). False when one is already queued."""
+    """Queue a pull for one vehicle (the Refresh button). False when one is already queued.
+
+    A scheduled pull waiting for its countdown does not count: the user asked for data now.
+    """
     from vehicles.telemetry.tasks import pull_vehicle_telemetry
 
-    current = get_pull_status(vehicle)
-    if current and current.get("state") in ("queued", "running"):
-        queued_at = datetime.fromisoformat(current["at"])
-        if timezone.now() - queued_at < timedelta(minutes=2):
-            return False
+    if pull_is_waiting(get_pull_status(vehicle), count_scheduled=False):
+        return False
     set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…")
     pull_vehicle_telemetry.delay_on_commit(vehicle.pk)
     return True
@@ -321,11 +385,12 @@ def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
     )
 
 
-def approved_vehicle_ids() -> list[int]:
+def approved_vehicles() -> list[tuple[int, Any]]:
+    """(pk, public id) of every approved vehicle with a credential, in a stable order."""
     return list(
-        Vehicle.objects.filter(
-            clearance__status=APPROVED, clearance__credential__isnull=False
-        ).values_list("pk", flat=True)
+        Vehicle.objects.filter(clearance__status=APPROVED, clearance__credential__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "public_id")
     )
 
 

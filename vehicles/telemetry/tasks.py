@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
 from django.core.cache import cache
 
 from vehicles.telemetry import services
+from vehicles.telemetry.services import mark_pull_scheduled, waiting_pulls
+
+# Countdowns stay well below the Redis broker's visibility timeout (3600 s): a task held back
+# longer would be delivered a second time.
+MAX_SPREAD_SECONDS = 1800
 
 
 @shared_task(bind=True, max_retries=3, soft_time_limit=60, time_limit=90, acks_late=True)
@@ -18,16 +25,34 @@ def pull_vehicle_telemetry(self, vehicle_id: int) -> None:
 
 @shared_task(bind=True, soft_time_limit=60, time_limit=90)
 def pull_approved_vehicles(self) -> int:
-    """Beat: queue a pull for every approved vehicle (overlapping runs are skipped)."""
+    """Beat: queue a pull for every approved vehicle that has none waiting yet.
+
+    Overlapping runs are skipped. A vehicle whose pull is still queued or running (the same
+    marker the Refresh button uses) is not queued again, so a slow or stopped worker does not
+    build a backlog; the pulls are spread over the interval so HM's rate limit is not hit in
+    one burst. Returns how many pulls were queued.
+    """
     from django.conf import settings
 
-    lock_seconds = max(10, settings.TELEMETRY_PULL_INTERVAL_SECONDS // 2)
+    interval = settings.TELEMETRY_PULL_INTERVAL_SECONDS
+    lock_seconds = max(10, interval // 2)
     if not cache.add("telemetry:pull-approved:lock", "1", timeout=lock_seconds):
         return 0
-    ids = services.approved_vehicle_ids()
-    for vehicle_id in ids:
-        pull_vehicle_telemetry.delay(vehicle_id)
-    return len(ids)
+    vehicles = services.approved_vehicles()
+    waiting = waiting_pulls(public_id for _, public_id in vehicles)
+    due = [(pk, public_id) for pk, public_id in vehicles if public_id not in waiting]
+    spread = min(interval, MAX_SPREAD_SECONDS)
+    for index, (vehicle_id, public_id) in enumerate(due):
+        countdown = index * spread // len(due)
+        # A pull may start up to 1.5 intervals after its planned time; later it is dropped
+        # (expires) and, its marker having lapsed at the same moment, the next run queues a
+        # fresh one. So a queue that has not drained by the next run is not added to, a lost
+        # task does not block a vehicle for good, and at most one scheduled pull per vehicle
+        # can still run. Marked before sending: a task that starts at once then overwrites it.
+        valid_for = countdown + interval + interval // 2
+        mark_pull_scheduled(public_id, wait=timedelta(seconds=valid_for))
+        pull_vehicle_telemetry.apply_async((vehicle_id,), countdown=countdown, expires=valid_for)
+    return len(due)
 
 
 @shared_task(bind=True, soft_time_limit=600, time_limit=660)

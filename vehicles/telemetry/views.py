@@ -77,7 +77,8 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
     # its data (the other order could show "Refreshed" above the old values and stop polling).
     status = services.get_pull_status(vehicle)
     snapshots = selectors.recent_snapshots(vehicle)
-    busy = bool(status and status.get("state") in ("queued", "running", "retrying"))
+    # A scheduled pull waiting for its countdown is not "busy": the user did not ask for it.
+    busy = services.pull_is_waiting(status, count_scheduled=False)
     clearance = getattr(vehicle, "clearance", None)
     track = selectors.track(vehicle)
     return {
