@@ -93,6 +93,8 @@ class SimClearance(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     control_odometer_km = models.FloatField(null=True, blank=True)
     requested_at = models.DateTimeField()
+    # Every POST naming this VIN, answered or not: tests check that nothing is sent twice.
+    times_requested = models.PositiveIntegerField(default=0)
     approval_delay_seconds = models.PositiveIntegerField(default=5)
     removal_delay_seconds = models.PositiveIntegerField(default=5)
     deleted_at = models.DateTimeField(null=True, blank=True)

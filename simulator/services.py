@@ -265,13 +265,15 @@ def _request_one(app: SimulatedApp, item: dict, now: datetime) -> dict:
     with transaction.atomic():
         clearance = SimClearance.objects.select_for_update().filter(app=app, vin=vin).first()
         if clearance is not None:
+            clearance.times_requested += 1
             entries = timeline(clearance.facts(), now)
             if entries[-1].status in ACTIVE:
                 # Already known and alive: HM answers with the current state.
+                clearance.save(update_fields=["times_requested"])
                 return {"vin": vin, "status": entries[-1].status, "tags": clearance.tags or {}}
             clearance.history = list(clearance.history or []) + [e.to_json() for e in entries]
         else:
-            clearance = SimClearance(app=app, vin=vin)
+            clearance = SimClearance(app=app, vin=vin, times_requested=1)
         clearance.brand = str(item["brand"])
         clearance.tags = tags
         clearance.control_odometer_km = odometer

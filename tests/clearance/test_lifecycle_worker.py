@@ -159,6 +159,8 @@ def test_onboarding_500_vins_with_faults(worker, settings):
     sims = SimClearance.objects.filter(app=app)
     assert sims.count() == 500
     assert not sims.exclude(history=[]).exists()
+    # Faults hit before HM reads a batch, so every VIN reached HM in exactly one POST.
+    assert set(sims.values_list("times_requested", flat=True)) == {1}
     per_row = (
         ClearanceEvent.objects.filter(clearance__credential=credential, source="api")
         .values("clearance")
