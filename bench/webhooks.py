@@ -119,12 +119,8 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
     def message(vin: str, delivery: str, *, forged: bool = False):
         body = json.dumps(
             {
-                "vehicle": {"vin": vin, "brand": "sandbox"},
-                "event": {
-                    "type": "fleet_clearance_changed",
-                    "action": "approved",
-                    "timestamp": "2026-01-01T10:00:00Z",
-                },
+                "vehicle": {"vin": vin},
+                "event": {"action": "approved"},
             }
         ).encode()
         key = b"forged" if forged else secret.encode()

@@ -51,7 +51,6 @@ from clearance.hm import (
     PermanentError,
     TransientError,
     UnprocessableError,
-    parse_hm_datetime,
 )
 from clearance.models import (
     Clearance,
@@ -854,7 +853,9 @@ def _apply_webhook_change(clearance, delivery, event: dict, action: str):
         Change(
             status=action,
             source=Source.WEBHOOK,
-            at=parse_hm_datetime(event.get("timestamp")),
+            # HM's webhooks carry no time of the change (PROTOCOL.md §5): our receive time and
+            # the graph order them.
+            at=None,
             learned_at=delivery.received_at,
             detail=str(detail) if detail else "",
             description=str(detail) if detail else None,

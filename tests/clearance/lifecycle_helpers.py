@@ -73,10 +73,9 @@ def post_webhook(client, credential, payload, *, delivery=None, secret=None, sig
     )
 
 
-def clearance_payload(vin: str, action: str, timestamp: str | None = None, detail=None) -> dict:
-    event = {"type": "fleet_clearance_changed", "action": action}
-    if timestamp:
-        event["timestamp"] = timestamp
+def clearance_payload(vin: str, action: str, detail=None) -> dict:
+    """A clearance webhook as HM sends it (PROTOCOL.md §5): no time of the change."""
+    event = {"action": action}
     if detail:
         event["detail"] = detail
     return {"vehicle": {"vin": vin}, "event": event}

@@ -118,7 +118,7 @@ def test_duplicated_delivery_is_ignored(client, pending, django_capture_on_commi
 
 
 def test_same_news_under_two_delivery_ids_applies_once(client, pending):
-    payload = clearance_payload(pending.vehicle.vin, "approved", "2026-01-01T10:00:00Z")
+    payload = clearance_payload(pending.vehicle.vin, "approved")
     post_webhook(client, pending.credential, payload)
     post_webhook(client, pending.credential, payload)
     run_tasks(None)
@@ -129,21 +129,25 @@ def test_same_news_under_two_delivery_ids_applies_once(client, pending):
 def test_reordered_webhooks_are_harmless(client, pending):
     vin = pending.vehicle.vin
     credential = pending.credential
-    # HM sent approved then revoking; they arrive (and are applied) the other way round.
-    post_webhook(client, credential, clearance_payload(vin, "revoking", "2026-01-01T10:05:00Z"))
-    post_webhook(client, credential, clearance_payload(vin, "approved", "2026-01-01T10:00:00Z"))
+    # HM sent approved then revoking; they arrive the other way round. HM's webhooks carry no
+    # time, so the graph decides: "revoking" cannot follow "pending" and is refused (kept as
+    # such on the delivery), "approved" applies; the next sync brings HM's current status.
+    post_webhook(client, credential, clearance_payload(vin, "revoking"))
+    post_webhook(client, credential, clearance_payload(vin, "approved"))
     run_tasks(None)
     pending.refresh_from_db()
-    assert pending.status == "revoking"
-    # Then the late "revoked" arrives and is applied; a repeat of "approved" is not.
-    post_webhook(client, credential, clearance_payload(vin, "revoked", "2026-01-01T10:10:00Z"))
-    post_webhook(client, credential, clearance_payload(vin, "approved", "2026-01-01T10:00:00Z"))
+    assert pending.status == "approved"
+    refused = WebhookDelivery.objects.get(payload__event__action="revoking")
+    assert refused.result.startswith(f"{vin}: forbidden pending -> revoking")
+    # Then "revoked" arrives and is applied; a late repeat of "approved" is not.
+    post_webhook(client, credential, clearance_payload(vin, "revoked"))
+    post_webhook(client, credential, clearance_payload(vin, "approved"))
     run_tasks(None)
     pending.refresh_from_db()
     assert pending.status == "revoked"
     assert list(
         ClearanceEvent.objects.filter(clearance=pending).values_list("to_status", flat=True)
-    ) == ["revoking", "revoked"]
+    ) == ["approved", "revoked"]
 
 
 def test_undated_reordered_webhooks_use_receive_order_and_the_graph(client, pending):
