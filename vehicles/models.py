@@ -135,8 +135,9 @@ class ImportChunk(models.Model):
 class TelemetrySnapshot(models.Model):
     """One Auto API answer (pull) or stream message, raw and normalised (issue 7).
 
-    ``captured_at`` is HM's newest timestamp in the payload (never our receive time, so old data
-    is never shown as fresh); ``fields_meta`` keeps every normalised field with its own HM
+    ``captured_at`` is HM's newest timestamp in the payload, so old data is never shown as fresh;
+    only when HM gave none is it our receive time, marked by ``fields_meta["captured_at_source"]
+    == "receive_time"``. ``fields_meta`` keeps every normalised field with its own HM
     timestamp and failure: ``{"fuel_level": {"value", "timestamp", "failure"}, "doors": [...]}``.
     """
 
