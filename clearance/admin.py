@@ -33,6 +33,24 @@ class CredentialListFilter(admin.RelatedFieldListFilter):
         return [(c.pk, str(c)) for c in credentials]
 
 
+def queue_each(model_admin, request, task, ids) -> bool:
+    """Queue `task` once per id after commit; with the task queue unreachable, say so in words
+    (never a 500) and return False."""
+    not_queued = []
+    with transaction.atomic():
+        for pk in ids:
+            _on_commit(task, pk, on_error=lambda pk=pk: not_queued.append(pk))
+    if not_queued:
+        model_admin.message_user(
+            request,
+            f"The task queue is unreachable, so {len(not_queued)} of {len(ids)} could not be "
+            "queued. Try again in a minute; if it keeps failing, check the task queue (Redis).",
+            level=messages.ERROR,
+        )
+        return False
+    return True
+
+
 # --- credentials ----------------------------------------------------------------------------------
 
 
@@ -201,9 +219,8 @@ class CredentialAdmin(admin.ModelAdmin):
         from clearance import tasks
 
         ids = list(queryset.values_list("pk", flat=True))
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: tasks.sync_credential.delay(pk))
-        self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
+        if queue_each(self, request, tasks.sync_credential, ids):
+            self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
 
 
 # --- clearances -----------------------------------------------------------------------------------
@@ -289,9 +306,8 @@ class ClearanceAdmin(admin.ModelAdmin):
         from clearance import tasks
 
         ids = sorted(set(queryset.exclude(credential=None).values_list("credential_id", flat=True)))
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: tasks.sync_credential.delay(pk))
-        self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
+        if queue_each(self, request, tasks.sync_credential, ids):
+            self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
 
     @admin.action(description="Request clearance again (rejected, revoked, canceled, error)")
     def request_again(self, request, queryset):
@@ -401,6 +417,5 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         from clearance import tasks
 
         ids = list(queryset.filter(processed_at=None).values_list("pk", flat=True))
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: tasks.process_webhook.delay(pk))
-        self.message_user(request, f"{len(ids)} unprocessed delivery(ies) queued.")
+        if queue_each(self, request, tasks.process_webhook, ids):
+            self.message_user(request, f"{len(ids)} unprocessed delivery(ies) queued.")

@@ -58,9 +58,11 @@ def _credential_for_owner(request, public_id) -> Credential:
 
 
 def _check_state(credential: Credential) -> str:
-    """never | running | stuck | ok | failed"""
+    """never | running | stuck | ok | failed | not_started (the queue was unreachable)"""
     if credential.last_check_at is None:
         return "never"
+    if credential.last_check_ok is False and credential.last_check_message == CHECK_NOT_STARTED:
+        return "not_started"
     if credential.last_check_ok is None:
         if timezone.now() - credential.last_check_at > CHECK_STALE_AFTER:
             return "stuck"

@@ -33,6 +33,7 @@ def test_htmx_button_says_the_check_could_not_start(owner_client, organization):
     html = response.content.decode()
     assert "could not be started: the task queue is unreachable" in html
     assert 'hx-trigger="every 1s"' not in html  # nothing to wait for
+    assert "The connection failed." not in html  # nothing was tried at HM
     credential.refresh_from_db()
     assert credential.last_check_ok is False
     assert credential.last_check_message == CHECK_NOT_STARTED
@@ -71,3 +72,17 @@ def test_admin_action_reports_the_queue_instead_of_failing(admin_client):
         response.content.decode()
     )
     assert Credential.objects.get(pk=credential.pk).last_check_message == CHECK_NOT_STARTED
+
+
+def test_admin_sync_now_with_the_queue_down_says_so(admin_client, organization):
+    credential = CredentialFactory(organization=organization)
+    with mock.patch("clearance.tasks.sync_credential.delay", side_effect=BROKER_DOWN):
+        response = admin_client.post(
+            reverse("admin:clearance_credential_changelist"),
+            {"action": "sync_now", "_selected_action": [credential.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The task queue is unreachable, so 1 of 1 could not be queued." in html
+    assert "Sync queued" not in html
