@@ -72,3 +72,10 @@ def test_admin_lists_that_name_the_credential_still_load(admin_client, broken):
         response = admin_client.get(reverse(f"admin:clearance_{name}_changelist"))
         assert response.status_code == 200, name
         assert "Old key app" in response.content.decode()
+
+
+def test_the_import_page_still_offers_the_credential(manager_client, broken):
+    credential, _vehicle = broken
+    response = manager_client.get(reverse("imports:upload"))
+    assert response.status_code == 200
+    assert credential.name in response.content.decode()

@@ -20,9 +20,13 @@ JOB_TEMPLATE = "imports/job.html"
 
 
 def _credentials(request: HttpRequest) -> list:
+    from clearance.fields import encrypted_field_names
     from clearance.models import Credential
 
-    return list(scoped(request, Credential).order_by("name"))
+    # Names only: secrets stay encrypted, so an undecryptable one cannot break the upload page.
+    return list(
+        scoped(request, Credential).defer(*encrypted_field_names(Credential)).order_by("name")
+    )
 
 
 @require_http_methods(["GET", "POST"])
