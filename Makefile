@@ -21,7 +21,7 @@ PYTHON ?= $(shell \
 .PHONY: help run test bench lint format migrations check-python clean
 
 help:
-	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web + worker + beat)"
+	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web, workers, beat)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make lint   - ruff check + format check"
@@ -56,7 +56,7 @@ run: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 run: $(VENV)/.installed-run
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo
-	@echo "Starting web (http://127.0.0.1:$(PORT)), Celery worker and beat. Ctrl-C stops all of them."
+	@echo "Starting web (http://127.0.0.1:$(PORT)), Celery workers and beat. Ctrl-C stops all of them."
 	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 test: $(VENV)/.installed-dev
