@@ -90,3 +90,56 @@ def test_a_series_without_data_gets_no_legend() -> None:
     )
     legend = [el.text for el in parse(svg).iter() if "chart-legend" in (el.get("class") or "")]
     assert legend == ["Fuel"]
+
+
+def axis_labels(svg: str) -> list[str]:
+    """The y-axis labels, top (maximum) first."""
+    root = parse(svg)
+    labels = [el for el in root.iter() if el.get("class") == "chart-axis"]
+    return [el.text for el in labels if el.get("text-anchor") == "end" and el.get("x") == "48"]
+
+
+def test_a_flat_series_gets_an_axis_from_zero_up() -> None:
+    # A parked car: every speed is 0. The axis must not run from -1 to 1 km/h.
+    points = [(T0 + timedelta(minutes=i), 0.0) for i in range(5)]
+    svg = line_chart(
+        [Series("Speed", points)], title="Speed", unit="km/h", y_min=0, floor=0, min_span=10
+    )
+    assert axis_labels(svg) == ["10", "0"]
+    assert "-1" not in axis_labels(svg)
+    # The flat line is drawn on the bottom edge of the plot, inside it.
+    d = next(el for el in parse(svg).iter() if el.tag.endswith("path")).get("d")
+    ys = {float(seg.split()[1]) for seg in re.findall(r"[ML]([\d. -]+)", d)}
+    assert ys == {120.0}  # margin_top 22 + plot height 98
+
+
+def test_a_flat_series_without_a_floor_stays_around_its_value() -> None:
+    points = [(T0, 12345.0), (T0 + timedelta(minutes=5), 12345.0)]
+    svg = line_chart([Series("Odometer", points)], title="Odometer", unit="km", floor=0)
+    assert axis_labels(svg) == ["12,346", "12,344"]
+
+
+def test_a_flat_zero_series_never_gets_negative_labels() -> None:
+    points = [(T0, 0.0), (T0 + timedelta(minutes=5), 0.0)]
+    svg = line_chart([Series("Odometer", points)], title="Odometer", floor=0)
+    assert axis_labels(svg) == ["2", "0"]
+
+
+def test_the_floor_does_not_hide_values_below_it() -> None:
+    points = [(T0, -3.0), (T0 + timedelta(minutes=5), 5.0)]
+    svg = line_chart([Series("s", points)], title="t", floor=0)
+    assert axis_labels(svg) == ["5", "-3"]
+
+
+def test_the_tooltip_names_the_unit_once() -> None:
+    points = [(T0, 95.0), (T0 + timedelta(minutes=5), 96.0)]
+    for value_format in (lambda v: f"{v:.0f}", lambda v: f"{v:.0f} %"):
+        svg = line_chart(
+            [Series("Fuel", points, "chart-fuel")],
+            title="Fuel",
+            unit="%",
+            value_format=value_format,
+        )
+        titles = [el.text for el in parse(svg).iter() if el.tag.endswith("title")]
+        assert "Fuel: 96 %" in titles
+        assert "% %" not in svg

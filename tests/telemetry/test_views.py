@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -240,3 +241,26 @@ def test_data_without_hm_time_says_so_on_the_panel(viewer_client, vehicle):
     html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "sent no usable time" in html
     assert "at an unknown time" in html  # the value itself has no HM time either
+
+
+def parked_payload(at: datetime, fuel: float) -> dict:
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return {
+        "diagnostics": {
+            "speed": {"data": {"value": 0, "unit": "kilometers_per_hour"}, "timestamp": stamp},
+            "fuel_level": {"data": fuel, "timestamp": stamp},
+        }
+    }
+
+
+@time_machine.travel(NOW, tick=False)
+def test_charts_of_a_parked_car_have_sensible_axes_and_units(viewer_client, vehicle):
+    for minutes, fuel in ((30, 0.96), (20, 0.96), (10, 0.96)):
+        payload = parked_payload(NOW - timedelta(minutes=minutes), fuel)
+        services.record_snapshot(vehicle, parse_rest(payload), source="pull")
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    speed = html[html.index("<title>Speed</title>") :]
+    speed = speed[: speed.index("</svg>")]
+    axis = re.findall(r'class="chart-axis" x="48" y="[\d.]+" text-anchor="end">([^<]*)<', speed)
+    assert axis == ["10", "0"]  # never -1 to 1 km/h
+    assert "Fuel: 96 %" in html and "% %" not in html

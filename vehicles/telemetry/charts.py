@@ -86,10 +86,18 @@ def line_chart(
     height: int = 140,
     y_min: float | None = None,
     y_max: float | None = None,
+    floor: float | None = None,
+    min_span: float = 2.0,
     value_format: Callable[[float], str] = lambda v: f"{v:,.0f}",
     empty_text: str = "No data yet",
 ) -> str:
-    """A time-series chart with a y-axis range, a time range and one path per series."""
+    """A time-series chart with a y-axis range, a time range and one path per series.
+
+    ``y_min``/``y_max`` are always inside the axis; ``floor`` is a value the axis never goes
+    below (0 for quantities that cannot be negative). The axis spans at least ``min_span``, so
+    a flat series (every speed 0) gets a sensible axis, e.g. 0 to 10 km/h, never -1 to 1.
+    ``value_format`` renders a bare number: the unit is added once, after it.
+    """
     margin_left, margin_right, margin_top, margin_bottom = 52.0, 8.0, 22.0, 20.0
     plot_w = width - margin_left - margin_right
     plot_h = height - margin_top - margin_bottom
@@ -117,8 +125,7 @@ def line_chart(
     values = [v for _, v in all_points]
     low = min(values) if y_min is None else min(y_min, min(values))
     high = max(values) if y_max is None else max(y_max, max(values))
-    if high == low:
-        low, high = low - 1, high + 1
+    low, high = _axis_range(low, high, floor=floor, min_span=min_span)
     v_span = high - low
 
     def xy(t: datetime, v: float) -> tuple[float, float]:
@@ -151,7 +158,7 @@ def line_chart(
         cx, cy = xy(last_t, last_v)
         parts.append(
             f'<circle class="chart-dot {_attr(s.css_class)}-dot" cx="{_num(cx)}" cy="{_num(cy)}" r="3">'
-            f"<title>{escape(f'{s.name}: {value_format(last_v)} {unit}'.rstrip())}</title>"
+            f"<title>{escape(f'{s.name}: {_with_unit(value_format(last_v), unit)}')}</title>"
             "</circle>"
         )
     with_data = [s for s in series if any(v is not None for _, v in s.points)]
@@ -164,6 +171,30 @@ def line_chart(
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _axis_range(
+    low: float, high: float, *, floor: float | None, min_span: float
+) -> tuple[float, float]:
+    """Widen a too-narrow range around its middle, then lift it back onto ``floor``.
+
+    Data below the floor (which should not exist) stays visible: the floor only stops padding.
+    """
+    data_low = low
+    min_span = max(min_span, 1e-9)
+    if high - low < min_span:
+        middle = (low + high) / 2
+        low, high = middle - min_span / 2, middle + min_span / 2
+    if floor is not None and low < floor <= data_low:
+        low, high = floor, high + (floor - low)
+    return low, high
+
+
+def _with_unit(text: str, unit: str) -> str:
+    """ "96 %" from "96" and "%"; never "96 % %" when the formatted value has the unit already."""
+    if not unit or text.rstrip().endswith(unit):
+        return text
+    return f"{text} {unit}"
 
 
 def _ts(value: datetime) -> float:

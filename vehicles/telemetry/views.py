@@ -43,12 +43,12 @@ def _charts(rows: list[dict[str, Any]]) -> dict[str, str]:
     def series(field: str, scale: float = 1.0) -> list:
         return [(r["captured_at"], None if r[field] is None else r[field] * scale) for r in rows]
 
-    percent = lambda v: f"{v:.0f} %"  # noqa: E731
     charts = {
         "odometer": line_chart(
             [Series("Odometer", series("odometer_km"), "chart-odometer")],
             title="Odometer",
             unit="km",
+            floor=0,
         ),
         "energy": line_chart(
             [
@@ -59,13 +59,17 @@ def _charts(rows: list[dict[str, Any]]) -> dict[str, str]:
             unit="%",
             y_min=0,
             y_max=100,
-            value_format=percent,
+            floor=0,
+            value_format=lambda v: f"{v:.0f}",  # the chart adds the unit
         ),
         "speed": line_chart(
             [Series("Speed", series("speed_kmh"), "chart-speed")],
             title="Speed",
             unit="km/h",
             y_min=0,
+            floor=0,
+            # A parked car (every speed 0) gets a 0 to 10 km/h axis.
+            min_span=10,
         ),
     }
     # Built from escaped text only (see charts.py).
