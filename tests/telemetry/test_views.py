@@ -10,6 +10,8 @@ import time_machine
 from django.urls import reverse
 
 from tests.factories import ClearanceFactory, VehicleFactory
+from tests.telemetry import schemas
+from tests.utils import require
 from vehicles.telemetry import services, tasks
 from vehicles.telemetry.parse import parse_rest
 
@@ -264,3 +266,35 @@ def test_charts_of_a_parked_car_have_sensible_axes_and_units(viewer_client, vehi
     axis = re.findall(r'class="chart-axis" x="48" y="[\d.]+" text-anchor="end">([^<]*)<', speed)
     assert axis == ["10", "0"]  # never -1 to 1 km/h
     assert "Fuel: 96 %" in html and "% %" not in html
+
+
+def ignition_states_in_the_schema() -> list[str]:
+    require(schemas.available(), f"HM's Auto API JSON schemas are not at {schemas.SCHEMA_DIR}")
+    states: set[str] = set()
+    for variant in (schemas.REST, schemas.STREAM):
+        path = schemas.SCHEMA_DIR / variant / "L13" / "misc" / "custom_types.schema.json"
+        states |= set(json.loads(path.read_text())["$defs"]["ignition_state"]["enum"])
+    return sorted(states)
+
+
+def test_every_ignition_state_of_the_schema_is_shown_in_words():
+    from vehicles.telemetry.selectors import IGNITION_WORDS, _display
+
+    states = ignition_states_in_the_schema()
+    assert states == sorted(IGNITION_WORDS)  # a new state in HM's schema needs words here
+    for state in states:
+        words = _display("ignition", state)
+        assert words == IGNITION_WORDS[state] and words != state
+    assert _display("ignition", "lock") == "Off, steering locked"
+    # A state HM invents tomorrow is shown as it came, never a crash.
+    assert _display("ignition", "half_on") == "half_on"
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_panel_shows_the_ignition_in_words(viewer_client, vehicle):
+    payload = {"ignition": {"state": {"data": "lock", "timestamp": "2026-11-21T10:00:00Z"}}}
+    services.record_snapshot(vehicle, parse_rest(payload), source="pull")
+    html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    field = html[html.index('data-field="ignition"') :]
+    field = field[: field.index("</div>")]
+    assert "Off, steering locked" in field and ">Lock<" not in field

@@ -33,6 +33,17 @@ FIELD_LABELS: dict[str, str] = {
 }
 
 
+# Every ignition state of the Auto API L13 schema (misc/custom_types.schema.json#ignition_state)
+# in a fleet manager's words. A state HM adds later is shown as it came.
+IGNITION_WORDS: dict[str, str] = {
+    "lock": "Off, steering locked",
+    "off": "Off",
+    "accessory": "Accessories on, engine off",
+    "on": "On",
+    "start": "Engine starting",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class FieldValue:
     name: str
@@ -77,6 +88,8 @@ def _display(name: str, value: Any) -> str:
         return f"{value:.0f}°"
     if name == "doors_locked":
         return "Locked" if value else "Unlocked"
+    if name == "ignition":
+        return IGNITION_WORDS.get(str(value).strip().lower(), str(value))
     if name == "coordinates" and isinstance(value, dict):
         return f"{value['latitude']:.5f}, {value['longitude']:.5f}"
     return str(value).replace("_", " ").capitalize()
