@@ -12,12 +12,13 @@ register = template.Library()
 
 @register.filter
 def reltime(value: datetime | None, empty: str = "never"):
-    """'3 minutes ago' (or 'in 3 minutes') with the exact time on hover."""
+    """'3 minutes ago' (or 'in 3 minutes') with the exact time on hover; 'just now' under a
+    minute (timesince would say '0 minutes')."""
     if not value:
         return empty
     now = timezone.now()
     exact = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
-    if abs((now - value).total_seconds()) < 45:
+    if abs((now - value).total_seconds()) < 60:
         text = "just now"
     elif value <= now:
         text = f"{timesince(value, now, depth=1)} ago"
