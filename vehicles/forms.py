@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.urls import reverse
 
@@ -46,7 +48,10 @@ class VehicleAddForm(forms.Form):
     tags = forms.CharField(
         max_length=500,
         required=False,
-        help_text="Comma-separated, e.g. “berlin, vans”; or key=value pairs like “depot=berlin”.",
+        help_text=(
+            "Separated by commas or semicolons, e.g. “berlin, vans” or “vans; depot=berlin” "
+            "(key=value pairs like “depot=berlin” are fine)."
+        ),
     )
     odometer_km = forms.IntegerField(
         label="Odometer (km)",
@@ -142,10 +147,15 @@ class VehicleEditForm(forms.ModelForm):
         return parse_tags(self.cleaned_data.get("tags", ""))
 
 
+# Commas as people type them, semicolons as the CSV import and export write them.
+TAG_SEPARATORS = re.compile(r"[,;]")
+
+
 def parse_tags(text: str) -> dict[str, str]:
-    """ "vans, depot=berlin" -> {"vans": "", "depot": "berlin"} (Vehicle.tags is a JSON object)."""
+    """ "vans, depot=berlin" or "vans; depot=berlin" -> {"vans": "", "depot": "berlin"}
+    (Vehicle.tags is a JSON object)."""
     tags: dict[str, str] = {}
-    for part in (text or "").split(","):
+    for part in TAG_SEPARATORS.split(text or ""):
         part = part.strip()
         if not part:
             continue
