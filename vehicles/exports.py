@@ -2,7 +2,11 @@
 
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return could be run as a
 formula by Excel/LibreOffice (CSV injection); such cells get a leading apostrophe. The import
-removes that apostrophe again, so an exported file imports back unchanged.
+removes that apostrophe again, so an exported file imports back unchanged (every column the
+import reads is exported, odometer_km included).
+
+The file is named after the fleet filter it was made with (``acme-fleet-approved-bmw.csv``), so
+several exports of one fleet can be told apart in a downloads folder.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.text import slugify
+
+from vehicles.selectors import NOT_REQUESTED
 
 EXPORT_COLUMNS = (
     "vin",
@@ -21,6 +28,7 @@ EXPORT_COLUMNS = (
     "license_plate",
     "nickname",
     "tags",
+    "odometer_km",
     "status",
     "status_changed_at",
 )
@@ -63,6 +71,7 @@ def vehicle_rows(queryset: QuerySet) -> Iterator[list[Any]]:
             vehicle.license_plate,
             vehicle.nickname,
             format_tags(vehicle.tags),
+            vehicle.odometer_km,
             clearance.status if clearance else "",
             changed.astimezone(UTC).isoformat().replace("+00:00", "Z") if changed else "",
         ]
@@ -84,5 +93,34 @@ def csv_response(rows: Iterable[Iterable[Any]], filename: str) -> StreamingHttpR
     return response
 
 
-def fleet_export_response(queryset: QuerySet, filename: str = "fleet.csv") -> StreamingHttpResponse:
-    return csv_response(vehicle_rows(queryset), filename)
+def fleet_export_response(
+    queryset: QuerySet, filename: str = "fleet.csv", *, flt: Any = None
+) -> StreamingHttpResponse:
+    """The vehicles as a CSV download; `flt` (a FleetFilter; by default the one `filter_fleet`
+    built the queryset from) names the file after the filter."""
+    flt = flt if flt is not None else getattr(queryset, "fleet_filter", None)
+    return csv_response(vehicle_rows(queryset), filtered_filename(filename, flt))
+
+
+MAX_FILENAME_PART = 40
+
+
+def filtered_filename(filename: str, flt: Any) -> str:
+    """The file name with the active filter appended ("acme-fleet.csv", status approved, brand
+    bmw -> "acme-fleet-approved-bmw.csv"); unchanged without a filter. Only [a-z0-9-] are added,
+    so the Content-Disposition header stays safe."""
+    if flt is None or not flt.active:
+        return filename
+    stem, dot, extension = filename.rpartition(".")
+    if not dot:
+        stem, extension = filename, "csv"
+    parts = [
+        "not-requested" if flt.status == NOT_REQUESTED else flt.status,
+        flt.brand,
+        # The id as given, not the application's name: the parameter comes from the URL, and a
+        # name looked up by it could belong to another organization.
+        f"app-{flt.credential[:8]}" if flt.credential else "",
+        f"search-{flt.q}" if flt.q else "",
+    ]
+    words = [slugify(part)[:MAX_FILENAME_PART].strip("-") for part in parts if part]
+    return "-".join([stem, *[word for word in words if word]]) + f".{extension}"
