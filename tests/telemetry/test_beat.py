@@ -69,7 +69,7 @@ def test_a_vehicle_whose_pull_still_waits_is_not_queued_again(fleet, sent, setti
 
 @time_machine.travel(NOW, tick=False)
 def test_a_refresh_waiting_or_a_pull_running_counts_as_queued(fleet, sent, monkeypatch):
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a: None)
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a, **kw: None)
     assert services.request_refresh(fleet[0]) is True
     services.set_pull_status(fleet[1], "running", "Waiting for High Mobility…")
     services.set_pull_status(fleet[2], "retrying", "Trying again shortly.")
@@ -123,7 +123,12 @@ def test_the_spread_stays_below_the_broker_visibility_timeout(fleet, sent, setti
 @time_machine.travel(NOW, tick=False)
 def test_the_refresh_button_does_not_wait_for_a_scheduled_pull(fleet, sent, monkeypatch):
     refreshed: list[int] = []
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", refreshed.append)
+
+    def delay_on_commit(vehicle_id, requested=False):
+        assert requested is True  # its answer is shown as "Refreshed: ..."
+        refreshed.append(vehicle_id)
+
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", delay_on_commit)
     run_beat()
     assert services.pull_is_waiting(services.get_pull_status(fleet[3]))
     # The scheduled pull may start minutes from now; the user asked for data now.

@@ -304,7 +304,9 @@ def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callba
     from vehicles.telemetry import tasks
 
     sent: list[int] = []
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", sent.append)
+    monkeypatch.setattr(
+        tasks.pull_vehicle_telemetry, "delay", lambda pk, requested: sent.append(pk)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert services.request_refresh(approved.vehicle) is True
         assert services.request_refresh(approved.vehicle) is False  # already queued

@@ -107,7 +107,9 @@ def test_refresh_queues_a_pull_and_polls(
     manager_client, vehicle, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent: list[int] = []
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", sent.append)
+    monkeypatch.setattr(
+        tasks.pull_vehicle_telemetry, "delay", lambda pk, requested: sent.append(pk)
+    )
     url = reverse("telemetry:refresh", args=[vehicle.public_id])
     with django_capture_on_commit_callbacks(execute=True):
         response = manager_client.post(url, headers={"HX-Request": "true"})
@@ -115,16 +117,18 @@ def test_refresh_queues_a_pull_and_polls(
     html = response.content.decode()
     assert 'hx-trigger="every 2s"' in html and "Refreshing" in html
     # The worker finishes: the next poll shows the result and slows down.
-    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
+    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.", requested=True)
     html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
-    assert "Refresh failed:" in html and "offline or asleep" in html
+    assert "Refresh failed" in html and "offline or asleep" in html
     assert 'hx-trigger="every 30s"' in html
 
 
 def test_refresh_without_javascript_redirects(manager_client, vehicle, monkeypatch):
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", lambda *a: None)
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", lambda *a, **kw: None)
     response = manager_client.post(reverse("telemetry:refresh", args=[vehicle.public_id]))
     assert response.status_code == 302
+    # Without JavaScript the form is on the standalone panel page, which works on its own.
+    assert response["Location"] == panel_url(vehicle)
 
 
 def test_refresh_needs_post(manager_client, vehicle):
@@ -137,9 +141,13 @@ def test_refresh_needs_post(manager_client, vehicle):
 def test_fleet_map_lists_last_positions(
     viewer_client, organization, other_organization, django_assert_max_num_queries
 ):
-    a = VehicleFactory(organization=organization, nickname="Van A")
+    a = ClearanceFactory(
+        vehicle__organization=organization, vehicle__nickname="Van A", status="approved"
+    ).vehicle
     VehicleFactory(organization=organization)  # never reported
-    foreign = VehicleFactory(organization=other_organization, nickname="Foreign")
+    foreign = ClearanceFactory(
+        vehicle__organization=other_organization, vehicle__nickname="Foreign", status="approved"
+    ).vehicle
     for v, lat in ((a, 52.5), (foreign, 48.1)):
         payload = sample("rest_full.json")
         payload["vehicle_location"]["coordinates"]["data"]["latitude"] = lat
@@ -298,3 +306,121 @@ def test_the_panel_shows_the_ignition_in_words(viewer_client, vehicle):
     field = html[html.index('data-field="ignition"') :]
     field = field[: field.index("</div>")]
     assert "Off, steering locked" in field and ">Lock<" not in field
+
+
+# --- Refresh answers only a Refresh somebody pressed; Refresh only where it can work ---------
+
+
+class FakeHM:
+    def __init__(self, answer):
+        self.answer = answer
+
+    def get_vehicle_data(self, vin):
+        return self.answer
+
+
+def get_panel(client, vehicle) -> str:
+    html = client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    return html.replace("\xa0", " ")
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, monkeypatch):
+    use_answer = sample("rest_full.json")
+    monkeypatch.setattr(services, "_client_for", lambda credential: FakeHM(use_answer))
+    services.mark_pull_scheduled(with_data.public_id, wait=timedelta(minutes=5))
+    assert services.pull_vehicle(with_data.pk).ok  # the scheduled pull (requested=False)
+    html = get_panel(viewer_client, with_data)
+    assert "Refreshed" not in html and "Received" not in html
+    assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
+    # It says plainly when data last arrived instead.
+    assert "Data last arrived" in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_running_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
+    services.set_pull_status(vehicle, "running", "Waiting for High Mobility…")
+    html = get_panel(viewer_client, vehicle)
+    assert "Refreshing" not in html and "Waiting for High Mobility" not in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_failed_scheduled_pull_says_so_without_calling_it_a_refresh(viewer_client, vehicle):
+    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
+    html = get_panel(viewer_client, vehicle)
+    assert "The last automatic update got no data" in html and "offline or asleep" in html
+    assert "Refresh failed" not in html and "Refreshed" not in html
+
+
+def test_the_answer_to_a_refresh_is_shown_then_goes(viewer_client, vehicle):
+    with time_machine.travel(NOW, tick=False):
+        services.set_pull_status(
+            vehicle, "ok", "Received 8 values from High Mobility.", requested=True
+        )
+        html = get_panel(viewer_client, vehicle)
+        assert "Refreshed <time" in html and "just now</time>:" in html
+        assert "Received 8 values" in html
+    with time_machine.travel(NOW + timedelta(minutes=11), tick=False):
+        assert "Received 8 values" not in get_panel(viewer_client, vehicle)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_scheduled_pull_does_not_overwrite_a_refresh_under_way(vehicle, monkeypatch):
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a, **kw: None)
+    monkeypatch.setattr(
+        services, "_client_for", lambda credential: FakeHM(sample("rest_full.json"))
+    )
+    assert services.request_refresh(vehicle)
+    services.pull_vehicle(vehicle.pk)  # a scheduled pull that happened to run first
+    status = services.get_pull_status(vehicle)
+    assert status["state"] == "queued" and status["requested"]
+    services.pull_vehicle(vehicle.pk, requested=True)  # the Refresh's own pull
+    status = services.get_pull_status(vehicle)
+    assert status["state"] == "ok" and status["requested"]
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("pending", "once the clearance is approved (it is pending now)"),
+        ("queued", "once the clearance is approved (it is queued now)"),
+        ("revoked", "Data access has been revoked, so no new data arrives"),
+        ("revoking", "Data access is being revoked"),
+        ("rejected", "rejected the clearance"),
+        ("canceled", "was canceled"),
+        ("made_up_by_hm", "it is made_up_by_hm now"),
+    ],
+)
+def test_refresh_is_offered_only_for_an_approved_clearance(
+    manager_client, organization, monkeypatch, status, words
+):
+    sent: list = []
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", lambda *a, **kw: sent.append(a))
+    vehicle = ClearanceFactory(vehicle__organization=organization, status=status).vehicle
+    html = get_panel(manager_client, vehicle)
+    assert "telemetry:refresh" not in html and "Refresh</button>" not in html
+    assert "/refresh/" not in html
+    assert words in html
+    assert "Press Refresh" not in html
+    # A forged POST queues nothing either.
+    url = reverse("telemetry:refresh", args=[vehicle.public_id])
+    response = manager_client.post(url, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and words in response.content.decode().replace("\xa0", " ")
+    assert sent == [] and services.get_pull_status(vehicle) is None
+
+
+def test_refresh_needs_a_clearance_and_a_credential(manager_client, organization):
+    no_clearance = VehicleFactory(organization=organization)
+    assert "has not been requested" in get_panel(manager_client, no_clearance)
+    no_credential = ClearanceFactory(
+        vehicle__organization=organization, status="approved", credential=None
+    ).vehicle
+    html = get_panel(manager_client, no_credential)
+    assert "no High Mobility credential" in html and "/refresh/" not in html
+
+
+def test_an_approved_vehicle_offers_refresh(manager_client, vehicle):
+    html = get_panel(manager_client, vehicle)
+    assert "/refresh/" in html and "Refresh</button>" in html
+    assert "Press Refresh to ask High Mobility" in html
+    assert "telemetry-unavailable" not in html

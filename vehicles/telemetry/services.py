@@ -191,7 +191,9 @@ class PullOutcome:
 # A vehicle's pull status doubles as the "a pull is already waiting" marker: while it says
 # queued, running or retrying and its deadline ("until") has not passed, nobody queues another
 # pull. The Refresh button (request_refresh) and the scheduled pull (tasks.pull_approved_vehicles)
-# both use it; the deadline keeps a lost task from blocking a vehicle for good.
+# both use it; the deadline keeps a lost task from blocking a vehicle for good. A status written
+# for a Refresh somebody pressed says so ("requested"): only those make the panel busy or show
+# "Refreshed: ..."; a scheduled pull never claims to be a refresh.
 WAITING_STATES = frozenset({"queued", "running", "retrying"})
 REFRESH_WAIT = timedelta(minutes=2)
 STATUS_TIMEOUT = 24 * 3600
@@ -203,7 +205,12 @@ def _status_key(public_id: Any) -> str:
 
 
 def _status(
-    state: str, message: str, *, wait: timedelta = REFRESH_WAIT, scheduled: bool = False
+    state: str,
+    message: str,
+    *,
+    wait: timedelta = REFRESH_WAIT,
+    scheduled: bool = False,
+    requested: bool = False,
 ) -> dict[str, Any]:
     now = timezone.now()
     status: dict[str, Any] = {
@@ -214,12 +221,23 @@ def _status(
     }
     if scheduled:
         status["scheduled"] = True
+    if requested:
+        status["requested"] = True
     return status
 
 
-def set_pull_status(vehicle: Vehicle, state: str, message: str = "") -> None:
-    """Remember the last refresh of a vehicle (queued/running/ok/failed) for the panel."""
-    cache.set(_status_key(vehicle.public_id), _status(state, message), timeout=STATUS_TIMEOUT)
+def set_pull_status(
+    vehicle: Vehicle, state: str, message: str = "", *, requested: bool = False
+) -> None:
+    """Remember the last pull of a vehicle (queued/running/ok/failed) for the panel.
+
+    ``requested``: the pull answers a Refresh somebody pressed (not a scheduled one).
+    """
+    cache.set(
+        _status_key(vehicle.public_id),
+        _status(state, message, requested=requested),
+        timeout=STATUS_TIMEOUT,
+    )
 
 
 def get_pull_status(vehicle: Vehicle) -> dict[str, Any] | None:
@@ -230,12 +248,15 @@ def pull_is_waiting(
     status: dict[str, Any] | None,
     *,
     now: datetime | None = None,
-    count_scheduled: bool = True,
+    requested_only: bool = False,
 ) -> bool:
-    """Whether a status says a pull is queued or under way (the "already queued" marker)."""
+    """Whether a status says a pull is queued or under way (the "already queued" marker).
+
+    ``requested_only``: only a pull for a Refresh somebody pressed counts (the panel's "busy").
+    """
     if not status or status.get("state") not in WAITING_STATES:
         return False
-    if status.get("scheduled") and not count_scheduled:
+    if requested_only and not status.get("requested"):
         return False
     try:
         if status.get("until"):
@@ -269,17 +290,55 @@ def mark_pull_scheduled(public_id: Any, *, wait: timedelta) -> None:
     )
 
 
-def request_refresh(vehicle: Vehicle) -> bool:
-    """Queue a pull for one vehicle (the Refresh button). False when one is already queued.
+def refresh_unavailable_reason(vehicle: Vehicle) -> str:
+    """Why the Refresh button cannot work for this vehicle, in words ("" when it can).
 
-    A scheduled pull waiting for its countdown does not count: the user asked for data now.
+    Only an approved clearance with a credential can give data; anything else can only fail.
+    """
+    from clearance.models import ClearanceStatus
+
+    clearance = getattr(vehicle, "clearance", None)
+    if clearance is None:
+        return (
+            "No data yet: data access has not been requested from High Mobility for this vehicle."
+        )
+    status = clearance.status
+    if status == APPROVED:
+        if clearance.credential_id is None:
+            return (
+                "The clearance is approved but linked to no High Mobility credential, so no "
+                "data can be fetched. An owner can fix this on the Credentials page."
+            )
+        return ""
+    if status in (ClearanceStatus.QUEUED, ClearanceStatus.PENDING):
+        return f"No data yet: data arrives once the clearance is approved (it is {status} now)."
+    if status in (ClearanceStatus.REVOKING, ClearanceStatus.REVOKED):
+        being = "has been" if status == ClearanceStatus.REVOKED else "is being"
+        return (
+            f"Data access {being} revoked, so no new data arrives; anything shown below was "
+            "received before."
+        )
+    if status == ClearanceStatus.REJECTED:
+        return "The carmaker rejected the clearance, so High Mobility shares no data for it."
+    if status in (ClearanceStatus.CANCELING, ClearanceStatus.CANCELED):
+        return f"The clearance request was canceled (it is {status}), so no data arrives."
+    return f"No new data: data arrives once the clearance is approved (it is {status} now)."
+
+
+def request_refresh(vehicle: Vehicle) -> bool:
+    """Queue a pull for one vehicle (the Refresh button).
+
+    False when it cannot work (see refresh_unavailable_reason) or a Refresh is already queued.
+    A scheduled pull does not count: the user asked for data now.
     """
     from vehicles.telemetry.tasks import pull_vehicle_telemetry
 
-    if pull_is_waiting(get_pull_status(vehicle), count_scheduled=False):
+    if refresh_unavailable_reason(vehicle):
         return False
-    set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…")
-    pull_vehicle_telemetry.delay_on_commit(vehicle.pk)
+    if pull_is_waiting(get_pull_status(vehicle), requested_only=True):
+        return False
+    set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…", requested=True)
+    pull_vehicle_telemetry.delay_on_commit(vehicle.pk, requested=True)
     return True
 
 
@@ -328,8 +387,18 @@ def _client_for(credential: Credential) -> Any:
     return hm_client_for(credential)
 
 
-def pull_vehicle(vehicle_id: int) -> PullOutcome:
-    """GET /v1/vehicle-data/autoapi-13/{vin} for one approved vehicle and store the snapshot."""
+def _record_pull_status(vehicle: Vehicle, state: str, message: str, *, requested: bool) -> None:
+    """Write a pull's status, unless a scheduled pull would hide a Refresh still under way."""
+    if not requested and pull_is_waiting(get_pull_status(vehicle), requested_only=True):
+        return  # the panel waits for the answer to the Refresh somebody pressed
+    set_pull_status(vehicle, state, message, requested=requested)
+
+
+def pull_vehicle(vehicle_id: int, *, requested: bool = False) -> PullOutcome:
+    """GET /v1/vehicle-data/autoapi-13/{vin} for one approved vehicle and store the snapshot.
+
+    ``requested``: the pull answers a Refresh somebody pressed (the panel shows its result).
+    """
     from clearance.hm import errors as hm
 
     vehicle = Vehicle.objects.select_related("clearance__credential").filter(pk=vehicle_id).first()
@@ -345,12 +414,13 @@ def pull_vehicle(vehicle_id: int) -> PullOutcome:
             f"(it is {clearance.status} now).",
         )
     else:
-        set_pull_status(vehicle, "running", "Waiting for High Mobility…")
+        _record_pull_status(vehicle, "running", "Waiting for High Mobility…", requested=requested)
         outcome = _pull(vehicle, clearance.credential, hm)
-    set_pull_status(
+    _record_pull_status(
         vehicle,
         "ok" if outcome.ok else ("retrying" if outcome.retryable else "failed"),
         outcome.message,
+        requested=requested,
     )
     return outcome
 

@@ -16,9 +16,12 @@ MAX_SPREAD_SECONDS = 1800
 
 
 @shared_task(bind=True, max_retries=3, soft_time_limit=60, time_limit=90, acks_late=True)
-def pull_vehicle_telemetry(self, vehicle_id: int) -> None:
-    """Pull one vehicle's data from HM; transient failures (5xx, timeouts, 429) retry."""
-    outcome = services.pull_vehicle(vehicle_id)
+def pull_vehicle_telemetry(self, vehicle_id: int, requested: bool = False) -> None:
+    """Pull one vehicle's data from HM; transient failures (5xx, timeouts, 429) retry.
+
+    ``requested``: queued by the Refresh button (its result is shown on the panel).
+    """
+    outcome = services.pull_vehicle(vehicle_id, requested=requested)
     if outcome.retryable and self.request.retries < self.max_retries:
         raise self.retry(countdown=min(60, 5 * 2**self.request.retries))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,6 +23,8 @@ PANEL_TEMPLATE = "telemetry/vehicle_telemetry.html"
 # While a refresh is in flight the panel polls quickly; otherwise slowly, so streamed data shows.
 FAST_POLL_SECONDS = 2
 SLOW_POLL_SECONDS = 30
+# How long the answer to a Refresh stays on the panel ("Refreshed 2 minutes ago: ...").
+ANSWER_SHOWN_FOR = timedelta(minutes=10)
 
 
 def _vehicle(request: HttpRequest, public_id: Any) -> Vehicle:
@@ -37,6 +41,43 @@ def vehicle_detail_url(vehicle: Vehicle) -> str:
         except NoReverseMatch:
             continue
     return reverse("telemetry:panel", args=[vehicle.public_id])
+
+
+def _status_time(status: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(status["at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def pull_notice(status: dict[str, Any] | None, now: datetime | None = None) -> dict | None:
+    """What the panel says about the last pull, or None.
+
+    "Refreshed" / "Refresh failed" only ever answer a Refresh somebody pressed (and only for a
+    few minutes). A scheduled pull says nothing when it worked (the panel shows when data last
+    arrived) and, when it failed, says so without calling it a refresh.
+    """
+    if not status:
+        return None
+    state = status.get("state")
+    at = _status_time(status)
+    if status.get("requested"):
+        if state in ("queued", "running"):
+            return {"state": state, "label": "", "at": None, "message": status.get("message")}
+        labels = {"ok": "Refreshed", "failed": "Refresh failed", "retrying": "Retrying"}
+        if state not in labels or at is None:
+            return None
+        if state != "retrying" and (now or timezone.now()) - at > ANSWER_SHOWN_FOR:
+            return None
+        return {"state": state, "label": labels[state], "at": at, "message": status["message"]}
+    if state in ("failed", "retrying") and at is not None:
+        return {
+            "state": f"auto-{state}",
+            "label": "The last automatic update got no data",
+            "at": at,
+            "message": status.get("message"),
+        }
+    return None
 
 
 def _charts(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -81,13 +122,15 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
     # its data (the other order could show "Refreshed" above the old values and stop polling).
     status = services.get_pull_status(vehicle)
     snapshots = selectors.recent_snapshots(vehicle)
-    # A scheduled pull waiting for its countdown is not "busy": the user did not ask for it.
-    busy = services.pull_is_waiting(status, count_scheduled=False)
-    clearance = getattr(vehicle, "clearance", None)
+    # Only a Refresh somebody pressed makes the panel "busy"; a scheduled pull does not.
+    busy = services.pull_is_waiting(status, requested_only=True)
+    refresh_unavailable = services.refresh_unavailable_reason(vehicle)
     track = selectors.track(vehicle)
     return {
         "vehicle": vehicle,
-        "clearance_status": clearance.status if clearance else "",
+        "refresh_unavailable": refresh_unavailable,
+        "can_refresh": not refresh_unavailable,
+        "pull_notice": pull_notice(status),
         "fields": selectors.latest_fields(snapshots),
         "doors": selectors.latest_doors(snapshots),
         "latest": snapshots[0] if snapshots else None,
@@ -99,7 +142,6 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
         "track_json": json.dumps(track),
         "tile_url": settings.MAP_TILE_URL,
         "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
-        "pull_status": status,
         "busy": busy,
         "poll_seconds": FAST_POLL_SECONDS if busy else SLOW_POLL_SECONDS,
         "stale_after_minutes": max(1, settings.TELEMETRY_STALE_AFTER_SECONDS // 60),
@@ -122,9 +164,10 @@ def panel(request: HttpRequest, public_id: Any) -> HttpResponse:
 def refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
     """Queue a pull for this vehicle; the panel then polls until the result is in."""
     vehicle = _vehicle(request, public_id)
-    services.request_refresh(vehicle)
+    services.request_refresh(vehicle)  # does nothing unless the clearance is approved
     if not request.htmx:
-        return redirect(vehicle_detail_url(vehicle))
+        # Without JavaScript the form is on the standalone panel page: back to it.
+        return redirect("telemetry:panel", public_id=vehicle.public_id)
     return render(request, f"{PANEL_TEMPLATE}#panel", _panel_context(request, vehicle))
 
 
