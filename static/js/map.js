@@ -2,7 +2,10 @@
 // come as JSON in an (auto-escaped) data attribute, which survives htmx swaps.
 //   <div class="js-telemetry-map" data-kind="track|fleet" data-points="[{lat, lon, ...}]"
 //        data-tile-url="https://.../{z}/{x}/{y}.png" data-attribution="...">
-// Without a tile URL the points are drawn on a plain background (CSS class map-plain).
+// Without a tile URL the points are drawn on a plain background (CSS class map-plain), with a
+// scale bar, and every fleet marker carries a permanent label so it can be told apart.
+// Dates are rendered by the server in the portal's format (p.when / p.seen), never by the
+// browser's locale.
 (function () {
   "use strict";
 
@@ -21,6 +24,8 @@
         maxZoom: 19,
         attribution: el.dataset.attribution || ""
       }).addTo(map);
+    } else {
+      L.control.scale({ imperial: false }).addTo(map);
     }
     return map;
   }
@@ -42,7 +47,7 @@
       L.circleMarker([p.lat, p.lon], {
         className: last ? "map-point map-point-last" : "map-point",
         radius: last ? 8 : 3
-      }).bindTooltip(new Date(p.at).toLocaleString()).addTo(map);
+      }).bindTooltip(p.when || p.at || "").addTo(map);
     });
     fit(map, latlngs);
     return map;
@@ -54,18 +59,34 @@
       ? L.markerClusterGroup({ showCoverageOnHover: false, maxClusterRadius: 50 })
       : L.featureGroup();
     var latlngs = [];
+    function line(box, text, className) {
+      if (!text) return;
+      var div = document.createElement("div");
+      div.className = className;
+      div.textContent = text;
+      box.appendChild(div);
+    }
     points.forEach(function (p) {
-      var marker = L.circleMarker([p.lat, p.lon], { className: "map-vehicle", radius: 8 });
+      var marker = L.circleMarker([p.lat, p.lon], {
+        className: p.approved === false ? "map-vehicle map-vehicle-inactive" : "map-vehicle",
+        radius: 8
+      });
       var link = document.createElement("a");
       link.href = p.url;
       link.textContent = p.label;
       var box = document.createElement("div");
+      box.className = "map-popup";
       box.appendChild(link);
-      var when = document.createElement("div");
-      when.textContent = p.at ? "Seen " + new Date(p.at).toLocaleString() : "";
-      box.appendChild(when);
+      if (p.vin && p.vin !== p.label) line(box, "VIN " + p.vin, "map-popup-vin");
+      line(box, p.status ? "Data access: " + p.status : "", "map-popup-status");
+      line(box, p.seen ? "Position reported " + p.seen : "", "map-popup-seen");
       marker.bindPopup(box);
-      marker.options.title = p.label;
+      // A label beside every dot. An element, not a string: Leaflet puts strings in as HTML.
+      var label = document.createElement("span");
+      label.textContent = p.label;
+      marker.bindTooltip(label, {
+        permanent: true, direction: "right", offset: [8, 0], className: "map-label"
+      });
       group.addLayer(marker);
       latlngs.push([p.lat, p.lon]);
     });

@@ -424,3 +424,94 @@ def test_an_approved_vehicle_offers_refresh(manager_client, vehicle):
     assert "/refresh/" in html and "Refresh</button>" in html
     assert "Press Refresh to ask High Mobility" in html
     assert "telemetry-unavailable" not in html
+
+
+# --- Operator settings are named only for those who can change them ---------------------------
+
+
+def test_managers_get_plain_words_about_missing_map_tiles(manager_client, with_data, settings):
+    settings.MAP_TILE_URL = ""
+    for html in (
+        get_panel(manager_client, with_data),
+        manager_client.get(reverse("telemetry:fleet_map")).content.decode(),
+    ):
+        assert "No map background is configured; positions are drawn on a plain grid." in html
+        assert "MAP_TILE_URL" not in html
+
+
+def test_owners_and_staff_get_the_setting_name(
+    owner_client, manager_user, organization, with_data, settings
+):
+    from tests.conftest import logged_in_client
+
+    settings.MAP_TILE_URL = ""
+    manager_user.is_staff = True
+    manager_user.save(update_fields=["is_staff"])
+    staff = logged_in_client(manager_user, organization)
+    for client in (owner_client, staff):
+        assert "set <code>MAP_TILE_URL</code>" in get_panel(client, with_data)
+        fleet_map = client.get(reverse("telemetry:fleet_map")).content.decode()
+        assert "set <code>MAP_TILE_URL</code>" in fleet_map
+
+
+def test_no_hint_when_tiles_are_configured(owner_client, with_data, settings):
+    settings.MAP_TILE_URL = "https://tiles.example.com/{z}/{x}/{y}.png"
+    html = get_panel(owner_client, with_data)
+    assert "MAP_TILE_URL" not in html and "No map background" not in html
+
+
+# --- Fleet map: approved vehicles by default, status and server-side dates -------------------
+
+
+def position_payload(lat: float, at: str = "2026-11-22T01:21:48Z") -> dict:
+    return {
+        "vehicle_location": {
+            "coordinates": {"data": {"latitude": lat, "longitude": 13.4}, "timestamp": at}
+        }
+    }
+
+
+def map_points(html: str) -> list[dict]:
+    import html as html_lib
+
+    raw = re.search(r'data-points="([^"]*)"', html).group(1)
+    return json.loads(html_lib.unescape(raw))
+
+
+@time_machine.travel(NOW + timedelta(days=1), tick=False)
+def test_fleet_map_shows_approved_vehicles_with_status_and_portal_dates(
+    viewer_client, organization
+):
+    approved = ClearanceFactory(
+        vehicle__organization=organization, vehicle__nickname="Van A", status="approved"
+    ).vehicle
+    revoked = ClearanceFactory(
+        vehicle__organization=organization, vehicle__nickname="Old van", status="revoked"
+    ).vehicle
+    for v, lat in ((approved, 52.5), (revoked, 48.1)):
+        services.record_snapshot(v, parse_rest(position_payload(lat)), source="pull")
+
+    html = viewer_client.get(reverse("telemetry:fleet_map")).content.decode()
+    points = map_points(html)
+    assert [p["label"] for p in points] == ["Van A"]
+    assert points[0]["status"] == "Approved" and points[0]["approved"] is True
+    assert points[0]["seen"] == "2026-11-22 01:21:48 UTC"  # ISO-like, not 11/22/2026, 1:21 AM
+    assert "Old van" not in html
+    assert "1 vehicle with a position but no approved data access" in html
+    rows = html[html.index("fleet-positions") :]
+    assert "Van A" in rows and "52.50000, 13.40000" in rows and "2026-11-22 01:21:48 UTC" in rows
+    assert "Approved" in rows
+
+    html = viewer_client.get(reverse("telemetry:fleet_map") + "?show=all").content.decode()
+    points = {p["label"]: p for p in map_points(html)}
+    assert points["Old van"]["status"] == "Revoked" and points["Old van"]["approved"] is False
+    rows = html[html.index("fleet-positions") :]
+    assert "Old van" in rows and "Revoked" in rows
+    assert "Show approved vehicles only" in html
+
+
+@time_machine.travel(NOW, tick=False)
+def test_track_points_carry_the_portal_date(viewer_client, with_data):
+    html = get_panel(viewer_client, with_data)
+    points = map_points(html)
+    assert points[-1]["when"] == "2026-11-21 10:00:07 UTC"

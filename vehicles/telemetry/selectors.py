@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from organizations.models import Organization
@@ -228,7 +228,7 @@ def history(
 
 
 def track(vehicle: Vehicle, limit: int | None = None) -> list[dict[str, Any]]:
-    """The last positions, oldest first: [{lat, lon, at}]."""
+    """The last positions, oldest first: [{lat, lon, at (ISO), when (shown)}]."""
     rows = list(
         TelemetrySnapshot.objects.filter(vehicle=vehicle, latitude__isnull=False)
         .order_by("-captured_at")
@@ -236,7 +236,13 @@ def track(vehicle: Vehicle, limit: int | None = None) -> list[dict[str, Any]]:
     )
     rows.reverse()
     return [
-        {"lat": r["latitude"], "lon": r["longitude"], "at": r["captured_at"].isoformat()}
+        {
+            "lat": r["latitude"],
+            "lon": r["longitude"],
+            "at": r["captured_at"].isoformat(),
+            # The portal's date format, rendered here: the browser's locale would make it US-style.
+            "when": timezone.localtime(r["captured_at"]).strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
         for r in rows
     ]
 
@@ -250,7 +256,8 @@ def _last(field: str) -> Subquery:
 
 
 def fleet_positions(organization: Organization) -> QuerySet[Vehicle]:
-    """Every vehicle of the organization with its last known position (one query)."""
+    """Every vehicle of the organization with its last known position and clearance status
+    (``clearance_status``, None without a clearance), in one query."""
     return (
         Vehicle.objects.filter(organization=organization)
         .annotate(
@@ -259,6 +266,7 @@ def fleet_positions(organization: Organization) -> QuerySet[Vehicle]:
             last_position_at=_last("captured_at"),
         )
         .filter(last_latitude__isnull=False)
+        .annotate(clearance_status=F("clearance__status"))
         .only("pk", "public_id", "vin", "nickname", "license_plate", "last_seen_at")
         .order_by("vin")
     )

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
+from clearance.models import ClearanceStatus
 from organizations.access import current_organization, get_object_for_user
 from vehicles.models import Vehicle
 from vehicles.telemetry import selectors, services
@@ -41,6 +42,14 @@ def vehicle_detail_url(vehicle: Vehicle) -> str:
         except NoReverseMatch:
             continue
     return reverse("telemetry:panel", args=[vehicle.public_id])
+
+
+def shows_operator_hints(request: HttpRequest) -> bool:
+    """Whether to name operator settings (MAP_TILE_URL ...): staff and owners can act on them."""
+    if getattr(request.user, "is_staff", False):
+        return True
+    membership = getattr(request, "membership", None)
+    return bool(membership and membership.is_owner)
 
 
 def _status_time(status: dict[str, Any]) -> datetime | None:
@@ -146,6 +155,7 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
         "poll_seconds": FAST_POLL_SECONDS if busy else SLOW_POLL_SECONDS,
         "stale_after_minutes": max(1, settings.TELEMETRY_STALE_AFTER_SECONDS // 60),
         "history_hours": settings.TELEMETRY_HISTORY_HOURS,
+        "operator_hints": shows_operator_hints(request),
         "detail_url": vehicle_detail_url(vehicle),
         # htmx requests come from the vehicle page, which has its own card and heading.
         "embedded": bool(request.htmx),
@@ -171,20 +181,54 @@ def refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
     return render(request, f"{PANEL_TEMPLATE}#panel", _panel_context(request, vehicle))
 
 
+def exact_time(value: datetime | None) -> str:
+    """The portal's date format (the same as the reltime filter's exact time), server-side."""
+    if value is None:
+        return ""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def clearance_label(status: str | None) -> str:
+    if not status:
+        return "No clearance"
+    try:
+        return str(ClearanceStatus(status).label)
+    except ValueError:  # a status HM invents tomorrow is stored raw
+        return status
+
+
 @require_GET
 def fleet_map(request: HttpRequest) -> HttpResponse:
+    """Last positions. By default only vehicles whose data access is approved (?show=all: all)."""
     organization = current_organization(request)
-    vehicles = list(selectors.fleet_positions(organization))
+    show_all = request.GET.get("show") == "all"
+    positioned = list(selectors.fleet_positions(organization))
+    approved = [v for v in positioned if v.clearance_status == ClearanceStatus.APPROVED]
+    vehicles = positioned if show_all else approved
+    rows = []
+    for v in vehicles:
+        rows.append(
+            {
+                "vehicle": v,
+                "url": vehicle_detail_url(v),
+                "label": v.nickname or v.license_plate or v.vin,
+                "status": v.clearance_status or "",
+                "status_label": clearance_label(v.clearance_status),
+                "seen": exact_time(v.last_position_at),
+            }
+        )
     points = [
         {
-            "lat": v.last_latitude,
-            "lon": v.last_longitude,
-            "label": v.nickname or v.license_plate or v.vin,
-            "vin": v.vin,
-            "at": v.last_position_at.isoformat() if v.last_position_at else None,
-            "url": vehicle_detail_url(v),
+            "lat": r["vehicle"].last_latitude,
+            "lon": r["vehicle"].last_longitude,
+            "label": r["label"],
+            "vin": r["vehicle"].vin,
+            "status": r["status_label"],
+            "approved": r["status"] == ClearanceStatus.APPROVED,
+            "seen": r["seen"],
+            "url": r["url"],
         }
-        for v in vehicles
+        for r in rows
     ]
     total = Vehicle.objects.filter(organization=organization).count()
     return render(
@@ -193,9 +237,12 @@ def fleet_map(request: HttpRequest) -> HttpResponse:
         {
             "points": points,
             "points_json": json.dumps(points),
-            "rows": [(v, p["url"]) for v, p in zip(vehicles, points, strict=True)],
-            "without_position": total - len(points),
+            "rows": rows,
+            "show_all": show_all,
+            "hidden_count": len(positioned) - len(approved),
+            "without_position": total - len(positioned),
             "tile_url": settings.MAP_TILE_URL,
             "tile_attribution": settings.MAP_TILE_ATTRIBUTION,
+            "operator_hints": shows_operator_hints(request),
         },
     )
