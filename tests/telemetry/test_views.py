@@ -515,3 +515,19 @@ def test_track_points_carry_the_portal_date(viewer_client, with_data):
     html = get_panel(viewer_client, with_data)
     points = map_points(html)
     assert points[-1]["when"] == "2026-11-21 10:00:07 UTC"
+
+
+# --- Without JavaScript ---------------------------------------------------------------------
+
+
+def test_vehicle_page_links_to_the_panel_without_javascript(viewer_client, vehicle):
+    html = viewer_client.get(reverse("vehicles:detail", args=[vehicle.public_id])).content.decode()
+    noscript = re.search(r"<noscript>(.*?)</noscript>", html, re.S).group(1)
+    assert f'href="{panel_url(vehicle)}"' in noscript
+
+
+def test_the_panel_page_works_without_javascript(manager_client, with_data):
+    html = manager_client.get(panel_url(with_data)).content.decode()
+    assert "<html" in html and "Loading telemetry" not in html
+    assert 'method="post"' in html and f'action="{panel_url(with_data)}refresh/"' in html
+    assert "12,346 km" in html
