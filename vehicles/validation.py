@@ -7,6 +7,7 @@ understands; forms turn it into a ``ValidationError`` with ``str(exc)``.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 
@@ -25,6 +26,7 @@ __all__ = [
     "BRAND_ALIASES",
     "FLEET_BRANDS",
     "InvalidValue",
+    "brand_label",
     "normalize_vin",
     "parse_brand",
     "valid_brands_text",
@@ -135,8 +137,27 @@ _BRAND_LOOKUP: dict[str, str] = {
 }
 
 
+def brand_label(slug: str) -> str:
+    """The name people know for HM's slug: "volvo-cars" -> "Volvo Cars"."""
+    return BRAND_LABELS.get(slug, slug)
+
+
 def valid_brands_text() -> str:
-    return ", ".join(FLEET_BRANDS)
+    """The supported brands by the names people know, alphabetically ("Alfa Romeo, Audi, …")."""
+    return ", ".join(sorted((brand_label(slug) for slug in FLEET_BRANDS), key=_compact))
+
+
+def closest_brand(text: str) -> str | None:
+    """The slug of the brand ``text`` is most likely a misspelling of ("Volkswagon"), or None."""
+    key = _compact(text)
+    if len(key) < 3:
+        return None  # "x", "ab": every short string is "close" to some brand
+    matches = difflib.get_close_matches(key, _BRAND_LOOKUP, n=1, cutoff=0.75)
+    if matches:
+        return _BRAND_LOOKUP[matches[0]]
+    # A brand followed by a model or a company suffix: "Opel Astra", "Skoda Auto".
+    prefixes = [known for known in _BRAND_LOOKUP if len(known) >= 3 and key.startswith(known)]
+    return _BRAND_LOOKUP[max(prefixes, key=len)] if prefixes else None
 
 
 def parse_brand(value: object) -> str:
@@ -146,8 +167,10 @@ def parse_brand(value: object) -> str:
         raise InvalidValue(f"The brand is missing. Valid brands: {valid_brands_text()}.")
     slug = _BRAND_LOOKUP.get(_compact(text))
     if slug is None:
+        suggestion = closest_brand(text)
+        hint = f" Did you mean {brand_label(suggestion)}?" if suggestion else ""
         raise InvalidValue(
-            f"“{_shorten(text)}” is not a brand High Mobility supports. "
+            f"“{_shorten(text)}” is not a brand High Mobility supports.{hint} "
             f"Valid brands: {valid_brands_text()}."
         )
     return slug

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vehicles.brands import BRAND_LABELS
 from vehicles.validation import (
     FLEET_BRANDS,
     InvalidValue,
@@ -109,7 +110,7 @@ def test_parse_brand_returns_a_fleet_slug_or_lists_the_valid_ones(text):
     try:
         slug = parse_brand(text)
     except InvalidValue as exc:
-        assert "bmw, citroen" in str(exc) and "sandbox" in str(exc)
+        assert "Alfa Romeo, Audi, BMW, Citroën" in str(exc) and "Sandbox" in str(exc)
     else:
         assert slug in FLEET_BRANDS
 
@@ -119,4 +120,45 @@ def test_unknown_brand_names_the_value_and_lists_valid_brands():
         parse_brand("Trabant")
     assert "“Trabant” is not a brand" in str(excinfo.value)
     assert len(FLEET_BRANDS) == 28
-    assert all(slug in str(excinfo.value) for slug in FLEET_BRANDS)
+    assert all(BRAND_LABELS[slug] in str(excinfo.value) for slug in FLEET_BRANDS)
+
+
+def test_unknown_brand_lists_names_people_know_not_hm_slugs():
+    with pytest.raises(InvalidValue) as excinfo:
+        parse_brand("Trabant")
+    message = str(excinfo.value)
+    assert "Alfa Romeo, Audi, BMW, Citroën, CUPRA" in message and "Volvo Cars" in message
+    assert "Škoda, Tesla" in message  # alphabetical as people read it, not by code point
+    for slug in ("alfaromeo", "volvo-cars", "mercedes-benz", "citroen"):
+        assert slug not in message
+    assert "Did you mean" not in message  # nothing is close to Trabant
+
+
+@pytest.mark.parametrize(
+    ("written", "suggested"),
+    [
+        ("Volkswagon", "Volkswagen"),
+        ("Mercedez", "Mercedes-Benz"),
+        ("Peugot", "Peugeot"),
+        ("Renualt", "Renault"),
+        ("Porshe", "Porsche"),
+        ("Alfa-Romero", "Alfa Romeo"),
+        ("Volvo Car Corp", "Volvo Cars"),
+        ("Opel Astra", "Opel"),
+        ("BMW i3", "BMW"),
+        ("Skoda Auto", "Škoda"),
+    ],
+)
+def test_unknown_brand_suggests_the_closest_one(written, suggested):
+    with pytest.raises(InvalidValue) as excinfo:
+        parse_brand(written)
+    assert f"“{written}” is not a brand High Mobility supports. Did you mean {suggested}? " in str(
+        excinfo.value
+    )
+
+
+@pytest.mark.parametrize("written", ["x", "ab", "Trabant", "Lada", "12345"])
+def test_no_suggestion_when_nothing_is_close(written):
+    with pytest.raises(InvalidValue) as excinfo:
+        parse_brand(written)
+    assert "Did you mean" not in str(excinfo.value)
