@@ -21,7 +21,8 @@ def read(data: bytes):
     """(layout, [VehicleRow]) for ``data``; raises CsvFileError like the real import."""
     csv_file = open_fleet_csv(io.BytesIO(data))
     validator = RowValidator(csv_file.layout)
-    return csv_file.layout, [validator.validate(raw) for raw in csv_file.rows()]
+    rows = [validator.validate(raw) for raw in csv_file.rows()]
+    return csv_file.layout, rows  # the layout's encoding is final once every row was read
 
 
 def file_error(data: bytes) -> str:
@@ -38,6 +39,7 @@ def file_error(data: bytes) -> str:
         ("utf-8", b"\xef\xbb\xbf", "UTF-8 with BOM"),
         ("utf-16", b"", "UTF-16"),  # Python's utf-16 codec writes a BOM
         ("utf-16-be", b"\xfe\xff", "UTF-16"),
+        ("cp1252", b"", "Windows-1252"),  # Excel's plain "CSV" in Western Europe
     ],
 )
 @pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
@@ -103,6 +105,32 @@ def test_quoted_delimiters_and_newlines_stay_in_the_cell():
     assert rows[1].row == 3  # a spreadsheet row, not a physical line
 
 
+@pytest.mark.parametrize(
+    ("cell", "tags"),
+    [
+        ("cost=A12;depot=north", {"cost": "A12", "depot": "north"}),
+        ("cost=A12,depot=north", {"cost": "A12", "depot": "north"}),
+        ("cost=A12, depot=north; team=B", {"cost": "A12", "depot": "north", "team": "B"}),
+        ("note=x,y", {"note": "x,y"}),  # a comma not followed by key=value stays in the value
+        ("note=x, y,z;a=1", {"note": "x, y,z", "a": "1"}),
+        ("a=1,,b=2,", {"a": "1", "b": "2"}),
+    ],
+)
+def test_tags_are_separated_by_semicolons_or_commas(cell, tags):
+    assert parse_tags(cell) == tags
+
+
+def test_comma_separated_tags_in_a_quoted_cell_of_a_comma_file():
+    data = f'vin,brand,tags\n{GOOD_VIN},bmw,"cost=A12, depot=north"\n'.encode()
+    _, rows = read(data)
+    assert rows[0].ok and rows[0].tags == {"cost": "A12", "depot": "north"}
+
+
+def test_a_bare_word_among_tags_is_still_an_error():
+    with pytest.raises(InvalidValue, match=r"“vans” is not a tag.*semicolons or commas"):
+        parse_tags("vans, depot=north")
+
+
 def test_semicolon_file_with_quoted_tags():
     data = f'vin;brand;tags\n{GOOD_VIN};BMW;"cost=A12;depot=north"\n'.encode()
     _, rows = read(data)
@@ -124,7 +152,7 @@ def test_every_error_names_row_and_column():
     errors = [str(e) for r in rows for e in r.errors]
     assert errors[0].startswith("Row 2, VIN: The VIN “TOO-SHORT” has 9 characters")
     assert (
-        errors[1].startswith("Row 3, Make: “Trabant” is not a brand") and "volvo-cars" in errors[1]
+        errors[1].startswith("Row 3, Make: “Trabant” is not a brand") and "Volvo Cars" in errors[1]
     )
     assert errors[2].startswith("Row 4, Mileage: “12.5” is not a whole number")
     assert errors[3].startswith("Row 5, Mileage: “-3” is not a whole number")
@@ -198,17 +226,56 @@ def test_corpus_excel_workbook():
     assert "old Excel (.xls)" in file_error(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100)
 
 
-def test_corpus_latin1():
-    data = "vin;brand;nickname\n1M8GDM9AXKP042788;Citroën;Chloé\n".encode("latin-1")
-    message = file_error(data)
-    assert "not UTF-8" in message and "CSV UTF-8" in message
+def test_corpus_windows_1252_from_german_excel():
+    data = "VIN;Marke;Kennzeichen;Name\r\n1M8GDM9AXKP042788;Citroën;M-ÄB 12;Chloé’s Größe €\r\n"
+    layout, rows = read(data.encode("cp1252"))
+    assert (layout.encoding, layout.encoding_label, layout.delimiter) == (
+        "cp1252",
+        "Windows-1252",
+        ";",
+    )
+    assert (rows[0].brand, rows[0].license_plate, rows[0].nickname) == (
+        "citroen",
+        "M-ÄB 12",
+        "Chloé’s Größe €",
+    )
 
 
-def test_corpus_latin1_far_into_the_file(tmp_path):
+def test_corpus_windows_1252_far_into_the_file():
+    """Plain ASCII for 2,000 rows, then the first “é”: read as Windows-1252, nothing garbled."""
     data = fleet_csv(2000) + f"{GOOD_VIN},Citroën,,Chloé,,\n".encode("latin-1")
+    layout, rows = read(data)
+    assert layout.encoding_label == "Windows-1252"
+    assert len(rows) == 2001 and (rows[-1].brand, rows[-1].nickname) == ("citroen", "Chloé")
+    assert all(row.ok for row in rows)
+
+
+def test_corpus_plain_ascii_and_utf8_stay_utf8():
+    assert read(fleet_csv(3))[0].encoding_label == "UTF-8"
+    layout, rows = read(f"vin,brand,nickname\n{GOOD_VIN},bmw,Zoë\n".encode())
+    assert layout.encoding_label == "UTF-8" and rows[0].nickname == "Zoë"
+
+
+def test_corpus_utf8_mixed_with_latin1_is_refused():
+    data = fleet_csv(2000) + "x,Citroën\n".encode() + "y,Chloé\n".encode("latin-1")
     with pytest.raises(CsvFileError) as excinfo:
         read(data)
-    assert "not UTF-8" in str(excinfo.value) and excinfo.value.row is not None
+    assert "not valid UTF-8" in str(excinfo.value) and excinfo.value.row is not None
+
+
+def test_corpus_bytes_windows_1252_does_not_define_are_refused():
+    message = file_error(b"vin;brand\n1M8GDM9AXKP042788;Citro\x81n\n")
+    assert "neither UTF-8 nor Windows-1252" in message and "CSV UTF-8" in message
+    far = fleet_csv(2000) + b"x,\x9d\n"
+    with pytest.raises(CsvFileError, match="neither UTF-8 nor Windows-1252"):
+        read(far)
+
+
+def test_corpus_binary_is_still_refused_not_read_as_windows_1252():
+    noise = bytes(byte for byte in range(1, 256) if byte not in b"\x81\x8d\x8f\x90\x9d") * 40
+    assert "binary data" in file_error(noise)
+    assert "binary data" in file_error(b"vin,brand\n" + bytes(range(256)))  # NUL bytes
+    assert "Excel workbook" in file_error(b"PK\x03\x04" + b"\xe4" * 200)
 
 
 def test_corpus_utf32_and_bomless_utf16():

@@ -5,6 +5,11 @@
 Problems that make the whole file unusable raise ``CsvFileError`` with a message for the user;
 problems of a single row are reported on that row and reading goes on.
 
+Encoding: a byte-order mark decides (UTF-8, UTF-16); without one the file is read as UTF-8, and
+as Windows-1252 (the "CSV" of Excel in Western Europe, a superset of Latin-1) when it is not valid
+UTF-8 but is clearly text. That switch can happen far into the file (the first "ü" in row 5,000):
+everything before it was plain ASCII, which reads the same in both, so nothing read so far changes.
+
 Row numbers are the ones a spreadsheet shows: the header is usually row 1, blank lines count,
 and a quoted cell spanning several lines is still one row.
 """
@@ -18,8 +23,8 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO
 
 COLUMNS = ("vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
 REQUIRED_COLUMNS = ("vin", "brand")
@@ -85,6 +90,7 @@ EMPTY_FILE = (
     "The file is empty. Upload a CSV with a header row (vin, brand, …) and one vehicle per row."
 )
 NO_ROWS = "The file has a header row but no vehicles. Add one vehicle per row below the header."
+WINDOWS_1252 = "Windows-1252"
 SAVE_AS_HINT = (
     "Save it from your spreadsheet as “CSV UTF-8 (comma delimited)” (Excel) or as CSV with "
     "character set “Unicode (UTF-8)” (LibreOffice, Numbers, Google Sheets) and upload it again."
@@ -105,7 +111,7 @@ class CsvLayout:
     """What was detected about the file."""
 
     encoding: str  # Python codec name used to decode
-    encoding_label: str  # for people: "UTF-8", "UTF-8 with BOM", "UTF-16"
+    encoding_label: str  # for people: "UTF-8", "UTF-8 with BOM", "UTF-16", "Windows-1252"
     delimiter: str
     header_row: int
     columns: dict[str, int]  # canonical column -> cell index
@@ -134,19 +140,40 @@ def open_fleet_csv(stream: BinaryIO, *, max_line_chars: int = MAX_LINE_CHARS) ->
     """Detect encoding, delimiter and header of ``stream`` (binary); raise ``CsvFileError``."""
     head = _read_head(stream)
     encoding, label = _detect_encoding(head)
-    binary = _Prefixed(head, stream)
+    binary: io.RawIOBase = _Prefixed(head, stream)
+    transcoder = None
+    if encoding in ("utf-8", "cp1252"):  # no byte-order mark: UTF-8, or else Windows-1252
+        binary = transcoder = _Utf8OrWindows1252(binary, start_in_cp1252=encoding == "cp1252")
+        encoding = "utf-8"  # what the transcoder hands on
     text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")  # type: ignore[arg-type]
-    return FleetCsv(text, encoding=encoding, encoding_label=label, max_line_chars=max_line_chars)
+    return FleetCsv(
+        text,
+        encoding=encoding,
+        encoding_label=label,
+        max_line_chars=max_line_chars,
+        transcoder=transcoder,
+    )
 
 
 class FleetCsv:
-    """An opened fleet CSV: ``layout`` is known, ``rows()`` streams the data rows once."""
+    """An opened fleet CSV: ``layout`` is known, ``rows()`` streams the data rows once.
+
+    ``layout.encoding_label`` is final only once ``rows()`` is exhausted: a file that looked like
+    UTF-8 at the start may turn out to be Windows-1252 further down.
+    """
 
     def __init__(
-        self, text: io.TextIOBase, *, encoding: str, encoding_label: str, max_line_chars: int
+        self,
+        text: io.TextIOBase,
+        *,
+        encoding: str,
+        encoding_label: str,
+        max_line_chars: int,
+        transcoder: _Utf8OrWindows1252 | None = None,
     ) -> None:
         self._text = text
         self._max_line_chars = max_line_chars
+        self._transcoder = transcoder
         self._record = 0  # spreadsheet row of the last record read
         self.data_rows = 0
         lines = self._lines()
@@ -160,7 +187,14 @@ class FleetCsv:
             raise CsvFileError(
                 f"Row {header_row} (the header): {_csv_error_message(exc)}"
             ) from None
-        self.layout = _build_layout(cells, encoding, encoding_label, delimiter, header_row)
+        self._layout = _build_layout(cells, encoding, encoding_label, delimiter, header_row)
+
+    @property
+    def layout(self) -> CsvLayout:
+        switched = self._transcoder is not None and self._transcoder.windows_1252
+        if switched and self._layout.encoding != "cp1252":
+            self._layout = replace(self._layout, encoding="cp1252", encoding_label=WINDOWS_1252)
+        return self._layout
 
     # -- reading -------------------------------------------------------------------------------
     def _lines(self) -> Iterator[str]:
@@ -258,11 +292,19 @@ def _detect_encoding(head: bytes) -> tuple[str, str]:
                 f"so it cannot be read as CSV. {SAVE_AS_HINT}"
             )
         encoding, label = "utf-8", "UTF-8"
+    whole_file = len(head) < SNIFF_BYTES
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     try:
-        sample = decoder.decode(head, final=len(head) < SNIFF_BYTES)  # whole file already read
+        sample = decoder.decode(head, final=whole_file)
     except UnicodeDecodeError as exc:
-        raise CsvFileError(_decode_error_message(exc, None)) from None
+        if encoding != "utf-8" or not head[: exc.start].isascii():
+            raise CsvFileError(_decode_error_message(exc, None)) from None
+        # Not UTF-8, and nothing but ASCII before the first non-UTF-8 byte: Windows-1252?
+        try:
+            sample = head.decode("cp1252")
+        except UnicodeDecodeError as cp1252_exc:
+            raise CsvFileError(_decode_error_message(cp1252_exc, None)) from None
+        encoding, label = "cp1252", WINDOWS_1252
     controls = sum(
         1 for char in sample if unicodedata.category(char) == "Cc" and char not in "\r\n\t"
     )
@@ -275,10 +317,16 @@ def _detect_encoding(head: bytes) -> tuple[str, str]:
 
 def _decode_error_message(exc: UnicodeDecodeError, row: int | None) -> str:
     where = f" (at row {row})" if row else ""
-    if exc.encoding.replace("_", "-").lower().startswith("utf-8"):
+    codec = exc.encoding.replace("_", "-").lower()
+    if codec.startswith("utf-8"):
         return (
-            f"The file is not UTF-8 encoded{where}; it looks like Latin-1 / Windows-1252, "
-            f"the default of older Excel versions, or another encoding. {SAVE_AS_HINT}"
+            f"The file is not valid UTF-8{where}: it mixes UTF-8 with another encoding, or it "
+            f"uses an encoding other than UTF-8 and Windows-1252 (Latin-1). {SAVE_AS_HINT}"
+        )
+    if codec in ("cp1252", "windows-1252", "charmap"):  # Python names cp1252 errors "charmap"
+        return (
+            f"The file is neither UTF-8 nor Windows-1252 (Latin-1) text{where}, so its "
+            f"characters cannot be read reliably. {SAVE_AS_HINT}"
         )
     return f"The file could not be decoded as {exc.encoding.upper()}{where}. {SAVE_AS_HINT}"
 
@@ -391,3 +439,52 @@ class _Prefixed(io.RawIOBase):
             return 0
         buffer[: len(data)] = data
         return len(data)
+
+
+class _Utf8OrWindows1252(io.RawIOBase):
+    """Binary stream handing on ``raw`` as UTF-8: decoded as UTF-8 while the bytes are valid
+    UTF-8, as Windows-1252 from the first byte that is not (if everything before it was ASCII,
+    which both encodings read the same). A file mixing UTF-8 and another encoding still fails,
+    as does a byte Windows-1252 does not define (0x81, 0x8D, 0x8F, 0x90, 0x9D).
+    """
+
+    _CHUNK = 8 * 1024  # as TextIOWrapper reads: a decoding error is reported near its row
+
+    def __init__(self, raw: io.RawIOBase, *, start_in_cp1252: bool = False) -> None:
+        self._raw = raw
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self._ascii_so_far = True  # every byte handed on so far was ASCII
+        self.windows_1252 = start_in_cp1252
+        self._out = memoryview(b"")
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out and not self._eof:
+            data = self._raw.read(self._CHUNK)
+            if not data:
+                self._eof = True
+            self._out = memoryview(self._convert(data or b"", final=not data))
+        size = min(len(buffer), len(self._out))
+        buffer[:size] = self._out[:size]
+        self._out = self._out[size:]
+        return size
+
+    def _convert(self, data: bytes, *, final: bool) -> bytes:
+        if self.windows_1252:
+            return data.decode("cp1252").encode("utf-8") if data else b""
+        if self._ascii_so_far and data.isascii() and not self._utf8.getstate()[0]:
+            return data  # the common case: plain ASCII is the same in every encoding here
+        pending = self._utf8.getstate()[0]
+        try:
+            text = self._utf8.decode(data, final=final)
+        except UnicodeDecodeError as exc:
+            if not self._ascii_so_far or not (pending + data)[: exc.start].isascii():
+                raise
+            self.windows_1252 = True
+            return (pending + data).decode("cp1252").encode("utf-8")
+        if not text.isascii():
+            self._ascii_so_far = False
+        return text.encode("utf-8")

@@ -28,6 +28,7 @@ MAX_ODOMETER_KM = 9_999_999
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _LOOKS_LIKE_FORMULA = re.compile(r"^(=|@|[+-]\s*[A-Za-z(])")
 _WHOLE_NUMBER = re.compile(r"\d{1,3}(?:[ _\u00a0\u202f]\d{3})+|\d+")
+SOURCE_VIN_MAX = 100  # the VIN cell as written, in the error report (a wrong column can be long)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class RowIssue:
 class VehicleRow:
     row: int
     vin: str = ""
+    source_vin: str = ""  # the VIN cell as written in the file, also when it is not a valid VIN
     brand: str = ""
     license_plate: str = ""
     nickname: str = ""
@@ -88,6 +90,7 @@ class RowValidator:
         if raw.problems and not any(raw.values.values()):
             return result  # a broken record (bad quoting): nothing else to check
         values = {name: _unescape(value) for name, value in raw.values.items()}
+        result.source_vin = raw.values["vin"][:SOURCE_VIN_MAX]
         self._check_vin(values["vin"], result)
         self._check(
             "brand", values["brand"], result, lambda v: setattr(result, "brand", parse_brand(v))
@@ -204,9 +207,13 @@ class VinIndex:
 
 
 def parse_tags(value: str) -> dict[str, str]:
-    """``key=value;key=value`` -> dict; raise ``InvalidValue`` naming the faulty part."""
+    """``key=value;key=value`` (or ``,``) -> dict; raise ``InvalidValue`` naming the faulty part.
+
+    A comma separates tags only when key=value follows it, so a value keeps its commas
+    (``b=x,y`` stays one tag, as our export writes it) while ``a=1, b=2`` is two tags.
+    """
     tags: dict[str, str] = {}
-    for part in value.split(";"):
+    for part in _split_tags(value):
         part = part.strip()
         if not part:
             continue
@@ -215,7 +222,7 @@ def parse_tags(value: str) -> dict[str, str]:
         if not sep or not key:
             raise InvalidValue(
                 f"“{part[:40]}” is not a tag; write tags as key=value, separated by semicolons "
-                "(for example cost_center=A12;depot=north)."
+                "or commas (for example cost_center=A12;depot=north)."
             )
         if len(key) > MAX_TAG_KEY or len(tag_value) > MAX_TAG_VALUE:
             raise InvalidValue(
@@ -228,6 +235,19 @@ def parse_tags(value: str) -> dict[str, str]:
     if len(tags) > MAX_TAGS:
         raise InvalidValue(f"{len(tags)} tags given; at most {MAX_TAGS} per vehicle are allowed.")
     return tags
+
+
+def _split_tags(value: str) -> list[str]:
+    parts: list[str] = []
+    for group in value.split(";"):
+        pieces: list[str] = []
+        for piece in group.split(","):
+            if "=" in piece or not pieces:
+                pieces.append(piece)
+            elif piece.strip():
+                pieces[-1] += "," + piece  # no key=value after this comma: part of the value
+        parts.extend(pieces)
+    return parts
 
 
 def format_tags(tags: dict[str, str] | None) -> str:
