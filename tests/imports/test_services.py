@@ -67,9 +67,10 @@ def test_preview_counts_new_existing_and_errors(organization, manager_user):
 
 
 def test_a_broken_file_fails_with_its_message(organization, manager_user):
-    job = upload(organization, manager_user, "vin;brand\nä".encode("latin-1"))
+    mixed = "vin;brand\nä\n".encode() + "ä\n".encode("latin-1")  # UTF-8, then Latin-1
+    job = upload(organization, manager_user, mixed)
     assert job.status == ImportJob.Status.FAILED
-    assert "not UTF-8" in job.message
+    assert "not valid UTF-8" in job.message and "CSV UTF-8" in job.message
 
 
 def test_errors_need_explicit_confirmation(organization, manager_user, queued):
@@ -320,10 +321,11 @@ def test_files_of_old_finished_imports_are_pruned(organization, manager_user):
         (b"vin,brand\r\n", "header row but no vehicles"),
         (bytes(range(256)) * 8, "binary data"),
         (b"PK\x03\x04" + bytes(500), "Excel workbook"),
-        ("vin;brand\n1M8GDM9AXKP042788;Citroën\n".encode("latin-1"), "not UTF-8"),
+        ("vin;brand\nCitroën\n".encode() + "Citroën\n".encode("latin-1"), "not valid UTF-8"),
+        (b"vin;brand\n1M8GDM9AXKP042788;Citro\x81n\n", "neither UTF-8 nor Windows-1252"),
         (b"vin,brand," + b"x," * 500_000, "longer than 64 KB"),
     ],
-    ids=["empty", "header-only", "binary", "xlsx", "latin-1", "1mb-line"],
+    ids=["empty", "header-only", "binary", "xlsx", "mixed-encodings", "not-text", "1mb-line"],
 )
 def test_corpus_of_unusable_files_fails_the_job_with_a_message(
     organization, manager_user, data, message
@@ -344,3 +346,107 @@ def test_corpus_of_odd_but_usable_files_reaches_the_preview(organization, manage
     bad = "\n".join(["vin,brand"] + [f"BAD{i},Trabant" for i in range(1000)]).encode()
     job = upload(organization, manager_user, bad)
     assert (job.status, job.total, job.created, job.errors) == ("preview", 1000, 0, 1000)
+
+
+# -- review fixes: warnings on the preview, the VIN as written, stale previews, Windows-1252 ----
+def wrong_check_digit(vin: str) -> str:
+    from vehicles.validation import vin_check_digit
+
+    wrong = "0" if vin_check_digit(vin) != "0" else "1"
+    return vin[:8] + wrong + vin[9:]
+
+
+def test_preview_keeps_the_first_warnings_apart_from_the_errors(organization, manager_user):
+    rows = [f"{wrong_check_digit(make_vin(i))},bmw,,Van {i},," for i in range(60)]
+    data = "\n".join(["vin,brand,license_plate,nickname,tags,odometer_km", *rows, "BAD,bmw,,,,"])
+    job = upload(organization, manager_user, data.encode())
+    assert (job.errors, job.warnings) == (1, 60)
+    errors = services.sample_issues(job, "error")
+    warnings = services.sample_issues(job, "warning")
+    assert [issue["row"] for issue in errors] == [62]
+    assert len(warnings) == services.ERROR_SAMPLE_SIZE and warnings[0]["row"] == 2
+    assert "check digit" in warnings[0]["message"] and warnings[0]["column"] == "vin"
+
+
+def test_an_old_sample_without_levels_counts_as_errors(organization):
+    job = ImportJob(
+        organization=organization, error_sample=[{"row": 2, "column": "", "message": "x"}]
+    )
+    assert services.sample_issues(job, "error") == job.error_sample
+    assert services.sample_issues(job, "warning") == []
+
+
+def test_error_report_gives_the_vin_as_written_when_it_is_invalid(organization, manager_user):
+    data = (
+        f'vin,brand\ntoo-short,bmw\n=HYPERLINK("http://evil"),bmw\n{make_vin(1).lower()},Trabant\n'
+    ).encode()
+    job = upload(organization, manager_user, data)
+    report = list(services.error_report_rows(job))
+    vins = {row[0]: row[4] for row in report[1:]}
+    assert vins == {"2": "too-short", "3": '=HYPERLINK("http://evil")', "4": make_vin(1)}
+    # Downloaded, every cell is formula-safe (the same guard as the fleet export).
+    from vehicles.exports import csv_lines
+
+    text = "".join(csv_lines(report))
+    assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text
+
+
+def test_a_change_to_the_fleet_makes_the_preview_stale(
+    organization, other_organization, manager_user, queued, django_capture_on_commit_callbacks
+):
+    job = upload(organization, manager_user, fleet_csv(3))
+    assert not services.preview_is_stale(job)
+    VehicleFactory(organization=other_organization, vin=make_vin(0))
+    assert not services.preview_is_stale(job)  # another organization's fleet does not count
+    vehicle = VehicleFactory(organization=organization, vin=make_vin(0))  # e.g. another import
+    assert services.preview_is_stale(job)
+    with pytest.raises(services.PreviewStale, match="Check the file again"):
+        services.import_job_confirm(job, user=manager_user, accept_skipped=False)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.PREVIEW and job.confirmed_at is None
+    assert Vehicle.objects.filter(organization=organization).count() == 1  # nothing imported
+
+    with (
+        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.import_job_recheck(job)
+    delay.assert_called_once_with(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.UPLOADED and job.created == 0 and not job.error_sample
+    services.import_job_validate(job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.created, job.skipped) == ("preview", 2, 1)
+    assert not services.preview_is_stale(job)
+
+    vehicle.nickname = "edited"
+    vehicle.save()
+    assert services.preview_is_stale(job)
+    services.import_job_recheck(job)
+    services.import_job_validate(job.pk)
+    job.refresh_from_db()
+    vehicle.delete()
+    assert services.preview_is_stale(job)
+
+
+def test_only_a_preview_can_be_checked_again(organization, manager_user, queued):
+    job = run(upload(organization, manager_user, fleet_csv(2)), manager_user)
+    assert job.status == ImportJob.Status.DONE
+    with pytest.raises(services.ImportRejected, match="not waiting for confirmation"):
+        services.import_job_recheck(job)
+    assert not services.preview_is_stale(job)
+
+
+def test_windows_1252_file_is_previewed_and_imported(organization, manager_user, queued):
+    data = "VIN;Marke;Kennzeichen;Name\r\n1M8GDM9AXKP042788;Citroën;M-ÄB 12;Chloé’s Größe\r\n"
+    job = upload(organization, manager_user, data.encode("cp1252"))
+    assert job.status == ImportJob.Status.PREVIEW and job.created == 1
+    assert job.layout["encoding"] == "Windows-1252" and job.layout["windows_1252"]
+    assert job.layout["delimiter"] == "semicolon"
+    run(job, manager_user)
+    vehicle = Vehicle.objects.get(organization=organization)
+    assert (vehicle.brand, vehicle.license_plate, vehicle.nickname) == (
+        "citroen",
+        "M-ÄB 12",
+        "Chloé’s Größe",
+    )

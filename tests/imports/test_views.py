@@ -134,6 +134,9 @@ def test_error_report_download(manager_client):
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     assert text.splitlines()[0] == "row,column,level,message,vin"
     assert "3,vin,error" in text and "“'=1+1” has 4 characters" not in text
+    # the invalid VIN as written in the file, formula-safe like the export
+    by_row = {row[0]: row for row in csv.reader(io.StringIO(text))}
+    assert by_row["3"][4] == "'=1+1"
 
 
 def test_export_is_streamed_filtered_and_formula_safe(
@@ -154,11 +157,11 @@ def test_export_is_streamed_filtered_and_formula_safe(
     assert response.streaming and response["Content-Type"] == "text/csv; charset=utf-8"
     text = b"".join(response.streaming_content).decode("utf-8-sig")
     lines = text.splitlines()
-    assert lines[0] == "vin,brand,license_plate,nickname,tags,status,status_changed_at"
+    assert lines[0] == "vin,brand,license_plate,nickname,tags,odometer_km,status,status_changed_at"
     assert len(lines) == 3
     rows = {row[0]: row for row in csv.reader(io.StringIO(text))}
-    assert rows[make_vin(1)][1:6] == ["bmw", "", "'=cmd|' /C calc'!A0", "a=1", "queued"]
-    assert rows[make_vin(2)] == [make_vin(2), "audi", "'-12", "", "", "", ""]
+    assert rows[make_vin(1)][1:7] == ["bmw", "", "'=cmd|' /C calc'!A0", "a=1", "", "queued"]
+    assert rows[make_vin(2)] == [make_vin(2), "audi", "'-12", "", "", "", "", ""]
     filtered = viewer_client.get(reverse("imports:export"), {"brand": "audi"})
     assert len(b"".join(filtered.streaming_content).decode().splitlines()) == 2
 
@@ -210,3 +213,66 @@ def test_admin_lists_import_jobs(client, organization, manager_user, admin_user)
     )
     job.refresh_from_db()
     assert job.status == ImportJob.Status.CANCELED
+
+
+def test_preview_lists_the_first_warnings_on_screen(manager_client):
+    from vehicles.validation import vin_check_digit
+
+    vin = "1M8GDM9AXKP042788"  # a valid check digit
+    wrong = vin[:8] + ("0" if vin_check_digit(vin) != "0" else "1") + vin[9:]
+    data = f"vin,brand,nickname\n{wrong},bmw,\n{vin},bmw,=SUM(A1)\nBAD,bmw,\n"
+    post_file(manager_client, data.encode())
+    job = validated(ImportJob.objects.get())
+    assert (job.errors, job.warnings) == (1, 2)
+    page = manager_client.get(reverse("imports:job", args=[job.public_id])).content.decode()
+    assert "<h3>Errors</h3>" in page and "<h3>Warnings</h3>" in page
+    errors, warnings = page.split("<h3>Warnings</h3>")
+    assert "The VIN “BAD” has 3 characters" in errors and "check digit" not in errors
+    assert "<td>2</td><td>vin</td>" in warnings and "check digit" in warnings
+    assert (
+        "<td>3</td><td>nickname</td>" in warnings and "looks like a spreadsheet formula" in warnings
+    )
+
+
+def test_preview_says_the_file_was_read_as_windows_1252(manager_client):
+    data = "VIN;Marke;Name\r\n1M8GDM9AXKP042788;Citroën;Chloé\r\n".encode("cp1252")
+    post_file(manager_client, data)
+    job = validated(ImportJob.objects.get())
+    page = manager_client.get(reverse("imports:job", args=[job.public_id])).content.decode()
+    assert "Windows-1252, semicolon separated" in page
+    assert "it was read as <strong>Windows-1252</strong>" in page and "CSV UTF-8" in page
+    post_file(manager_client, fleet_csv(1))
+    utf8 = validated(ImportJob.objects.exclude(pk=job.pk).get())
+    page = manager_client.get(reverse("imports:job", args=[utf8.public_id])).content.decode()
+    assert "UTF-8, comma separated" in page and "Windows-1252" not in page
+
+
+def test_a_stale_preview_offers_to_check_the_file_again(
+    manager_client, viewer_client, organization, django_capture_on_commit_callbacks
+):
+    post_file(manager_client, fleet_csv(3))
+    job = validated(ImportJob.objects.get())
+    url = reverse("imports:job", args=[job.public_id])
+    assert "Import 3 new vehicles" in manager_client.get(url).content.decode()
+    VehicleFactory(organization=organization, vin=make_vin(0))  # another import added one
+    page = manager_client.get(url).content.decode()
+    assert "The fleet changed since this file was checked" in page
+    assert "Import 3 new vehicles" not in page and "Check the file again" in page
+    with mock.patch("vehicles.imports.tasks.run_import_job.delay") as run_delay:
+        response = manager_client.post(reverse("imports:confirm", args=[job.public_id]))
+    assert response.status_code == 302 and not run_delay.called
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.PREVIEW and Vehicle.objects.count() == 1
+    recheck = reverse("imports:recheck", args=[job.public_id])
+    assert viewer_client.post(recheck).status_code == 403
+    with (
+        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = manager_client.post(recheck)
+    assert response.status_code == 302 and response["Location"] == url
+    delay.assert_called_once_with(job.pk)
+    assert "Checking the file" in manager_client.get(url).content.decode()
+    validated(job)
+    page = manager_client.get(url).content.decode()
+    assert "Import 2 new vehicles" in page and "The fleet changed" not in page

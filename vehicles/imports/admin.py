@@ -66,17 +66,21 @@ class ImportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.display(description="first errors")
+    @admin.display(description="first errors and warnings")
     def errors_table(self, obj: ImportJob) -> str:
         if not obj.error_sample:
             return "—"
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((i.get("row"), i.get("column"), i.get("message")) for i in obj.error_sample),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (i.get("level", "error"), i.get("row"), i.get("column"), i.get("message"))
+                for i in obj.error_sample
+            ),
         )
         return format_html(
-            "<table><tr><th>Row</th><th>Column</th><th>Problem</th></tr>{}</table>", rows
+            "<table><tr><th>Level</th><th>Row</th><th>Column</th><th>Problem</th></tr>{}</table>",
+            rows,
         )
 
     @admin.action(description="Cancel selected imports that have not started")

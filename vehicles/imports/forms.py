@@ -10,7 +10,7 @@ class UploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="Columns vin and brand are required; license_plate, nickname, tags "
-        "(key=value;key=value) and odometer_km are optional.",
+        "(key=value;key=value, or with commas) and odometer_km are optional.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.tsv,text/csv"}),
     )
     credential = forms.ChoiceField(

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
-from vehicles.imports.parse import CsvFileError, CsvLayout, open_fleet_csv
+from vehicles.imports.parse import WINDOWS_1252, CsvFileError, CsvLayout, FleetCsv, open_fleet_csv
 from vehicles.imports.rows import RowIssue, RowValidator, VehicleRow
 from vehicles.models import ImportChunk, ImportJob, Vehicle
 
@@ -45,6 +46,10 @@ _CURRENT_FIELDS = ("id", "vin", "brand", "license_plate", "nickname", "tags", "o
 
 class ImportRejected(Exception):
     """The request cannot be done; ``str(exc)`` is the message for the user."""
+
+
+class PreviewStale(ImportRejected):
+    """The fleet changed since the preview: its counts are out of date; check the file again."""
 
 
 # -- planning (read-only) ----------------------------------------------------------------------
@@ -97,6 +102,19 @@ def open_plan(
     batch_size: int | None = None,
 ) -> tuple[CsvLayout, Iterator[PlannedBatch]]:
     """Open the file (raises ``CsvFileError``) and return its layout and a lazy batch iterator."""
+    csv_file, batches = _open_plan(
+        stream, organization, update_existing=update_existing, batch_size=batch_size
+    )
+    return csv_file.layout, batches
+
+
+def _open_plan(
+    stream: BinaryIO,
+    organization: Organization,
+    *,
+    update_existing: bool,
+    batch_size: int | None = None,
+) -> tuple[FleetCsv, Iterator[PlannedBatch]]:
     csv_file = open_fleet_csv(stream)
     validator = RowValidator(csv_file.layout)
     size = batch_size or settings.IMPORT_BATCH_SIZE
@@ -111,7 +129,7 @@ def open_plan(
         if pending:
             yield _classify(pending, organization, update_existing)
 
-    return csv_file.layout, batches()
+    return csv_file, batches()
 
 
 def _classify(
@@ -158,29 +176,95 @@ def plan_file(
     update_existing: bool,
     on_batch: Callable[[Counts], None] | None = None,
 ) -> tuple[CsvLayout, Counts, list[dict[str, Any]]]:
-    """Validate the whole file without writing: layout, counts and the first issues."""
-    layout, batches = open_plan(stream, organization, update_existing=update_existing)
+    """Validate the whole file without writing: layout, counts and the first errors."""
+    plan = plan_issues(stream, organization, update_existing=update_existing, on_batch=on_batch)
+    return plan.layout, plan.counts, plan.errors
+
+
+@dataclass(slots=True)
+class Plan:
+    layout: CsvLayout  # final: the encoding may be known only at the end of the file
+    counts: Counts
+    errors: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE errors
+    warnings: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE warnings
+
+    @property
+    def sample(self) -> list[dict[str, Any]]:
+        """What ImportJob.error_sample keeps: the first errors, then the first warnings."""
+        return [
+            *({**issue, "level": "error"} for issue in self.errors),
+            *({**issue, "level": "warning"} for issue in self.warnings),
+        ]
+
+
+def plan_issues(
+    stream: BinaryIO,
+    organization: Organization,
+    *,
+    update_existing: bool,
+    on_batch: Callable[[Counts], None] | None = None,
+) -> Plan:
+    """Validate the whole file without writing: layout, counts, first errors and warnings."""
+    csv_file, batches = _open_plan(stream, organization, update_existing=update_existing)
     counts = Counts()
-    sample: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
     for batch in batches:
         counts.add_plan(batch)
         for row in batch.invalid:
             for issue in row.errors:
-                if len(sample) < ERROR_SAMPLE_SIZE:
-                    sample.append(issue.as_dict())
+                if len(errors) < ERROR_SAMPLE_SIZE:
+                    errors.append(issue.as_dict())
+        for issue in batch.warnings[: max(0, ERROR_SAMPLE_SIZE - len(warnings))]:
+            warnings.append(issue.as_dict())
         if on_batch:
             on_batch(counts)
-    return layout, counts, sample
+    return Plan(csv_file.layout, counts, errors, warnings)
 
 
 def layout_summary(layout: CsvLayout) -> dict[str, Any]:
     return {
         "encoding": layout.encoding_label,
+        "windows_1252": layout.encoding_label == WINDOWS_1252,
         "delimiter": layout.delimiter_name,
         "columns": {name: layout.label(name) for name in layout.columns},
         "unknown_columns": list(layout.unknown_columns),
         "header_row": layout.header_row,
     }
+
+
+def sample_issues(job: ImportJob, level: str) -> list[dict[str, Any]]:
+    """The job's first errors (``level="error"``) or warnings, as the preview shows them."""
+    return [issue for issue in job.error_sample if issue.get("level", "error") == level]
+
+
+# -- a preview that is out of date -------------------------------------------------------------
+def fleet_state(organization: Organization) -> str:
+    """A fingerprint of the fleet that changes when a vehicle is added, removed or edited.
+
+    Kept with the preview: if it differs at confirmation, the preview's counts (new, to update,
+    skipped) no longer describe what the import would do.
+    """
+    state = Vehicle.objects.filter(organization=organization).aggregate(
+        count=Count("id"), created=Max("created_at"), updated=Max("updated_at")
+    )
+    stamps = [value.isoformat() if value else "-" for value in (state["created"], state["updated"])]
+    return ":".join([str(state["count"]), *stamps])
+
+
+def preview_is_stale(job: ImportJob) -> bool:
+    """True when the fleet changed since this preview was made (its counts may be wrong)."""
+    recorded = (job.layout or {}).get("fleet_state")
+    if job.status != ImportJob.Status.PREVIEW or not recorded:
+        return False
+    return recorded != fleet_state(job.organization)
+
+
+STALE_PREVIEW = (
+    "The fleet changed since this file was checked (vehicles were added, edited or removed, "
+    "for example by another import), so the numbers in this preview may be wrong. Nothing was "
+    "imported. Check the file again to see what it would do now."
+)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -410,21 +494,23 @@ def import_job_validate(job_id: int) -> None:
     def progress(counts: Counts) -> None:
         ImportJob.objects.filter(pk=job_id).update(total=counts.total)
 
+    # Taken before reading: a change made while the file is read also makes the preview stale.
+    state = fleet_state(job.organization)
     try:
         with open_job_file(job) as stream:
-            layout, counts, sample = plan_file(
+            plan = plan_issues(
                 stream, job.organization, update_existing=job.update_existing, on_batch=progress
             )
     except CsvFileError as exc:
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
         return
-    fields = counts.as_fields()
+    fields = plan.counts.as_fields()
     fields.pop("queued_requests")
     eligibility = check_new_vins_eligibility(job) if job.check_eligibility else {}
     ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.VALIDATING).update(
         **fields,
-        layout=layout_summary(layout),
-        error_sample=sample,
+        layout={**layout_summary(plan.layout), "fleet_state": state},
+        error_sample=plan.sample,
         eligibility=eligibility,
         status=ImportJob.Status.PREVIEW,
         validated_at=timezone.now(),
@@ -442,6 +528,8 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         )
     if not (job.created or job.updated):
         raise ImportRejected("There is nothing to import: no new or changed vehicles in this file.")
+    if preview_is_stale(job):
+        raise PreviewStale(STALE_PREVIEW)
     from vehicles.imports.tasks import run_import_job as run_import_job_task
 
     with transaction.atomic():
@@ -459,6 +547,30 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         if not started:
             raise ImportRejected("This import was already started.")
         run_import_job_task.delay_on_commit(job.pk)
+
+
+def import_job_recheck(job: ImportJob) -> None:
+    """Validate a previewed job's file again (against the fleet as it is now); new preview."""
+    from vehicles.imports.tasks import validate_import_job as validate_import_job_task
+
+    if not job_file_kept(job):
+        raise ImportRejected("The file of this import is no longer kept; upload it again.")
+    with transaction.atomic():
+        restarted = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEW).update(
+            status=ImportJob.Status.UPLOADED,
+            validated_at=None,
+            total=0,
+            created=0,
+            updated=0,
+            skipped=0,
+            errors=0,
+            warnings=0,
+            error_sample=[],
+            eligibility={},
+        )
+        if not restarted:
+            raise ImportRejected("This import is not waiting for confirmation any more.")
+        validate_import_job_task.delay_on_commit(job.pk)
 
 
 def import_job_cancel(job: ImportJob) -> None:
@@ -554,10 +666,13 @@ def error_report_rows(job: ImportJob) -> Iterator[list[str]]:
         try:
             for batch in batches:
                 for row in _rows_in_order(batch):
+                    # The VIN as written when it is not a valid one (csv_lines makes it
+                    # formula-safe, like every cell of the report).
+                    vin = row.vin or row.source_vin
                     for issue in row.errors:
-                        yield [str(issue.row), issue.column, "error", issue.message, row.vin]
+                        yield [str(issue.row), issue.column, "error", issue.message, vin]
                     for issue in row.warnings:
-                        yield [str(issue.row), issue.column, "warning", issue.message, row.vin]
+                        yield [str(issue.row), issue.column, "warning", issue.message, vin]
         except CsvFileError as exc:
             yield [str(exc.row or ""), "", "error", exc.message, ""]
 

@@ -61,10 +61,21 @@ def _job(request: HttpRequest, public_id, *, role: str | None = None) -> ImportJ
     return get_object_for_user(request, ImportJob, role=role, public_id=public_id)
 
 
+def _job_context(job: ImportJob) -> dict:
+    return {
+        "job": job,
+        "confirm_form": ConfirmForm(),
+        "first_errors": services.sample_issues(job, "error"),
+        "first_warnings": services.sample_issues(job, "warning"),
+        # A preview left open while the fleet changed: offer to check again, not to import.
+        "stale": services.preview_is_stale(job),
+    }
+
+
 @require_GET
 def job(request: HttpRequest, public_id) -> HttpResponse:
     job = _job(request, public_id)
-    context = {"job": job, "confirm_form": ConfirmForm()}
+    context = _job_context(job)
     if request.htmx:
         return _status(request, job, context)
     return render(request, JOB_TEMPLATE, context)
@@ -73,7 +84,7 @@ def job(request: HttpRequest, public_id) -> HttpResponse:
 @require_GET
 def job_status(request: HttpRequest, public_id) -> HttpResponse:
     job = _job(request, public_id)
-    return _status(request, job, {"job": job, "confirm_form": ConfirmForm()})
+    return _status(request, job, _job_context(job))
 
 
 def _status(request: HttpRequest, job: ImportJob, context: dict) -> HttpResponse:
@@ -93,6 +104,19 @@ def confirm(request: HttpRequest, public_id) -> HttpResponse:
         services.import_job_confirm(
             job, user=request.user, accept_skipped=form.cleaned_data.get("accept_skipped", False)
         )
+    except services.PreviewStale:
+        pass  # the preview page says so, and offers to check the file again
+    except services.ImportRejected as exc:
+        messages.error(request, str(exc))
+    return redirect("imports:job", public_id=job.public_id)
+
+
+@require_POST
+def recheck(request: HttpRequest, public_id) -> HttpResponse:
+    """Check the file again against the fleet as it is now (a new preview, nothing imported)."""
+    job = _job(request, public_id, role=Role.MANAGER)
+    try:
+        services.import_job_recheck(job)
     except services.ImportRejected as exc:
         messages.error(request, str(exc))
     return redirect("imports:job", public_id=job.public_id)
