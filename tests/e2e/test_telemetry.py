@@ -6,6 +6,7 @@ Screenshots go to var/screenshots/. Every page is checked for CSP violations and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from django.urls import reverse
 
 from simulator.vehicle_data import vehicle_state
 from tests.conftest import logged_in_client, wait_for
-from tests.factories import ClearanceFactory, VehicleFactory
+from tests.factories import ClearanceFactory
 from tests.utils import require
 from vehicles.telemetry import services
 from vehicles.telemetry.parse import parse_rest
@@ -50,9 +51,11 @@ def screenshots(settings):
 class Page:
     """A logged-in page that records console errors (CSP violations show up there)."""
 
-    def __init__(self, browser, live_server, user, organization):
+    def __init__(self, browser, live_server, user, organization, *, javascript: bool = True):
         client = logged_in_client(user, organization)
-        self.context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        self.context = browser.new_context(
+            viewport={"width": 1280, "height": 1000}, java_script_enabled=javascript
+        )
         self.context.add_cookies(
             [
                 {
@@ -143,7 +146,8 @@ def test_refresh_shows_the_result_live(
         assert "No telemetry yet" in page.inner_text("#telemetry-live")
         page.click("#telemetry-live button[type=submit]")
         page.wait_for_selector(".telemetry-status-ok", timeout=30_000)  # the panel polls by itself
-        assert "Refreshed:" in page.inner_text(".telemetry-status")
+        # The answer to the Refresh pressed above, with when it came.
+        assert page.inner_text(".telemetry-status").startswith("Refreshed just now:")
         page.wait_for_selector(".telemetry-map.leaflet-container", timeout=10_000)
         assert page.locator(".telemetry-field").count() >= 8
         page.screenshot(path=str(screenshots / "telemetry_refreshed.png"), full_page=True)
@@ -155,7 +159,12 @@ def test_refresh_shows_the_result_live(
 
 def test_fleet_map_clusters_vehicles(page, transactional_db, organization, screenshots):
     vins = [f"WVWZZZ1KZ0000{n:04d}" for n in range(12)]
-    vehicles = [VehicleFactory(organization=organization, vin=vin) for vin in vins]
+    vehicles = [
+        ClearanceFactory(
+            vehicle__organization=organization, vehicle__vin=vin, status="approved"
+        ).vehicle
+        for vin in vins
+    ]
     for vehicle in vehicles:
         drive(vehicle, minutes=0)
     p = page.goto("/telemetry/map/")
@@ -191,3 +200,81 @@ def test_the_map_keeps_its_zoom_when_the_panel_refreshes(page, transactional_db,
     again = p.evaluate("document.querySelector('.telemetry-map').leafletMap.getZoom()")
     assert again == zoom
     assert page.problems == []
+
+
+def test_fleet_map_without_tiles_labels_vehicles_and_uses_portal_dates(
+    page, transactional_db, organization, screenshots, settings
+):
+    settings.MAP_TILE_URL = ""
+    van = ClearanceFactory(
+        vehicle__organization=organization,
+        vehicle__vin="2HM00000000000007",
+        vehicle__nickname="Blue van",
+        status="approved",
+    ).vehicle
+    old = ClearanceFactory(
+        vehicle__organization=organization,
+        vehicle__vin="2HM00000000000008",
+        vehicle__nickname="Sold van",
+        status="revoked",
+    ).vehicle
+    drive(van, minutes=0)
+    drive(old, minutes=0)
+    p = page.goto("/telemetry/map/")
+    p.wait_for_selector(".fleet-map.leaflet-container", timeout=10_000)
+    # A label beside the dot, and the vehicle in the table with its coordinates.
+    wait_for(lambda: p.locator(".map-label").count() == 1, timeout=10, message="marker label")
+    assert p.inner_text(".map-label") == "Blue van"
+    assert p.locator(".leaflet-control-scale").count() == 1
+    rows = p.locator("table.fleet-positions tbody tr")
+    assert rows.count() == 1 and "Blue van" in rows.first.inner_text()
+    assert "Sold van" not in p.content()  # revoked: not shown by default
+    body = p.inner_text("main")
+    assert "MAP_TILE_URL" not in body and "plain grid" in body
+    p.click(".fleet-map path.map-vehicle")
+    p.wait_for_selector(".leaflet-popup .map-popup", timeout=5_000)
+    popup = p.inner_text(".leaflet-popup .map-popup")
+    assert "Data access: Approved" in popup
+    assert re.search(r"Position reported \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", popup), popup
+    assert "AM" not in popup and "PM" not in popup and "/" not in popup
+    p.screenshot(path=str(screenshots / "telemetry_fleet_map_plain.png"), full_page=True)
+    # Every vehicle on request, its status in the popup and the table.
+    p = page.goto("/telemetry/map/?show=all")
+    wait_for(lambda: p.locator(".map-label").count() == 2, timeout=10, message="both labels")
+    assert "Revoked" in p.inner_text("table.fleet-positions")
+    assert page.problems == []
+
+
+def test_pending_vehicle_offers_no_refresh(page, transactional_db, organization):
+    vehicle = ClearanceFactory(
+        vehicle__organization=organization, vehicle__vin="2HM00000000000002", status="pending"
+    ).vehicle
+    p = page.goto(reverse("vehicles:detail", args=[vehicle.public_id]))
+    p.wait_for_selector("#telemetry-live", timeout=10_000)
+    assert p.locator("#telemetry-live button[type=submit]").count() == 0
+    assert "once the clearance is approved" in p.inner_text("#telemetry-live")
+    assert page.problems == []
+
+
+def test_without_javascript_the_vehicle_page_links_to_the_panel(
+    browser, live_server, viewer_user, organization, transactional_db
+):
+    vehicle = ClearanceFactory(
+        vehicle__organization=organization, vehicle__vin="2HM00000000000009", status="approved"
+    ).vehicle
+    drive(vehicle, minutes=10)
+    p = Page(browser, live_server, viewer_user, organization, javascript=False)
+    try:
+        page = p.goto(reverse("vehicles:detail", args=[vehicle.public_id]))
+        # Playwright turns off script execution, not the parser's scripting flag, so Chromium
+        # keeps <noscript> as text here: read the link from it and follow it.
+        noscript = re.search(r"<noscript>(.*?)</noscript>", page.content(), re.S).group(1)
+        assert "Open the telemetry page" in noscript
+        href = re.search(r'href="([^"]+)"', noscript).group(1)
+        page = p.goto(href)
+        page.wait_for_selector("#telemetry-live", timeout=10_000)
+        assert page.url.endswith(reverse("telemetry:panel", args=[vehicle.public_id]))
+        assert page.locator(".telemetry-field").count() >= 8
+        assert "Loading telemetry" not in page.content()
+    finally:
+        p.context.close()
