@@ -115,7 +115,7 @@ def _vehicle_for(request: HttpRequest, public_id, *, write: bool = False) -> Veh
 ALWAYS_COUNTED = ("pending", "approved", "rejected")
 COLUMNS = (
     ("vin", "VIN", ""),
-    ("brand", "Brand", ""),
+    ("brand", "Brand", "hide-sm"),  # on phones it is shown under the VIN
     ("plate", "Plate", "hide-sm"),
     ("status", "Status", ""),
     (None, "HM application", "hide-sm"),

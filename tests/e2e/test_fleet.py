@@ -187,3 +187,61 @@ def test_bulk_defleet_everything_matching_the_filter(
     page.screenshot(path=str(screenshots / "fleet-bulk-revoked.png"), full_page=True)
     assert statuses(credential)["2HMKEEP0000000001"] == "approved"
     assert not page.problems, "\n".join(page.problems)
+
+
+# What overflows the viewport sideways (or its own box), measured in the browser.
+OVERFLOW_JS = """(selector) => {
+  const box = document.querySelector(selector);
+  return {
+    page: document.documentElement.scrollWidth - window.innerWidth,
+    box: box ? box.scrollWidth - box.clientWidth : null,
+  };
+}"""
+
+
+def test_phone_layout_fits_fleet_members_and_credentials(
+    transactional_db, new_page, live_server, owner_user, organization, screenshots
+):
+    from tests.factories import CredentialFactory, MembershipFactory, UserFactory
+
+    credential = CredentialFactory(organization=organization, name="Simulator")
+    for n, status in enumerate(["approved", "pending", "canceling", "revoking", "queued"]):
+        ClearanceFactory(
+            vehicle__organization=organization,
+            vehicle__brand="volkswagen",
+            vehicle__nickname=f"Delivery van {n}",
+            credential=credential,
+            status=status,
+            last_error="This carmaker does not allow canceling a pending request."
+            if status == "pending"
+            else "",
+        )
+    for n in range(3):
+        MembershipFactory(
+            organization=organization,
+            role="manager",
+            user=UserFactory(
+                username=f"dispatcher.with.a.long.name{n}",
+                email=f"dispatcher.with.a.long.name{n}@logistics-company.example",
+            ),
+        )
+    page = new_page(width=390, height=844)
+    log_in(page, live_server, owner_user)
+    for path, box in [
+        ("/fleet/", "#fleet-table .table-wrap"),
+        ("/members/", ".table-wrap"),
+        ("/credentials/", ".table-wrap"),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        overflow = page.evaluate(OVERFLOW_JS, box)
+        name = path.strip("/")
+        page.screenshot(path=str(screenshots / f"phone-{name}.png"), full_page=True)
+        assert overflow == {"page": 0, "box": 0}, f"{path} overflows at 390px: {overflow}"
+    # The members table and the "Add a member" card do not touch.
+    page.goto(f"{live_server.url}/members/")
+    gap = page.evaluate(
+        "document.querySelector('[aria-labelledby=add-member-heading]').getBoundingClientRect()"
+        ".top - document.querySelector('.table-wrap').getBoundingClientRect().bottom"
+    )
+    assert gap >= 12
+    assert not page.problems, "\n".join(page.problems)
