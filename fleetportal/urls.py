@@ -16,5 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# 404 and 500 are Django's views with our templates/404.html and 500.html; 403 adds the reason.
+handler403 = "fleetportal.errors.permission_denied"
+
 if settings.SIMULATOR_ENABLED:
     urlpatterns.append(path("simulator/", include("simulator.urls")))
