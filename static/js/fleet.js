@@ -9,7 +9,8 @@
       if (dialog && typeof dialog.showModal === "function") {
         event.preventDefault();
         if (!dialog.open) dialog.showModal();
-        var first = dialog.querySelector("button, [href]");
+        // The safe choice first ([autofocus], e.g. Cancel): one stray Enter must not defleet.
+        var first = dialog.querySelector("[autofocus]") || dialog.querySelector("button, [href]");
         if (first) first.focus();
       }
       return;

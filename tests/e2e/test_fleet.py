@@ -189,6 +189,49 @@ def test_bulk_defleet_everything_matching_the_filter(
     assert not page.problems, "\n".join(page.problems)
 
 
+def test_keyboard_defleet_dialog_starts_on_cancel_and_sorting_keeps_focus(
+    transactional_db, new_page, live_server, manager_user, organization
+):
+    from playwright.sync_api import expect
+
+    approved = ClearanceFactory(vehicle__organization=organization, status="approved")
+    ClearanceFactory(vehicle__organization=organization, status="pending")
+    page = new_page()
+    log_in(page, live_server, manager_user)
+
+    # Sorting by a header (an htmx swap of the table) keeps the focus on that header link.
+    # (htmx wires the new table up when it settles; a key pressed before that would be a plain
+    # page load, so each step waits for the table to settle.)
+    page.evaluate(
+        "window.__tableSettled = 0; document.addEventListener('htmx:afterSettle', function (e) {"
+        " if (e.target.id === 'fleet-table') window.__tableSettled += 1; });"
+    )
+    page.focus("#sort-status")
+    for n, (key, order) in enumerate(
+        [("#sort-status", "ascending"), ("#sort-status", "descending"), ("#sort-vin", "ascending")]
+    ):
+        if n == 2:
+            page.click(key)
+        else:
+            page.keyboard.press("Enter")
+        page.wait_for_function("(n) => window.__tableSettled > n", arg=n)
+        expect(page.locator(f"th[aria-sort={order}] {key}")).to_be_visible()
+        assert page.evaluate("document.activeElement.id") == key[1:]
+
+    # The defleet dialog opens on Cancel: one Enter closes it and defleets nothing.
+    page.goto(f"{live_server.url}/fleet/{approved.vehicle.public_id}/")
+    page.focus("#defleet-open")
+    page.keyboard.press("Enter")
+    dialog = page.locator("#defleet-dialog")
+    expect(dialog).to_be_visible()
+    assert page.evaluate("document.activeElement.id") == "defleet-cancel"
+    page.keyboard.press("Enter")
+    expect(dialog).not_to_be_visible()
+    approved.refresh_from_db()
+    assert approved.status == "approved"
+    assert not page.problems, "\n".join(page.problems)
+
+
 # What overflows the viewport sideways (or its own box), measured in the browser.
 OVERFLOW_JS = """(selector) => {
   const box = document.querySelector(selector);
