@@ -6,12 +6,15 @@ import re
 
 from django import forms
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from clearance.fields import encrypted_field_names
 from clearance.models import Credential
 from organizations.models import Organization
 from vehicles.brands import BRAND_CHOICES
 from vehicles.models import Vehicle
+from vehicles.selectors import credential_label
 from vehicles.validation import InvalidValue, normalize_vin, parse_brand
 
 
@@ -23,9 +26,25 @@ def clean_vin_value(value: str) -> tuple[str, list[str]]:
         raise forms.ValidationError(str(exc)) from exc
 
 
+def duplicate_vin_error(organization: Organization, vin: str) -> SafeString | None:
+    """ "… is already in your fleet" with a link to that vehicle, or None when it is not."""
+    existing = (
+        Vehicle.objects.filter(organization=organization, vin=vin)
+        .values_list("public_id", flat=True)
+        .first()
+    )
+    if existing is None:
+        return None
+    return format_html(
+        '{} is already in your fleet. <a href="{}">Open its page</a>.',
+        vin,
+        reverse("vehicles:detail", args=[existing]),
+    )
+
+
 class CredentialChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Credential) -> str:
-        return f"{obj.name} ({obj.get_environment_display()})"
+        return credential_label(obj.name, obj.environment)
 
 
 class VehicleAddForm(forms.Form):
@@ -65,6 +84,10 @@ class VehicleAddForm(forms.Form):
         empty_label=None,
         label="HM application",
         help_text="The High Mobility application the request is sent with.",
+        error_messages={
+            "required": "Choose the HM application the clearance request is sent with.",
+            "invalid_choice": "That HM application does not exist (any more); choose another.",
+        },
     )
 
     def __init__(self, *args, organization: Organization, **kwargs):
@@ -91,6 +114,9 @@ class VehicleAddForm(forms.Form):
         self.credential_list = list(credentials)
         if len(self.credential_list) == 1:
             self.fields["credential"].initial = self.credential_list[0].pk
+        else:
+            # Several applications: nobody should send with the first by accident.
+            self.fields["credential"].empty_label = "Choose an HM application…"
 
     @property
     def has_credentials(self) -> bool:
@@ -98,9 +124,11 @@ class VehicleAddForm(forms.Form):
 
     def clean_vin(self) -> str:
         vin, warnings = clean_vin_value(self.cleaned_data["vin"])
+        duplicate = duplicate_vin_error(self.organization, vin)
+        if duplicate:
+            # Its check digit no longer matters: the vehicle is there already.
+            raise forms.ValidationError(duplicate)
         self.vin_warnings = warnings
-        if Vehicle.objects.filter(organization=self.organization, vin=vin).exists():
-            raise forms.ValidationError(f"{vin} is already in your fleet.")
         return vin
 
     def clean_brand(self) -> str:

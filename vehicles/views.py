@@ -27,7 +27,13 @@ from organizations.access import get_object_for_user, require_membership, requir
 from organizations.models import Role
 from vehicles import onboarding
 from vehicles.brands import BRAND_CHOICES
-from vehicles.forms import VehicleAddForm, VehicleEditForm, clean_vin_value, format_tags
+from vehicles.forms import (
+    VehicleAddForm,
+    VehicleEditForm,
+    clean_vin_value,
+    duplicate_vin_error,
+    format_tags,
+)
 from vehicles.models import Vehicle
 from vehicles.selectors import (
     DEFLEETABLE_STATUSES,
@@ -35,9 +41,11 @@ from vehicles.selectors import (
     REONBOARD_STATUSES,
     STATUS_LABELS,
     STATUS_ORDER,
+    credential_label,
     filter_fleet,
     fleet_status_counts,
     is_terminal,
+    last_heard_from_hm,
     parse_fleet_filter,
     status_help,
     vehicle_events,
@@ -273,7 +281,12 @@ def _add_vehicle(request: HttpRequest, form: VehicleAddForm, organization) -> Ht
         )
     except IntegrityError:
         # Added by someone else (or an import) since the form was checked.
-        form.add_error("vin", f"{data['vin']} is already in your fleet.")
+        form.vin_warnings = []
+        form.add_error(
+            "vin",
+            duplicate_vin_error(organization, data["vin"])
+            or f"{data['vin']} is already in your fleet.",
+        )
         return None
     messages.success(
         request,
@@ -299,8 +312,9 @@ def vehicle_check_vin(request: HttpRequest) -> HttpResponse:
         except Exception as exc:  # a ValidationError with the sentence to show
             error = " ".join(getattr(exc, "messages", [str(exc)]))
         else:
-            if Vehicle.objects.filter(organization=membership.organization, vin=vin).exists():
-                error = f"{vin} is already in your fleet."
+            error = duplicate_vin_error(membership.organization, vin) or ""
+            if error:
+                warnings = []  # the vehicle is there already; its check digit is beside the point
     return render(
         request,
         "vehicles/vehicle_add.html#vin-feedback",
@@ -312,12 +326,18 @@ def vehicle_check_vin(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, vehicle: Vehicle) -> dict:
-    meaning, next_step = status_help(vehicle.cl.status if vehicle.cl else None)
+    clearance = vehicle.cl
+    meaning, next_step = status_help(clearance.status if clearance else None)
+    credential = clearance.credential if clearance else None
     return {
         "vehicle": vehicle,
-        "clearance": vehicle.cl,
+        "clearance": clearance,
         "meaning": meaning,
         "next_step": next_step,
+        "credential_label": credential_label(credential.name, credential.environment)
+        if credential
+        else "",
+        "last_heard": last_heard_from_hm(clearance),
         "events": list(vehicle_events(vehicle)[:100]),
         "can_manage": _can_manage(request),
         "tags_text": format_tags(vehicle.tags),
@@ -553,6 +573,8 @@ def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
         "effects": effects,
         "skipped": skipped,
         "selected_ids": [str(v.public_id) for v in vehicles] if scope == "selected" else [],
-        "credentials": credentials,
+        "credentials": [
+            (str(c.public_id), credential_label(c.name, c.environment)) for c in credentials
+        ],
         "back": back,
     }
