@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from clearance.fields import encrypted_field_names
+from clearance.hm import CANCELLATION_BRANDS
 from clearance.models import ClearanceStatus, Credential
 from organizations.models import Organization
 from vehicles.brands import BRAND_LABELS
@@ -265,7 +267,19 @@ STATUS_HELP: dict[str, tuple[str, str]] = {
 }
 
 
-def status_help(status: str | None) -> tuple[str, str]:
+# Queued, and the last attempt to send it failed (HM unreachable, refused the application...).
+QUEUED_RETRYING_HELP = (
+    "Saved in FleetPortal; sending it to High Mobility has not worked yet.",
+    "Nothing to do for now: FleetPortal tries again by itself (the worker retries with growing "
+    "pauses, then the periodic sync sends it again). If the problem below names the credential, "
+    "an owner has to fix it on the Credentials page first.",
+)
+
+
+def status_help(status: str | None, *, last_error: str = "") -> tuple[str, str]:
+    """(what the status means, what to do) in plain words."""
+    if status == ClearanceStatus.QUEUED and last_error:
+        return QUEUED_RETRYING_HELP
     if status is None:
         return STATUS_HELP[NOT_REQUESTED]
     return STATUS_HELP.get(
@@ -275,6 +289,38 @@ def status_help(status: str | None) -> tuple[str, str]:
             "Nothing to do now; the next sync with High Mobility will update it.",
         ),
     )
+
+
+# HM withdraws a pending request only for some carmakers, and only a day after it was sent
+# (PROTOCOL.md §2.4; clearance.services.explain_delete_refusal words its refusals).
+CANCEL_MIN_AGE = timedelta(days=1)
+CANCELLATION_BRAND_NAMES = ", ".join(BRAND_LABELS.get(b, b) for b in CANCELLATION_BRANDS)
+CANCEL_REFUSAL_NOTE = (
+    "Some carmakers do not let High Mobility withdraw a pending request: it is allowed only "
+    f"for {CANCELLATION_BRAND_NAMES}, and only one day after the request was sent. When High "
+    "Mobility refuses, nothing changes: the vehicle stays Pending, the reason is shown on its "
+    "row and its page, and you can defleet it once it is approved (or the request ends by "
+    "itself)."
+)
+
+
+def cancel_refusal_expected(brand: str, requested_at: datetime | None, now=None) -> str:
+    """Why HM will most likely refuse to withdraw this pending request, in words; "" when it
+    should not refuse."""
+    if brand not in CANCELLATION_BRANDS:
+        label = BRAND_LABELS.get(brand, brand)
+        return (
+            f"{label} is not among the carmakers that allow withdrawing a pending request, so "
+            "High Mobility will most likely refuse."
+        )
+    now = now or timezone.now()
+    if requested_at is not None and now < requested_at + CANCEL_MIN_AGE:
+        ready = timezone.localtime(requested_at + CANCEL_MIN_AGE)
+        return (
+            "This request was sent less than a day ago, so High Mobility will refuse to "
+            f"withdraw it before {ready:%d %b %Y %H:%M}."
+        )
+    return ""
 
 
 def last_heard_from_hm(clearance) -> datetime | None:

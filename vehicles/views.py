@@ -36,11 +36,13 @@ from vehicles.forms import (
 )
 from vehicles.models import Vehicle
 from vehicles.selectors import (
+    CANCEL_REFUSAL_NOTE,
     DEFLEETABLE_STATUSES,
     NOT_REQUESTED,
     REONBOARD_STATUSES,
     STATUS_LABELS,
     STATUS_ORDER,
+    cancel_refusal_expected,
     credential_label,
     filter_fleet,
     fleet_status_counts,
@@ -327,13 +329,17 @@ def vehicle_check_vin(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, vehicle: Vehicle) -> dict:
     clearance = vehicle.cl
-    meaning, next_step = status_help(clearance.status if clearance else None)
+    meaning, next_step = status_help(
+        clearance.status if clearance else None,
+        last_error=clearance.last_error if clearance else "",
+    )
     credential = clearance.credential if clearance else None
     return {
         "vehicle": vehicle,
         "clearance": clearance,
         "meaning": meaning,
         "next_step": next_step,
+        "retrying": vehicle.status == "queued" and bool(clearance.last_error),
         "credential_label": credential_label(credential.name, credential.environment)
         if credential
         else "",
@@ -351,6 +357,11 @@ def vehicle_detail(request: HttpRequest, public_id) -> HttpResponse:
     context = _detail_context(request, vehicle)
     context["telemetry_url"] = _url_or_none("telemetry:panel", vehicle.public_id)
     context["confirm_defleet"] = request.GET.get("confirm") == "defleet"
+    if vehicle.status == "pending":
+        context["cancel_refusal_note"] = CANCEL_REFUSAL_NOTE
+        context["cancel_refusal_expected"] = cancel_refusal_expected(
+            vehicle.brand, vehicle.cl.requested_at
+        )
     return render(request, DETAIL_TEMPLATE, context)
 
 
@@ -542,15 +553,26 @@ class UnknownCredential(Exception):
 
 
 def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
+    pending = []
     if action == "defleet":
         will = [v for v in vehicles if v.can_defleet]
-        revoke = sum(1 for v in will if v.status == "approved")
-        cancel = len(will) - revoke
+        pending = [v for v in will if v.status == "pending"]
+        revoke = len(will) - len(pending)
         effects = []
         if revoke:
             effects.append(f"{revoke} approved vehicle(s) lose data access (revoking → revoked)")
-        if cancel:
-            effects.append(f"{cancel} pending request(s) are withdrawn (canceling → canceled)")
+        if pending:
+            effects.append(
+                f"{len(pending)} pending request(s) are withdrawn (canceling → canceled) "
+                "where the carmaker allows it"
+            )
+        refused = sum(1 for v in pending if cancel_refusal_expected(v.brand, v.cl.requested_at))
+        if refused:
+            effects.append(
+                f"{refused} of these pending request(s) will most likely be refused (the "
+                "carmaker does not allow it, or the request is less than a day old): they stay "
+                "Pending, with High Mobility's reason on their row"
+            )
     else:
         will = [v for v in vehicles if v.can_reonboard]  # queued ones are on their way already
         effects = (
@@ -576,5 +598,6 @@ def _bulk_preview(request, action, scope, flt, vehicles, back) -> dict:
         "credentials": [
             (str(c.public_id), credential_label(c.name, c.environment)) for c in credentials
         ],
+        "cancel_refusal_note": CANCEL_REFUSAL_NOTE if pending else "",
         "back": back,
     }

@@ -189,6 +189,47 @@ def test_bulk_defleet_everything_matching_the_filter(
     assert not page.problems, "\n".join(page.problems)
 
 
+def test_bulk_defleet_refused_by_the_carmaker_shows_on_the_rows(
+    worker, new_page, live_server, manager_user, organization, screenshots
+):
+    """Sandbox vehicles cannot be canceled while pending (like BMW): the confirmation page says
+    so beforehand, and after the background defleet the refusal shows on each row, live."""
+    from playwright.sync_api import expect
+
+    from clearance import services
+    from tests.clearance.lifecycle_helpers import statuses, vehicles
+    from tests.conftest import wait_for
+
+    credential, _app = wire(organization, approval_delay=3600)
+    vins = ["2HMREFUSE0000000A", "2HMREFUSE0000000B"]
+    vehicles(organization, vins, brand="sandbox")
+    services.queue_clearance_requests(organization.vehicles.all(), credential=credential)
+    wait_for(lambda: set(statuses(credential).values()) == {"pending"}, message="pending")
+
+    page = new_page()
+    log_in(page, live_server, manager_user)
+    page.check("input[name=scope][value=filter]")
+    page.click("button[name=action][value=defleet]")
+    expect(page.locator("#bulk-effects")).to_contain_text(
+        "2 of these pending request(s) will most likely be refused"
+    )
+    expect(page.locator("#cancel-refusal-note")).to_contain_text("the vehicle stays Pending")
+    page.screenshot(path=str(screenshots / "fleet-bulk-cancel-warning.png"), full_page=True)
+    page.click("#bulk-confirm")
+    page.wait_for_url(f"{live_server.url}/fleet/")
+    mark_document(page)
+    for vehicle in organization.vehicles.all():
+        row = page.locator(f"#row-{vehicle.public_id}")
+        expect(row.locator(".row-problem")).to_contain_text(
+            "does not allow canceling a pending request", timeout=LIVE_TIMEOUT_MS
+        )
+        expect(row.locator(".status")).to_have_text("Pending")
+    assert_not_reloaded(page)
+    page.screenshot(path=str(screenshots / "fleet-bulk-cancel-refused.png"), full_page=True)
+    assert set(statuses(credential).values()) == {"pending"}
+    assert not page.problems, "\n".join(page.problems)
+
+
 def test_keyboard_defleet_dialog_starts_on_cancel_and_sorting_keeps_focus(
     transactional_db, new_page, live_server, manager_user, organization
 ):
