@@ -96,9 +96,8 @@ def csv_response(rows: Iterable[Iterable[Any]], filename: str) -> StreamingHttpR
 def fleet_export_response(
     queryset: QuerySet, filename: str = "fleet.csv", *, flt: Any = None
 ) -> StreamingHttpResponse:
-    """The vehicles as a CSV download; `flt` (a FleetFilter; by default the one `filter_fleet`
-    built the queryset from) names the file after the filter."""
-    flt = flt if flt is not None else getattr(queryset, "fleet_filter", None)
+    """The vehicles as a CSV download; `flt` (the FleetFilter the queryset was built from)
+    names the file after the filter."""
     return csv_response(vehicle_rows(queryset), filtered_filename(filename, flt))
 
 

@@ -193,11 +193,7 @@ def filter_fleet(organization: Organization, params: Mapping[str, str] | FleetFi
         )
     columns = SORTS[flt.sort]
     ordering = [f"-{columns[0]}" if flt.descending else columns[0], *columns[1:]]
-    queryset = queryset.order_by(*ordering)
-    # Which filter made this queryset (the CSV export names its file after it). Chaining another
-    # method returns a new queryset without it, so it never describes a different selection.
-    queryset.fleet_filter = flt
-    return queryset
+    return queryset.order_by(*ordering)
 
 
 def fleet_status_counts(organization: Organization) -> dict[str, int]:

@@ -148,7 +148,8 @@ def error_report(request: HttpRequest, public_id) -> HttpResponse:
 def export(request: HttpRequest) -> HttpResponse:
     """The fleet as CSV, with the same filters (GET parameters) as the fleet list."""
     organization = current_organization(request)
-    from vehicles.selectors import filter_fleet
+    from vehicles.selectors import filter_fleet, parse_fleet_filter
 
-    queryset = filter_fleet(organization, request.GET)
-    return fleet_export_response(queryset, filename=f"{organization.slug}-fleet.csv")
+    flt = parse_fleet_filter(request.GET)
+    queryset = filter_fleet(organization, flt)
+    return fleet_export_response(queryset, filename=f"{organization.slug}-fleet.csv", flt=flt)
