@@ -113,61 +113,126 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+class WorkerManager:
+    """Starts the test worker when a test asks for it, and stops it before a test that empties
+    the database without it: a task left over from an earlier test (a retry due later, a
+    delayed webhook) must not hold locks while the database is truncated (a deadlock) or act
+    on the next test's data."""
+
+    def __init__(self, live_server):
+        self.live_server = live_server
+        self.worker: WorkerProcess | None = None
+        self.starts = 0
+
+    def ensure_running(self) -> WorkerProcess:
+        # For every test that uses the worker: a test's `settings` fixture may have put back the
+        # values it started with (the simulator's webhooks must reach the live server).
+        settings.SITE_URL = self.live_server.url
+        settings.HM_SIMULATOR_BASE_URL = f"{self.live_server.url}/simulator"
+        if self.worker is not None and self.worker.process.poll() is None:
+            return self.worker
+        self.worker = self._start()
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is None:
+            return
+        # Killed, not shut down warmly: a task waiting on a 30 s HTTP timeout would hold us up.
+        # Its database connections close with it, and what it left in the broker is purged.
+        self.worker.process.kill()
+        self.worker.process.wait(timeout=20)
+        self.worker = None
+        purge_broker()
+
+    def _start(self) -> WorkerProcess:
+        self.starts += 1
+        # One log per start and test run, so parallel runs on one machine do not overwrite
+        # each other.
+        log_path = settings.VAR_DIR / f"test-celery-worker-{os.getpid()}-{self.starts}.log"
+        live_url = self.live_server.url
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
+            "DATABASE_URL": database_url_for_current_test_db(),
+            "SITE_URL": live_url,
+            "HM_SIMULATOR_BASE_URL": f"{live_url}/simulator",
+            "CELERY_BROKER_URL": ""
+            if settings.CELERY_BROKER_URL.startswith("filesystem")
+            else settings.CELERY_BROKER_URL,
+        }
+        purge_broker()
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "fleetportal",
+            "worker",
+            "-Q",
+            ",".join(settings.CELERY_WORKER_QUEUES),
+            "--concurrency",
+            "4",
+            "--pool",
+            "threads",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        with log_path.open("w") as log:
+            process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = WorkerProcess(process, log_path)
+        deadline = time.monotonic() + 60
+        while "ready." not in worker.log():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"Celery worker did not start:\n{worker.log()[-3000:]}")
+            time.sleep(0.2)
+        return worker
+
+
+_WORKER_MANAGER_KEY = pytest.StashKey[WorkerManager]()
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, live_server):
+def worker_manager(request, django_db_setup, django_db_blocker, live_server):
+    manager = WorkerManager(live_server)
+    request.session.stash[_WORKER_MANAGER_KEY] = manager
+    yield manager
+    if manager.worker is not None:
+        manager.worker.process.terminate()
+        try:
+            manager.worker.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            manager.worker.process.kill()
+
+
+@pytest.fixture
+def celery_worker(worker_manager):
     """A real `celery worker` process on the test database and the configured broker.
 
     Tests using it need committed data: use `transactional_db` (and `live_server` for the simulator).
     """
-    # One log per test run, so parallel runs on one machine do not overwrite each other.
-    log_path = settings.VAR_DIR / f"test-celery-worker-{os.getpid()}.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
-        "DATABASE_URL": database_url_for_current_test_db(),
-        "SITE_URL": live_server.url,
-        "HM_SIMULATOR_BASE_URL": f"{live_server.url}/simulator",
-        "CELERY_BROKER_URL": ""
-        if settings.CELERY_BROKER_URL.startswith("filesystem")
-        else settings.CELERY_BROKER_URL,
-    }
-    settings.SITE_URL = live_server.url
-    settings.HM_SIMULATOR_BASE_URL = f"{live_server.url}/simulator"
-    purge_broker()
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "fleetportal",
-        "worker",
-        "-Q",
-        ",".join(settings.CELERY_WORKER_QUEUES),
-        "--concurrency",
-        "4",
-        "--pool",
-        "threads",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    worker = WorkerProcess(process, log_path)
-    deadline = time.monotonic() + 60
-    while "ready." not in worker.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"Celery worker did not start:\n{worker.log()[-3000:]}")
-        time.sleep(0.2)
-    yield worker
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return worker_manager.ensure_running()
+
+
+def _truncates_the_database(request) -> bool:
+    if "transactional_db" in request.fixturenames or "live_server" in request.fixturenames:
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_worker_tasks(request):
+    """Before a test that empties the database at its end without the worker, stop the worker
+    (if an earlier test started it); the next test that needs it starts a fresh one."""
+    if "celery_worker" not in request.fixturenames and _truncates_the_database(request):
+        manager = request.session.stash.get(_WORKER_MANAGER_KEY, None)
+        if manager is not None:
+            manager.stop()
+    yield
 
 
 def wait_for(
