@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from clearance.fields import encrypted_field_names
@@ -186,10 +187,11 @@ def filter_fleet(organization: Organization, params: Mapping[str, str] | FleetFi
     if flt.credential:
         queryset = queryset.filter(clearance__credential__public_id=flt.credential)
     if flt.q:
-        queryset = queryset.filter(
+        queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(
             Q(vin__icontains=flt.q)
             | Q(license_plate__icontains=flt.q)
             | Q(nickname__icontains=flt.q)
+            | Q(tags_text__icontains=flt.q)  # tag names and values, e.g. "berlin"
         )
     columns = SORTS[flt.sort]
     ordering = [f"-{columns[0]}" if flt.descending else columns[0], *columns[1:]]

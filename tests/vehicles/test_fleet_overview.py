@@ -66,6 +66,16 @@ def test_filter_fleet_by_status_brand_text_and_credential(organization):
     )
 
 
+def test_text_filter_finds_tag_names_and_values(organization, other_organization):
+    VehicleFactory(organization=organization, tags={"depot": "Berlin-Nord"}, nickname="Van A")
+    VehicleFactory(organization=organization, tags={"vans": ""}, nickname="Van B")
+    VehicleFactory(organization=organization, tags={}, nickname="Truck")
+    VehicleFactory(organization=other_organization, tags={"depot": "berlin"})
+    assert [v.nickname for v in filter_fleet(organization, {"q": "berlin"})] == ["Van A"]
+    assert [v.nickname for v in filter_fleet(organization, {"q": "VANS"})] == ["Van B"]
+    assert filter_fleet(organization, {"q": "depot"}).count() == 1
+
+
 def test_filter_fleet_sorts_by_whitelisted_columns_only(organization):
     make_fleet(organization, ["pending", "approved", "rejected"])
     statuses = [v.clearance.status for v in filter_fleet(organization, {"sort": "status"})]
