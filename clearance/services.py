@@ -61,6 +61,7 @@ from clearance.models import (
     WebhookDelivery,
 )
 from clearance.state import Change, Source
+from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ def queue_clearance_requests(
             for row in new_rows
         ]
         ClearanceEvent.objects.bulk_create(events, batch_size=1000)
+        state.publish_changes(events)
         result.queued += len(new_rows)
         result.clearance_ids += [row.pk for row in new_rows]
 
@@ -694,7 +696,11 @@ def _defleet_one(clearance: Clearance, actor, clients: dict[int, HMClient]) -> D
         return outcome
     except HMError as exc:
         outcome.message = explain_delete_refusal(exc, clearance)
-        _record_error([clearance], outcome.message)
+        with transaction.atomic():
+            _record_error([clearance], outcome.message)
+            fleet_events.publish(
+                [fleet_events.DefleetRefused(clearance.vehicle_id, outcome.message, learned_at)]
+            )
         if isinstance(exc, ConflictError):
             _on_commit_or_now("sync_credential", clearance.credential_id)
         return outcome

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from vehicles import events as fleet_events
 from vehicles.imports.parse import WINDOWS_1252, CsvFileError, CsvLayout, FleetCsv, open_fleet_csv
 from vehicles.imports.rows import RowIssue, RowValidator, VehicleRow
 from vehicles.models import ImportChunk, ImportJob, Vehicle
@@ -620,9 +621,12 @@ def import_job_run(job_id: int) -> None:
     except CsvFileError as exc:  # the file was fine at preview; only a broken store gets here
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
         return
-    ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.IMPORTING).update(
-        status=ImportJob.Status.DONE, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.IMPORTING).update(
+            status=ImportJob.Status.DONE, finished_at=timezone.now()
+        )
+        if finished:
+            publish_finished(job_id)
 
 
 def _resumed(job: ImportJob, counts: Counts) -> dict[str, int]:
@@ -644,8 +648,41 @@ def import_job_fail(job_id: int, message: str) -> None:
 
 
 def _finish(job: ImportJob, status: str, *, message: str = "") -> None:
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=status, message=message, finished_at=timezone.now()
+    with transaction.atomic():
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=status, message=message, finished_at=timezone.now()
+        )
+        if job.confirmed_at is not None:  # an import that ran, not a file refused at preview
+            publish_finished(job.pk)
+
+
+def publish_finished(job_id: int) -> None:
+    """Tell the fleet's listeners (outgoing webhooks) that a confirmed import ended."""
+    job = ImportJob.objects.get(pk=job_id)
+    fleet_events.publish(
+        [
+            fleet_events.ImportFinished(
+                organization_id=job.organization_id,
+                import_id=str(job.public_id),
+                file_name=job.original_name,
+                status=job.status,
+                finished_at=job.finished_at or timezone.now(),
+                counts={
+                    name: getattr(job, name)
+                    for name in (
+                        "total",
+                        "processed",
+                        "created",
+                        "updated",
+                        "skipped",
+                        "errors",
+                        "warnings",
+                        "queued_requests",
+                    )
+                },
+                message=job.message,
+            )
+        ]
     )
 
 
