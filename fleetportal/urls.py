@@ -13,6 +13,7 @@ urlpatterns = [
     path("imports/", include("vehicles.imports.urls")),
     path("telemetry/", include("vehicles.telemetry.urls")),
     path("", include("clearance.urls")),
+    path("notifications/", include("notifications.urls")),
     path("admin/", admin.site.urls),
 ]
 
