@@ -12,6 +12,7 @@ import logging
 import smtplib
 import time
 from datetime import timedelta
+from email import policy as email_policy
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -29,8 +30,33 @@ logger = logging.getLogger(__name__)
 LISTED = 50  # alerts listed in one email; the rest are counted and linked
 
 
-class PermanentEmailError(Exception):
-    """The mail server refused this message for good (bad address, sender refused)."""
+class _UnfoldedHeader(str):
+    """A header kept on one line: Python's email package would otherwise RFC 2047-encode a long
+    URL to fold it, which RFC 2369 headers forbid (mail clients then offer no unsubscribe)."""
+
+    name: str
+
+    def __new__(cls, name: str, value: str):
+        header = super().__new__(cls, value)
+        header.name = name
+        return header
+
+    def fold(self, *, policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+class NotificationMessage(EmailMultiAlternatives):
+    """An email with List-Unsubscribe headers that survive the trip to the mail server."""
+
+    def __init__(self, *args, list_headers: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.list_headers = list_headers or {}
+
+    def message(self, *, policy=email_policy.default):
+        msg = super().message(policy=policy)
+        for name, value in self.list_headers.items():
+            msg[name] = _UnfoldedHeader(name, value)
+        return msg
 
 
 def _link(path: str) -> str:
@@ -88,16 +114,17 @@ def compose(email: OutgoingEmail, alerts: list) -> EmailMultiAlternatives:
     with timezone.override(preferences.zone(preferences.settings_for(email.user).time_zone)):
         text = render_to_string(f"notifications/email/{template}.txt", context)
         html = render_to_string(f"notifications/email/{template}.html", context)
-    headers = {"Auto-Submitted": "auto-generated"}
+    list_headers = {}
     if "unsubscribe_url" in context:
-        headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message = EmailMultiAlternatives(
+        list_headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+        list_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message = NotificationMessage(
         subject=subject_for(email, alerts)[:300],
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[email.user.email],
-        headers=headers,
+        headers={"Auto-Submitted": "auto-generated"},
+        list_headers=list_headers,
     )
     message.attach_alternative(html, "text/html")
     return message

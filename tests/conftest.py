@@ -104,6 +104,11 @@ def purge_broker() -> None:
                 conn.default_channel.queue_purge(queue)
 
 
+def worker_mail_folder() -> Path:
+    """Where the test worker's email backend writes every message it sends."""
+    return settings.VAR_DIR / f"test-mail-{os.getpid()}"
+
+
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen, log_path: Path):
         self.process = process
@@ -159,6 +164,8 @@ class WorkerManager:
             "CELERY_BROKER_URL": ""
             if settings.CELERY_BROKER_URL.startswith("filesystem")
             else settings.CELERY_BROKER_URL,
+            # The worker's emails are files a test can read (tests.notifications.mailbox).
+            "EMAIL_URL": f"file://{worker_mail_folder()}",
         }
         purge_broker()
         cmd = [

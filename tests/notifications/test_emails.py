@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import smtplib
 from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
 
 import pytest
 import time_machine
@@ -57,9 +58,13 @@ def test_an_immediate_email_in_text_and_html_with_one_click_unsubscribe(organiza
     assert f"/fleet/{clearance.vehicle.public_id}/" in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html" and "The owner did not confirm." in html
-    unsubscribe = message.extra_headers["List-Unsubscribe"]
+    # As the mail server gets it (SMTP's 78-column folding): on one line, never RFC 2047-encoded.
+    raw = message.message(policy=email_policy.SMTP).as_bytes().decode()
+    (line,) = [h for h in raw.split("\r\n") if h.startswith("List-Unsubscribe:")]
+    unsubscribe = line.removeprefix("List-Unsubscribe: ")
     assert unsubscribe.startswith("<http") and "/notifications/unsubscribe/" in unsubscribe
-    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "=?utf-8?" not in raw.split("\r\n\r\n")[0].replace("Subject:", "")
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
     assert unsubscribe.strip("<>") in message.body
     sent = OutgoingEmail.objects.get()
     assert (sent.state, sent.attempts, sent.subject) == ("delivered", 1, message.subject)
@@ -186,7 +191,7 @@ def test_the_digest_comes_at_the_members_hour_in_their_time_zone(organization, d
     assert first.vehicle.vin in message.body and "Afternoon rejection." in message.body
     # Times in the member's zone (EST), not the server's.
     assert "02 Dec 2026 15:00 EST" in message.body
-    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.list_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     with time_machine.travel(at_new_york(3, 12), tick=False):
         second = reject(organization, reason="Noon rejection.")
     with time_machine.travel(at_new_york(4, 7, 1), tick=False):
@@ -268,4 +273,4 @@ def test_the_disabled_endpoint_email_goes_to_owners(organization, owner_user):
         message.subject == "Webhook endpoint disabled: https://hooks.example.com/x (Acme Logistics)"
     )
     assert f"/notifications/webhooks/{endpoint.public_id}/" in message.body
-    assert "List-Unsubscribe" not in message.extra_headers
+    assert "List-Unsubscribe" not in message.message()
