@@ -376,6 +376,8 @@ SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
 MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
 
 # --- Notifications: alert rules, email and outgoing webhooks ------------------------------
+# How often an open page asks for the bell's unread count (paused while the tab is hidden).
+NOTIFICATION_BELL_POLL_SECONDS = env_int("NOTIFICATION_BELL_POLL_SECONDS", 30, minimum=1)
 # How often the time-based alert rules (pending too long, silent) run over the whole fleet, and
 # due daily digests are written.
 ALERT_EVALUATION_INTERVAL_SECONDS = env_int("ALERT_EVALUATION_INTERVAL_SECONDS", 300, minimum=10)

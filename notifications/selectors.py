@@ -11,9 +11,6 @@ from notifications.models import AlertRule, Notification, RuleKind
 from organizations.models import Organization
 
 STATES = {"unread": "Unread", "all": "All"}
-# The bell asks for its count this often: one indexed COUNT per open tab, paused while the tab
-# is hidden (static/js/notifications.js). Marking read reloads the page, and the bell with it.
-BELL_POLL_SECONDS = 30
 
 
 # The bell counts up to this many (shown as "99+"): its query reads at most this many index entries.

@@ -47,7 +47,8 @@ def my_settings(request):
             "form": form,
             "rows": rows,
             "modes": EmailMode.choices,
-            "next_digest": next_digest.astimezone(zone),
+            "next_digest": next_digest,
+            "user_zone": zone,
             "has_email": bool(request.user.email),
         },
     )
