@@ -91,11 +91,12 @@ class RowValidator:
         if raw.problems and not any(raw.values.values()):
             return result  # a broken record (bad quoting): nothing else to check
         values = {name: _unescape(value) for name, value in raw.values.items()}
-        result.source_vin = storable(raw.values["vin"][:SOURCE_VIN_MAX])
+        result.source_vin = raw.values["vin"][:SOURCE_VIN_MAX]
         # A cell the database cannot store is an error of its own and is not checked further
         # (other messages quote the value, and messages are stored with the preview).
         unstorable = set()
         if unstorable_character("".join(values.values())):  # one search for a clean row
+            result.source_vin = storable(result.source_vin)
             for name, value in values.items():
                 problem = unstorable_character(value)
                 if problem:
