@@ -28,6 +28,8 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
+from fleetportal.untrusted import storable
+
 USER_AGENT = "FleetPortal-Webhooks/1"
 ANSWER_KEPT = 1000  # characters of the receiver's answer kept for the delivery log
 
@@ -218,7 +220,8 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
     finally:
         response.close()
     elapsed = int((time.monotonic() - started) * 1000)
-    text = raw.decode(response.encoding or "utf-8", errors="replace")[:ANSWER_KEPT]
+    # Whatever charset it claims; a NUL would make PostgreSQL refuse the whole row.
+    text = storable(raw.decode("utf-8", errors="replace"))[:ANSWER_KEPT]
     return Answer(response.status_code, text, elapsed)
 
 

@@ -30,6 +30,8 @@ class Plan:
     status: int = 200
     delay: float = 0.0
     redirect_to: str = ""
+    answer_body: bytes | None = None  # instead of the usual short JSON
+    content_type: str = "application/json"
     failed: int = 0
 
 
@@ -89,7 +91,9 @@ def start_receiver(*, tls_context: ssl.SSLContext | None = None, host: str = "12
             if receiver.plan.redirect_to:
                 self.send_header("Location", receiver.plan.redirect_to)
             answer = b'{"ok": true}' if status < 300 else b"receiver failed on purpose"
-            self.send_header("Content-Type", "application/json")
+            if receiver.plan.answer_body is not None:
+                answer = receiver.plan.answer_body
+            self.send_header("Content-Type", receiver.plan.content_type)
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)

@@ -289,3 +289,18 @@ def test_metadata_addresses_are_refused_even_where_private_ones_are_allowed(
 def test_no_endpoint_no_event_stored(organization, clearance):
     reject(clearance)
     assert not OutgoingEvent.objects.exists()
+
+
+def test_a_hostile_answer_is_kept_for_the_log_in_words_the_database_can_store(
+    organization, clearance, receiver
+):
+    make_endpoint(organization, receiver.url())
+    receiver.plan.status = 500
+    receiver.plan.content_type = "text/plain; charset=no-such-charset"
+    receiver.plan.answer_body = b"boom\x00\xff" + b"x" * 100_000
+    reject(clearance)
+    send_all()
+    delivery = EventDelivery.objects.get()
+    assert delivery.last_status_code == 500
+    assert delivery.last_response.startswith("boom\ufffd\ufffd")
+    assert len(delivery.last_response) == 1000
