@@ -1,11 +1,10 @@
 """Opening and closing alerts, and telling the members: notification centre, email, webhooks.
 
-``fire`` inserts the alerts whose rule and vehicle have no open alert yet, in one statement per
-500 alerts (``INSERT ... ON CONFLICT DO NOTHING RETURNING``): the partial unique index on open
-alerts decides which are new, so an alert fires once even when two workers evaluate the same
-news at the same time. Only the new ones are fanned out, in a constant number of queries
-whatever their number: a notification per member, an email per member and rule for those who
-want it immediately, an ``alert.fired`` event per alert for the organization's endpoints.
+``fire`` inserts the alerts whose rule and vehicle have no open alert yet (notifications/bulk.py):
+the partial unique index on open alerts decides which are new, so an alert fires once even when
+two workers evaluate the same news at the same time. Only the new ones are fanned out, a few
+statements per 2,000 alerts: a notification per member, an email per member and rule for those
+who want it immediately, an ``alert.fired`` event per alert for the organization's endpoints.
 """
 
 from __future__ import annotations
@@ -16,34 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
-from notifications import outgoing, tasks
-from notifications.models import (
-    Alert,
-    AlertRule,
-    EmailMode,
-    EmailSubscription,
-    Notification,
-    OutgoingEmail,
-)
+from notifications import bulk, outgoing, tasks
+from notifications.models import Alert, AlertRule, EmailMode, EmailSubscription, OutgoingEmail
 from organizations.models import Membership
 from vehicles.models import Vehicle
-
-INSERT_BATCH = 500
-ALERT_COLUMNS = (
-    "public_id",
-    "organization",
-    "rule",
-    "vehicle",
-    "kind",
-    "rule_name",
-    "title",
-    "detail",
-    "fired_at",
-)
 
 
 @dataclass(frozen=True)
@@ -71,88 +49,29 @@ def close(condition: Q, *, now: datetime | None = None) -> int:
 
 
 def open_alerts(firings: list[Firing], now: datetime) -> list[Alert]:
-    alerts = [
-        Alert(
-            public_id=uuid.uuid4(),
-            organization_id=f.vehicle.organization_id,
-            rule=f.rule,
-            vehicle=f.vehicle,
-            kind=f.rule.kind,
-            rule_name=f.rule.name,
-            title=f.title[:200],
-            detail=f.detail,
-            fired_at=now,
-        )
-        for f in firings
-    ]
-    opened: list[Alert] = []
-    for start in range(0, len(alerts), INSERT_BATCH):
-        opened += _insert_new(alerts[start : start + INSERT_BATCH])
-    return opened
-
-
-def _insert_new(alerts: list[Alert]) -> list[Alert]:
-    """INSERT the batch; the rows that hit an open alert of the same rule and vehicle are skipped.
-
-    Written out because Django's ``bulk_create(ignore_conflicts=True)`` cannot say which rows
-    were inserted. PostgreSQL and SQLite (3.35+) share this syntax.
-    """
-    if not alerts:
-        return []
-    meta = Alert._meta
-    fields = [meta.get_field(name) for name in ALERT_COLUMNS]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [
-        f.get_db_prep_save(getattr(alert, f.attname), connection)
-        for alert in alerts
-        for f in fields
-    ]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join([row] * len(alerts))} "  # noqa: S608
-        f"ON CONFLICT ({quote('rule_id')}, {quote('vehicle_id')}) "
-        f"WHERE {quote('cleared_at')} IS NULL DO NOTHING "
-        f"RETURNING {quote('id')}, {quote('public_id')}"
+    return bulk.insert_open_alerts(
+        [
+            Alert(
+                public_id=uuid.uuid4(),
+                organization_id=f.vehicle.organization_id,
+                rule=f.rule,
+                vehicle=f.vehicle,
+                kind=f.rule.kind,
+                rule_name=f.rule.name,
+                title=f.title[:200],
+                detail=f.detail,
+                fired_at=now,
+            )
+            for f in firings
+        ]
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        inserted = {uuid.UUID(str(public_id)): pk for pk, public_id in cursor.fetchall()}
-    opened = []
-    for alert in alerts:
-        pk = inserted.get(alert.public_id)
-        if pk is not None:
-            alert.pk = pk
-            alert._state.adding = False
-            opened.append(alert)
-    return opened
 
 
 def fan_out(alerts: list[Alert], now: datetime) -> None:
     """Notifications for every active member, immediate emails, ``alert.fired`` events."""
     organization_ids = {alert.organization_id for alert in alerts}
-    members = list(
-        Membership.objects.filter(organization_id__in=organization_ids, user__is_active=True)
-        .values_list("organization_id", "user_id", "user__email")
-        .order_by("pk")
-    )
-    members_of: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for organization_id, user_id, email in members:
-        members_of[organization_id].append((user_id, email))
-    Notification.objects.bulk_create(
-        [
-            Notification(
-                user_id=user_id,
-                organization_id=alert.organization_id,
-                alert=alert,
-                created_at=alert.fired_at,
-            )
-            for alert in alerts
-            for user_id, _email in members_of[alert.organization_id]
-        ],
-        batch_size=2000,
-    )
-    _immediate_emails(alerts, members_of, now)
+    bulk.notify_members([alert.pk for alert in alerts])
+    _immediate_emails(alerts, organization_ids, now)
     endpoints = outgoing.subscribed_endpoints(organization_ids, outgoing.ALERT_FIRED)
     if endpoints:
         outgoing.emit(
@@ -199,40 +118,36 @@ def email_modes(user_ids: Iterable[int], rules: Iterable[AlertRule]) -> dict[tup
     }
 
 
-def _immediate_emails(alerts, members_of, now: datetime) -> None:
+def _immediate_emails(alerts: list[Alert], organization_ids: set[int], now: datetime) -> None:
     """One email per member and rule (listing every alert of this batch), for members who want
     this rule's alerts at once and have an address."""
-    by_rule: dict[int, list[Alert]] = defaultdict(list)
-    rules: dict[int, AlertRule] = {}
-    for alert in alerts:
-        by_rule[alert.rule.pk].append(alert)
-        rules[alert.rule.pk] = alert.rule
-    user_ids = {user_id for members in members_of.values() for user_id, _ in members}
+    members_of: dict[int, list[int]] = defaultdict(list)
+    addressed = (
+        Membership.objects.filter(organization_id__in=organization_ids, user__is_active=True)
+        .exclude(user__email="")
+        .values_list("organization_id", "user_id")
+        .order_by("pk")
+    )
+    for organization_id, user_id in addressed:
+        members_of[organization_id].append(user_id)
+    rules = {alert.rule.pk: alert.rule for alert in alerts}
+    user_ids = {user_id for members in members_of.values() for user_id in members}
     modes = email_modes(user_ids, rules.values())
-    emails: list[tuple[OutgoingEmail, list[Alert]]] = []
-    for rule_id, rule_alerts in by_rule.items():
-        rule = rules[rule_id]
-        for user_id, address in members_of[rule.organization_id]:
-            if address and modes[(user_id, rule_id)] == EmailMode.IMMEDIATE:
-                email = OutgoingEmail(
-                    organization_id=rule.organization_id,
-                    user_id=user_id,
-                    kind=OutgoingEmail.Kind.ALERTS,
-                    rule=rule,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                emails.append((email, rule_alerts))
+    emails = [
+        OutgoingEmail(
+            organization_id=rule.organization_id,
+            user_id=user_id,
+            kind=OutgoingEmail.Kind.ALERTS,
+            rule=rule,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for rule in rules.values()
+        for user_id in members_of[rule.organization_id]
+        if modes[(user_id, rule.pk)] == EmailMode.IMMEDIATE
+    ]
     if not emails:
         return
-    OutgoingEmail.objects.bulk_create([email for email, _ in emails], batch_size=1000)
-    Through = OutgoingEmail.alerts.through
-    Through.objects.bulk_create(
-        [
-            Through(outgoingemail_id=email.pk, alert_id=alert.pk)
-            for email, rule_alerts in emails
-            for alert in rule_alerts
-        ],
-        batch_size=2000,
-    )
+    OutgoingEmail.objects.bulk_create(emails, batch_size=1000)
+    bulk.link_email_alerts([email.pk for email in emails], [alert.pk for alert in alerts])
     tasks.wake_after_commit(tasks.send_emails)

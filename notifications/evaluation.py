@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -292,7 +292,7 @@ def in_scope(rule: AlertRule, queryset: QuerySet) -> QuerySet:
         return queryset
     queryset = queryset.filter(tags__has_key=rule.tag_key)
     if rule.tag_value:
-        queryset = queryset.alias(_tag=KeyTextTransform(rule.tag_key, "tags")).filter(
+        queryset = queryset.alias(_tag=KeyTransform(rule.tag_key, "tags")).filter(
             _tag=rule.tag_value
         )
     return queryset
@@ -328,8 +328,11 @@ def evaluate_rule(rule: AlertRule, now: datetime) -> tuple[int, int]:
     """(fired, cleared) for one time-based rule over its whole fleet."""
     meeting = meeting_condition(rule, now)
     open_alert = Alert.objects.filter(rule=rule, vehicle=OuterRef("pk"), cleared_at__isnull=True)
+    # Correlated (NOT) EXISTS, which the database runs as an anti-join: a NOT IN over the
+    # fleet's ids would be re-scanned for every open alert on PostgreSQL.
+    still_meeting = meeting.filter(pk=OuterRef("vehicle_id"))
     with transaction.atomic():
-        cleared = alerts.close(Q(rule=rule) & ~Q(vehicle__in=meeting.values("pk")), now=now)
+        cleared = alerts.close(Q(rule=rule) & ~Exists(still_meeting), now=now)
         newly = list(
             meeting.filter(~Exists(open_alert))
             .select_related("organization", "clearance")

@@ -282,3 +282,29 @@ def test_a_clearance_event_is_recorded_even_without_any_rule(organization):
     move(clearance, "approved")
     assert ClearanceEvent.objects.filter(clearance=clearance, to_status="approved").exists()
     assert not Alert.objects.exists()
+
+
+def test_time_based_rules_for_a_tag(organization):
+    berlin = make_rule(
+        organization,
+        RuleKind.PENDING_TOO_LONG,
+        name="Berlin",
+        threshold=3,
+        tag_key="depot",
+        tag_value="berlin",
+    )
+    vans = make_rule(
+        organization, RuleKind.PENDING_TOO_LONG, name="Vans", threshold=3, tag_key="vans"
+    )
+    now = timezone.now()
+    for tags in ({"depot": "berlin"}, {"depot": "munich"}, {"vans": ""}, {}):
+        ClearanceFactory(
+            vehicle__organization=organization,
+            vehicle__tags=tags,
+            status="pending",
+            status_changed_at=now - timedelta(days=5),
+        )
+    evaluation.evaluate_time_rules(now)
+    assert [a.vehicle.tags for a in open_alerts(berlin)] == [{"depot": "berlin"}]
+    assert [a.vehicle.tags for a in open_alerts(vans)] == [{"vans": ""}]
+    assert evaluation.evaluate_time_rules(now).cleared == 0
