@@ -12,6 +12,8 @@ from fleetportal.env import (
     env_bool,
     env_choice,
     env_database,
+    env_email,
+    env_email_address,
     env_fernet_keys,
     env_float,
     env_int,
@@ -128,6 +130,12 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Email. EMAIL_URL: smtp://user:password@host:587/?tls=1, smtps://..., console:// (the default:
+# printed to the process output), locmem://, file:///folder, dummy:// (see env.py).
+MAILERS = {"default": env_email("EMAIL_URL")}
+DEFAULT_FROM_EMAIL = env_email_address("DEFAULT_FROM_EMAIL", SITE_URL)
+EMAIL_CONFIGURED = env_str("EMAIL_URL") is not None
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
