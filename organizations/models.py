@@ -1,5 +1,6 @@
 import uuid
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.db import models
 
@@ -58,3 +59,12 @@ class Membership(models.Model):
     def is_owner(self) -> bool:
         """Credentials and members."""
         return self.has_role(Role.OWNER)
+
+
+class LoginLockout(AccessAttempt):
+    """django-axes' failed-login counters under a name staff recognise in admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed login"
+        verbose_name_plural = "failed logins and lockouts"
