@@ -164,6 +164,9 @@ AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
 MAILERS = {"default": env_email("EMAIL_URL")}
 DEFAULT_FROM_EMAIL = env_email_address("DEFAULT_FROM_EMAIL", SITE_URL)
 EMAIL_CONFIGURED = env_str("EMAIL_URL") is not None
+# Member invitations: how long a link works, and whether it may create the invited account.
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1)
+INVITATIONS_CREATE_ACCOUNTS = env_bool("INVITATIONS_CREATE_ACCOUNTS", False)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
