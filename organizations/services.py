@@ -206,9 +206,10 @@ def _same_email(user, invitation: Invitation) -> bool:
 
 
 def _lock_for_acceptance(invitation: Invitation) -> Invitation:
+    # Only the invitation's row: PostgreSQL cannot lock the nullable side of an outer join.
     return (
-        Invitation.objects.select_for_update()
-        .select_related("organization", "accepted_by")
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
         .get(pk=invitation.pk)
     )
 
