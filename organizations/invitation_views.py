@@ -33,6 +33,11 @@ def _context(invitation, **extra) -> dict:
     return context
 
 
+def _refused(request, invitation, refused: services.InvitationRefused):
+    context = _context(invitation, refused=refused.message)
+    return render(request, TEMPLATE, context, status=refused.status)
+
+
 def _joined(request, membership, created: bool):
     organization = membership.organization
     request.session[SESSION_KEY] = str(organization.public_id)
@@ -63,23 +68,16 @@ def invitation(request, token: str):
         if membership is not None:  # accepting twice changes nothing
             return render(request, TEMPLATE, _context(invitation, accepted=membership))
     try:
-        services.refusal(invitation, user)
+        services.ensure_usable(invitation, user)
     except services.InvitationRefused as refused:
-        return render(
-            request, TEMPLATE, _context(invitation, refused=refused.message), status=refused.status
-        )
+        return _refused(request, invitation, refused)
 
     if user is not None:
         if request.method == "POST":
             try:
                 membership, created = services.accept(invitation, user)
             except services.InvitationRefused as refused:
-                return render(
-                    request,
-                    TEMPLATE,
-                    _context(invitation, refused=refused.message),
-                    status=refused.status,
-                )
+                return _refused(request, invitation, refused)
             return _joined(request, membership, created)
         return render(request, TEMPLATE, _context(invitation))
 
@@ -94,12 +92,7 @@ def invitation(request, token: str):
         try:
             new_user = services.create_account_and_accept(invitation, form)
         except services.InvitationRefused as refused:
-            return render(
-                request,
-                TEMPLATE,
-                _context(invitation, refused=refused.message),
-                status=refused.status,
-            )
+            return _refused(request, invitation, refused)
         login(request, new_user, backend="django.contrib.auth.backends.ModelBackend")
         membership = Membership.objects.select_related("organization").get(
             user=new_user, organization=invitation.organization

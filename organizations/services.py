@@ -165,7 +165,7 @@ def revoke(invitation: Invitation, *, by: Membership) -> bool:
     return bool(changed)
 
 
-def refusal(invitation: Invitation | None, user: AbstractBaseUser | None = None) -> None:
+def ensure_usable(invitation: Invitation | None, user: AbstractBaseUser | None = None) -> None:
     """Raise InvitationRefused with words when this invitation cannot be used by `user` now."""
     if invitation is None:
         raise InvitationRefused(
@@ -228,7 +228,7 @@ def accept(invitation: Invitation, user) -> tuple[Membership, bool]:
             ).first()
             if membership is not None:
                 return membership, False
-        refusal(invitation, user)
+        ensure_usable(invitation, user)
         membership, created = Membership.objects.get_or_create(
             user=user, organization=invitation.organization, defaults={"role": invitation.role}
         )
@@ -256,7 +256,7 @@ def create_account_and_accept(invitation: Invitation, form) -> AbstractBaseUser:
         raise PermissionDenied("Accounts are created by an administrator on this portal.")
     with transaction.atomic():
         invitation = _lock_for_acceptance(invitation)
-        refusal(invitation)
+        ensure_usable(invitation)
         if account_exists(invitation.email):
             raise InvitationRefused(
                 f"An account for {invitation.email} exists already: log in with it to accept.",

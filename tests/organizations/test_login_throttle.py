@@ -136,6 +136,10 @@ def test_staff_see_lockouts_in_admin_and_unlock_them(client, dora, staff_client)
     assert WRONG not in page
 
     attempt_row = AccessAttempt.objects.get(username="dora")
+    detail = staff_client.get(
+        reverse("admin:organizations_loginlockout_change", args=[attempt_row.pk])
+    )
+    assert detail.status_code == 200 and WRONG not in detail.content.decode()
     response = staff_client.post(
         reverse("admin:organizations_loginlockout_changelist"),
         {"action": "unlock", "_selected_action": [attempt_row.pk]},
