@@ -7,6 +7,7 @@ import sys
 import pytest
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
+from django.views.debug import get_default_exception_reporter_filter
 
 from fleetportal import env
 
@@ -144,3 +145,15 @@ def test_deploy_check_warns_when_email_url_is_not_set(settings):
     assert warnings and "EMAIL_URL is not set" in warnings[0].msg
     settings.EMAIL_CONFIGURED = True
     assert not [m for m in run_checks(include_deployment_checks=True) if m.id == "fleetportal.W003"]
+
+
+def test_error_reports_star_the_mail_servers_password(settings):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": SMTP,
+            "OPTIONS": {"host": "mail.example.com", "username": "u", "password": PASSWORD},
+        }
+    }
+    safe = get_default_exception_reporter_filter().get_safe_settings()
+    assert PASSWORD not in repr(safe)
+    assert safe["MAILERS"]["default"]["OPTIONS"]["host"] == "mail.example.com"
