@@ -349,3 +349,26 @@ def test_the_nav_shows_alerts_to_everyone_and_webhooks_to_owners(viewer_client, 
     assert reverse("notifications:rules") in viewer_page
     assert reverse("notifications:webhooks") not in viewer_page
     assert reverse("notifications:webhooks") in owner_page
+
+
+def test_renaming_a_rule_keeps_its_alerts_changing_what_it_watches_closes_them(
+    organization, manager_client
+):
+    rule = make_rule(organization, RuleKind.PENDING_TOO_LONG, name="Slow", threshold=10)
+    clearance = ClearanceFactory(vehicle__organization=organization, status="pending")
+    rule.alerts.create(
+        organization=organization,
+        vehicle=clearance.vehicle,
+        kind=rule.kind,
+        rule_name=rule.name,
+        title="Pending for 12 days",
+        fired_at=clearance.vehicle.created_at,
+    )
+    edit = reverse("notifications:rule_edit", args=[rule.public_id])
+    form = {"kind": "pending_too_long", "email_default": "immediate", "enabled": "on"}
+    manager_client.post(edit, {**form, "name": "Very slow", "threshold": "10"})
+    assert rule.alerts.filter(cleared_at__isnull=True).count() == 1
+    manager_client.post(edit, {**form, "name": "Very slow", "threshold": "20"})
+    assert rule.alerts.filter(cleared_at__isnull=True).count() == 0
+    rule.refresh_from_db()
+    assert (rule.name, rule.threshold) == ("Very slow", 20)

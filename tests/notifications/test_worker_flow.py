@@ -9,6 +9,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from clearance import services
@@ -23,6 +26,7 @@ from notifications.models import (
     OutgoingEvent,
     RuleKind,
 )
+from organizations.middleware import SESSION_KEY
 from organizations.models import Role
 from simulator import clock as sim_clock
 from simulator import services as sim
@@ -36,9 +40,10 @@ from tests.clearance.lifecycle_helpers import (
 )
 from tests.conftest import wait_for
 from tests.factories import MembershipFactory, OrganizationFactory
+from tests.imports.helpers import fleet_csv
 from tests.notifications import mailbox
 from tests.notifications.conftest import make_endpoint, make_rule
-from vehicles.models import Vehicle
+from vehicles.models import ImportJob, Vehicle
 from vehicles.telemetry.tasks import pull_vehicle_telemetry
 
 pytestmark = pytest.mark.slow
@@ -282,3 +287,29 @@ def test_an_email_the_worker_sends_has_text_html_and_unsubscribe(worker):
     texts = mailbox.parts(message)
     assert "odometer" in texts["text/plain"].lower() and "<html" in texts["text/html"]
     assert OutgoingEmail.objects.get().state == DeliveryState.DELIVERED
+
+
+def test_a_finished_import_reaches_the_receiver(worker, receiver):
+    org, manager = fleet("Importing fleet")
+    make_endpoint(org, receiver.url(), events=[outgoing.IMPORT_FINISHED])
+    client = Client()
+    client.force_login(manager)
+    session = client.session
+    session[SESSION_KEY] = str(org.public_id)
+    session.save()
+    client.post(
+        reverse("imports:upload"),
+        {"file": SimpleUploadedFile("fleet.csv", fleet_csv(12, brand="sandbox"))},
+    )
+    job = ImportJob.objects.get()
+    wait_for(lambda: ImportJob.objects.get(pk=job.pk).status == "preview", message="preview")
+    client.post(reverse("imports:confirm", args=[job.public_id]))
+    (got,) = receiver.wait_for(1)
+    data = json.loads(got.body)["data"]["import"]
+    assert (data["id"], data["file_name"], data["status"]) == (
+        str(job.public_id),
+        "fleet.csv",
+        "done",
+    )
+    assert (data["total"], data["created"], data["errors"]) == (12, 12, 0)
+    assert got.header("FleetPortal-Event-Type") == "import.finished"
