@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -44,13 +45,18 @@ def base_url() -> str:
     return BASE_URL
 
 
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str = field(repr=False)  # never in a failure's output
+
+
 @pytest.fixture(scope="session")
-def login() -> tuple[str, str]:
-    username = os.environ.get("ACCEPTANCE_USERNAME", "demo")
+def login() -> Login:
     password = os.environ.get("ACCEPTANCE_PASSWORD", "")
     if not password:
         pytest.fail("Set ACCEPTANCE_PASSWORD (and ACCEPTANCE_USERNAME) to an owner's login.")
-    return username, password
+    return Login(os.environ.get("ACCEPTANCE_USERNAME", "demo"), password)
 
 
 @pytest.fixture(scope="session")
