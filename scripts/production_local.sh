@@ -56,7 +56,7 @@ finish() {
   local status=$?
   trap - EXIT INT TERM
   stop_all
-  if [ "$status" != 0 ] && [ "$mode" = acceptance ]; then
+  if [ "$status" != 0 ] && [ "$status" != 130 ]; then  # 130: Ctrl-C
     for log in "$logs"/*.log; do
       [ -f "$log" ] || continue
       printf '\n--- last lines of %s\n' "$log"
@@ -97,8 +97,7 @@ if [ "$mode" != manage ]; then
   say "Collecting static files as the Dockerfile does"
   rm -rf staticfiles
   env -i PATH="$venv/bin:/usr/bin:/bin" HOME="$work" "${dockerfile_env[@]}" "${collectstatic_env[@]}" \
-    python manage.py collectstatic --noinput >"$logs/collectstatic.log" 2>&1 \
-    || { cat "$logs/collectstatic.log"; exit 1; }
+    python manage.py collectstatic --noinput >"$logs/collectstatic.log" 2>&1
   tail -n1 "$logs/collectstatic.log"
 fi
 
@@ -228,12 +227,10 @@ wait_until() {
 web_healthy() { "$venv/bin/python" -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('$base_url/healthz', timeout=5).status != 200)" 2>/dev/null; }
 
 say "Migrating $(printf '%s' "$database_url" | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')"
-env "${prod_env[@]}" python manage.py migrate --noinput >"$logs/migrate.log" 2>&1 \
-  || { cat "$logs/migrate.log"; exit 1; }
+env "${prod_env[@]}" python manage.py migrate --noinput >"$logs/migrate.log" 2>&1
 if [ "$mode" = acceptance ]; then
   # The organization, its owner and a simulator credential, as an operator would create them.
-  env "${prod_env[@]}" DEMO_PASSWORD="$demo_password" python manage.py demo >"$logs/demo.log" 2>&1 \
-    || { cat "$logs/demo.log"; exit 1; }
+  env "${prod_env[@]}" DEMO_PASSWORD="$demo_password" python manage.py demo >"$logs/demo.log" 2>&1
 fi
 
 for name in web worker importer beat; do start "$name"; done
