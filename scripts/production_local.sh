@@ -4,7 +4,7 @@
 # (gunicorn), worker, importer and beat with DJANGO_DEBUG=0 on PostgreSQL and Redis.
 #
 #   scripts/production_local.sh serve       # `make production`: runs until Ctrl-C
-#   scripts/production_local.sh manage createsuperuser   # manage.py with the same settings
+#   scripts/production_local.sh manage createsuperuser   # manage.py, with the same settings
 #   scripts/production_local.sh acceptance  # `make acceptance` (CI): a fresh database, the
 #       simulator, the fleet manager's journey in Chromium (tests/acceptance), then the logs are
 #       checked for 5xx answers, tracebacks and errors; everything is stopped in any case.

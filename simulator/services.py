@@ -24,6 +24,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from fleetportal.untrusted import UntrustedJsonError, parse_json
+
 from . import clock
 from .auth import (
     authenticate_oauth_client,
@@ -297,8 +299,8 @@ def parse_filter(raw: str | None) -> dict:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
+        value = parse_json(raw)
+    except UntrustedJsonError as exc:
         raise _filter_error("filter should be URL encoded JSON") from exc
     if not isinstance(value, dict):
         raise _filter_error("filter should be a JSON object")

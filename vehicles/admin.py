@@ -1,10 +1,12 @@
 """Admin for the vehicles app; the import-job admin lives with the importer."""
 
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
 from clearance.models import Clearance
+from fleetportal.forms import JSON_FORM_FIELD
 from vehicles.imports import admin as imports_admin  # noqa: F401  (registers ImportJob)
 from vehicles.models import Vehicle
 from vehicles.telemetry import admin as telemetry_admin  # noqa: F401  (snapshots)
@@ -59,6 +61,7 @@ class VehicleAdmin(admin.ModelAdmin):
     raw_id_fields = ["organization"]
     inlines = [ClearanceInline]
     actions = ["request_clearance", "defleet"]
+    formfield_overrides = {models.JSONField: JSON_FORM_FIELD}
 
     @admin.display(description="clearance", ordering="clearance__status")
     def clearance_status(self, obj):

@@ -15,12 +15,14 @@ kept untouched in :attr:`ParsedTelemetry.raw`. Pure Python: no Django imports.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from fleetportal.untrusted import UntrustedJsonError
+from fleetportal.untrusted import parse_json as parse_untrusted_json
 
 # Conversion factors to kilometres for every Auto API length unit (misc/units.schema.json).
 LENGTH_TO_KM: dict[str, float] = {
@@ -227,9 +229,9 @@ def _reading_json(reading: Reading[Any]) -> dict[str, Any]:
 def parse_json(payload: bytes | str) -> ParsedTelemetry:
     """Parse a JSON document of either shape (REST answer or MQTT envelope)."""
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TelemetryParseError(f"not JSON: {exc}") from exc
+        document = parse_untrusted_json(payload)
+    except UntrustedJsonError as exc:
+        raise TelemetryParseError(f"not usable JSON: {exc}") from exc
     if isinstance(document, dict) and "message_id" in document and "data" in document:
         return parse_stream(document)
     return parse_rest(document)
