@@ -7,3 +7,4 @@ class OrganizationsConfig(AppConfig):
 
     def ready(self):
         from fleetportal import checks  # noqa: F401  (registers the deploy checks)
+        from organizations import login_throttle  # noqa: F401  (connects the failed-login log)
