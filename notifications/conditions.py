@@ -166,11 +166,16 @@ def percent(level: float) -> str:
     return f"{level * 100:.0f} %"
 
 
+def clears_at(threshold: float) -> float:
+    """The level (percent) at which a low-level alert clears: a few points above the threshold,
+    and never above a full tank."""
+    return min(threshold + HYSTERESIS_POINTS, 100.0)
+
+
 def level_words(what: str, level: float, threshold: float) -> tuple[str, str]:
     return (
         f"{what} at {percent(level)}",
-        f"Below the rule's {threshold:g} %; the alert clears at "
-        f"{threshold + HYSTERESIS_POINTS:g} %.",
+        f"Below the rule's {threshold:g} %; the alert clears at {clears_at(threshold):g} %.",
     )
 
 
@@ -179,7 +184,7 @@ def level_is_low(level: float, threshold: float) -> bool:
 
 
 def level_has_recovered(level: float, threshold: float) -> bool:
-    return level * 100 >= threshold + HYSTERESIS_POINTS
+    return level * 100 >= clears_at(threshold)
 
 
 def clearance_words(kind: str, reason: str) -> tuple[str, str]:

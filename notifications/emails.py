@@ -205,10 +205,10 @@ def _retry(pk: int, error: str) -> str:
     return email.state
 
 
-def send_due(*, budget_seconds: float) -> tuple[int, bool]:
+def send_due(*, budget_seconds: float, stop=lambda: False) -> tuple[int, bool]:
     deadline = time.monotonic() + budget_seconds
     done = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop():
         pk = delivery.claim_one(OutgoingEmail)
         if pk is None:
             return done, False

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.worker import state as worker_state
 from django.db import transaction
 
 from notifications import delivery, digests, emails, evaluation, webhook_sender
@@ -25,7 +26,13 @@ TASK: dict[str, Any] = {"bind": True, "ignore_result": True, "acks_late": True}
 HINT_HORIZON_SECONDS = 300
 # Senders woken at once when many deliveries are due.
 PARALLEL_SENDERS = 4
-SEND_BUDGET_SECONDS = 50
+# A sender stops after this long (and continues in a new task), or at once between two
+# deliveries when its worker is asked to stop, so a warm shutdown never waits for a backlog.
+SEND_BUDGET_SECONDS = 20
+
+
+def shutting_down() -> bool:
+    return bool(worker_state.should_stop or worker_state.should_terminate)
 
 
 def wake_after_commit(task, *, countdown: float | None = None) -> None:
@@ -47,16 +54,16 @@ def wake_after_commit(task, *, countdown: float | None = None) -> None:
 @shared_task(**TASK, soft_time_limit=SEND_BUDGET_SECONDS + 40, time_limit=SEND_BUDGET_SECONDS + 70)
 def send_webhooks(self) -> None:
     """Deliver due outgoing webhooks; continues itself while more are due."""
-    _done, more = webhook_sender.send_due(budget_seconds=SEND_BUDGET_SECONDS)
-    if more:
+    _done, more = webhook_sender.send_due(budget_seconds=SEND_BUDGET_SECONDS, stop=shutting_down)
+    if more and not shutting_down():
         send_webhooks.delay()
 
 
 @shared_task(**TASK, soft_time_limit=SEND_BUDGET_SECONDS + 40, time_limit=SEND_BUDGET_SECONDS + 70)
 def send_emails(self) -> None:
     """Send due notification emails; continues itself while more are due."""
-    _done, more = emails.send_due(budget_seconds=SEND_BUDGET_SECONDS)
-    if more:
+    _done, more = emails.send_due(budget_seconds=SEND_BUDGET_SECONDS, stop=shutting_down)
+    if more and not shutting_down():
         send_emails.delay()
 
 

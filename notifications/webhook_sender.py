@@ -161,13 +161,13 @@ def disable(endpoint: WebhookEndpoint, now) -> None:
     )
 
 
-def send_due(*, budget_seconds: float) -> tuple[int, bool]:
+def send_due(*, budget_seconds: float, stop=lambda: False) -> tuple[int, bool]:
     """Deliver due rows one by one until none is due or the budget is spent.
 
     Returns (attempts made, whether rows may still be due)."""
     deadline = time.monotonic() + budget_seconds
     done = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop():
         pk = delivery.claim_one(EventDelivery)
         if pk is None:
             return done, False

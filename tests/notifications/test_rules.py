@@ -308,3 +308,13 @@ def test_time_based_rules_for_a_tag(organization):
     assert [a.vehicle.tags for a in open_alerts(berlin)] == [{"depot": "berlin"}]
     assert [a.vehicle.tags for a in open_alerts(vans)] == [{"vans": ""}]
     assert evaluation.evaluate_time_rules(now).cleared == 0
+
+
+def test_a_threshold_near_full_clears_at_a_full_tank(organization):
+    rule = make_rule(organization, RuleKind.FUEL_LOW, threshold=98)
+    vehicle = VehicleFactory(organization=organization)
+    reading(vehicle, fuel=0.97, minutes=1)
+    (alert,) = open_alerts(rule)
+    assert alert.detail == "Below the rule's 98 %; the alert clears at 100 %."
+    reading(vehicle, fuel=1.0, minutes=2)
+    assert not open_alerts(rule).exists()

@@ -304,3 +304,13 @@ def test_a_hostile_answer_is_kept_for_the_log_in_words_the_database_can_store(
     assert delivery.last_status_code == 500
     assert delivery.last_response.startswith("boom\ufffd\ufffd")
     assert len(delivery.last_response) == 1000
+
+
+def test_a_sender_asked_to_stop_leaves_the_rest_due(organization, receiver):
+    make_endpoint(organization, receiver.url())
+    for _ in range(3):
+        reject(ClearanceFactory(vehicle__organization=organization, status="pending"))
+    asked = iter([False, True])
+    done, more = webhook_sender.send_due(budget_seconds=20, stop=lambda: next(asked))
+    assert (done, more) == (1, True)
+    assert EventDelivery.objects.filter(state=DeliveryState.PENDING).count() == 2
