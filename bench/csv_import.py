@@ -99,8 +99,8 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
     from clearance import services as clearance_services
     from clearance.hm.types import ClearanceResult, ClearanceStatus
     from clearance.models import Clearance, Credential
+    from imports import services
     from organizations.models import Organization
-    from vehicles.imports import services
 
     organization = Organization.objects.create(
         name=f"Bench {path.name}", slug=f"bench-fp-{path.stem}"

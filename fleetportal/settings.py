@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "organizations",
     "vehicles",
     "clearance",
+    "imports",
+    "telemetry",
     "simulator",
 ]
 
@@ -288,8 +290,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = (
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "clearance.tasks.*": {"queue": "hm"},
-    "vehicles.telemetry.tasks.*": {"queue": "hm"},
-    "vehicles.imports.tasks.*": {"queue": "imports"},
+    "telemetry.tasks.*": {"queue": "hm"},
+    "imports.tasks.*": {"queue": "imports"},
     "simulator.tasks.*": {"queue": "simulator"},
 }
 CELERY_WORKER_QUEUES = ["default", "hm", "imports", "simulator"]
@@ -371,10 +373,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
     },
     "pull-telemetry": {
-        "task": "vehicles.telemetry.tasks.pull_approved_vehicles",
+        "task": "telemetry.tasks.pull_approved_vehicles",
         "schedule": float(TELEMETRY_PULL_INTERVAL_SECONDS),
     },
-    "prune-telemetry": {"task": "vehicles.telemetry.tasks.prune_telemetry", "schedule": 3600.0},
+    "prune-telemetry": {"task": "telemetry.tasks.prune_telemetry", "schedule": 3600.0},
     "refresh-vehicle-tokens": {
         "task": "clearance.tasks.refresh_vehicle_tokens",
         "schedule": 300.0,

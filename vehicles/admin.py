@@ -1,13 +1,11 @@
-"""Admin for the vehicles app; the import-job admin lives with the importer."""
+"""Admin for vehicles, with their clearance shown read-only."""
 
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
 from clearance.models import Clearance
-from vehicles.imports import admin as imports_admin  # noqa: F401  (registers ImportJob)
 from vehicles.models import Vehicle
-from vehicles.telemetry import admin as telemetry_admin  # noqa: F401  (snapshots)
 
 
 class ClearanceInline(admin.StackedInline):

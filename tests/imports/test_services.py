@@ -9,10 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clearance.models import Clearance, ClearanceEvent
+from imports import services
+from imports.models import ImportChunk, ImportJob
 from tests.factories import CredentialFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
-from vehicles.imports import services
-from vehicles.models import ImportChunk, ImportJob, Vehicle
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.django_db
 
@@ -385,7 +386,7 @@ def test_error_report_gives_the_vin_as_written_when_it_is_invalid(organization, 
     vins = {row[0]: row[4] for row in report[1:]}
     assert vins == {"2": "too-short", "3": '=HYPERLINK("http://evil")', "4": make_vin(1)}
     # Downloaded, every cell is formula-safe (the same guard as the fleet export).
-    from vehicles.exports import csv_lines
+    from imports.exports import csv_lines
 
     text = "".join(csv_lines(report))
     assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text
@@ -407,7 +408,7 @@ def test_a_change_to_the_fleet_makes_the_preview_stale(
     assert Vehicle.objects.filter(organization=organization).count() == 1  # nothing imported
 
     with (
-        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        mock.patch("imports.tasks.validate_import_job.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         services.import_job_recheck(job)

@@ -9,11 +9,12 @@ from django.db import connection
 from django.urls import reverse
 
 from clearance.models import Clearance, Credential
+from imports.models import ImportJob
 from simulator import services as simulator
 from tests.conftest import wait_for
 from tests.factories import CredentialFactory
 from tests.imports.helpers import fleet_csv
-from vehicles.models import ImportJob, Vehicle
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.slow
 

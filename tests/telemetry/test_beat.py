@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
+from telemetry import services, tasks
 from tests.factories import ClearanceFactory
-from vehicles.telemetry import services, tasks
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 LOCK = "telemetry:pull-approved:lock"

@@ -9,9 +9,9 @@ import time_machine
 
 from simulator import clock
 from simulator import services as sim
+from telemetry import services
+from telemetry.models import TelemetrySnapshot
 from tests.factories import ClearanceFactory, CredentialFactory
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry import services
 
 VIN = "2HM00000000000004"
 

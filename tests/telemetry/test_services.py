@@ -8,11 +8,11 @@ import pytest
 import time_machine
 
 from clearance.hm import errors as hm
+from telemetry import services
+from telemetry.models import TelemetrySnapshot
+from telemetry.mqtt import PermanentMessageError
+from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry import services
-from vehicles.telemetry.mqtt import PermanentMessageError
-from vehicles.telemetry.parse import parse_rest
 
 SAMPLES = Path(__file__).parent / "samples"
 NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
@@ -301,7 +301,7 @@ def test_pull_needs_an_approved_clearance(organization, monkeypatch):
 
 
 def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callbacks, monkeypatch):
-    from vehicles.telemetry import tasks
+    from telemetry import tasks
 
     sent: list[int] = []
     monkeypatch.setattr(
@@ -317,7 +317,7 @@ def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callba
 def test_pull_task_retries_transient_errors(approved, monkeypatch):
     from celery.exceptions import Retry
 
-    from vehicles.telemetry import tasks
+    from telemetry import tasks
 
     use_client(monkeypatch, hm.HMServerError(status_code=500))
     with pytest.raises(Retry):

@@ -20,11 +20,11 @@ import pytest
 from django.conf import settings
 
 from simulator.publisher import Publisher, Target, envelope, topic_for
+from telemetry.models import TelemetrySnapshot
+from telemetry.stream import consumer_for
 from tests.conftest import ROOT, database_url_for_current_test_db, wait_for
 from tests.factories import ClearanceFactory, CredentialFactory, OrganizationFactory
 from tests.utils import require
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry.stream import consumer_for
 
 from . import schemas
 

@@ -9,11 +9,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from telemetry import services, tasks
+from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, VehicleFactory
 from tests.telemetry import schemas
 from tests.utils import require
-from vehicles.telemetry import services, tasks
-from vehicles.telemetry.parse import parse_rest
 
 SAMPLES = Path(__file__).parent / "samples"
 NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
@@ -162,7 +162,7 @@ def test_fleet_map_lists_last_positions(
 
 
 def test_last_seen_map(organization, with_data):
-    from vehicles.telemetry.selectors import last_seen_map
+    from telemetry.selectors import last_seen_map
 
     other = VehicleFactory(organization=organization)
     seen = last_seen_map([with_data.pk, other.pk])
@@ -173,7 +173,7 @@ def test_admin_lists_snapshots(client, with_data, django_user_model):
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     response = client.get(
-        reverse("admin:vehicles_telemetrysnapshot_changelist") + "?q=1HMD3W5DA8C7Y5DNA"
+        reverse("admin:telemetry_telemetrysnapshot_changelist") + "?q=1HMD3W5DA8C7Y5DNA"
     )
     assert response.status_code == 200
     assert "1HMD3W5DA8C7Y5DNA" in response.content.decode()
@@ -286,7 +286,7 @@ def ignition_states_in_the_schema() -> list[str]:
 
 
 def test_every_ignition_state_of_the_schema_is_shown_in_words():
-    from vehicles.telemetry.selectors import IGNITION_WORDS, _display
+    from telemetry.selectors import IGNITION_WORDS, _display
 
     states = ignition_states_in_the_schema()
     assert states == sorted(IGNITION_WORDS)  # a new state in HM's schema needs words here

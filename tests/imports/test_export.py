@@ -8,9 +8,9 @@ import io
 import pytest
 from django.urls import reverse
 
+from imports import services as imports
+from imports.exports import filtered_filename
 from tests.factories import ClearanceFactory, VehicleFactory
-from vehicles.exports import filtered_filename
-from vehicles.imports import services as imports
 from vehicles.models import Vehicle
 from vehicles.selectors import parse_fleet_filter
 

@@ -12,8 +12,9 @@ from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from organizations.models import Organization
-from vehicles.models import TelemetrySnapshot, Vehicle
-from vehicles.telemetry.parse import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
+from telemetry.models import TelemetrySnapshot
+from telemetry.parse import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
+from vehicles.models import Vehicle
 
 # How many recent snapshots are merged to find the newest value of every field (a stream
 # message may carry only a few properties).

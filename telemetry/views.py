@@ -16,9 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clearance.models import ClearanceStatus
 from organizations.access import current_organization, get_object_for_user
+from telemetry import selectors, services
+from telemetry.charts import Series, line_chart
 from vehicles.models import Vehicle
-from vehicles.telemetry import selectors, services
-from vehicles.telemetry.charts import Series, line_chart
 
 PANEL_TEMPLATE = "telemetry/vehicle_telemetry.html"
 # While a refresh is in flight the panel polls quickly; otherwise slowly, so streamed data shows.

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import close_old_connections
 
-from vehicles.telemetry import services
-from vehicles.telemetry.mqtt import (
+from telemetry import services
+from telemetry.mqtt import (
     Handler,
     MqttConfig,
     RecentIds,
@@ -17,12 +17,12 @@ from vehicles.telemetry.mqtt import (
     TlsMaterial,
     config_from_url,
 )
-from vehicles.telemetry.parse import TelemetryParseError, parse_json
+from telemetry.parse import TelemetryParseError, parse_json
 
 if TYPE_CHECKING:
     from clearance.models import Credential
 
-logger = logging.getLogger("vehicles.telemetry.stream")
+logger = logging.getLogger("telemetry.stream")
 
 
 class StreamSetupError(Exception):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from vehicles.telemetry import views
+from telemetry import views
 
 app_name = "telemetry"
 urlpatterns = [

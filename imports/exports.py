@@ -58,7 +58,7 @@ def csv_lines(rows: Iterable[Iterable[Any]], *, bom: bool = True) -> Iterator[st
 
 def vehicle_rows(queryset: QuerySet) -> Iterator[list[Any]]:
     """Header + one row per vehicle; reads in chunks, so memory stays flat for large fleets."""
-    from vehicles.imports.rows import format_tags
+    from imports.rows import format_tags
 
     yield list(EXPORT_COLUMNS)
     queryset = queryset.select_related("clearance")

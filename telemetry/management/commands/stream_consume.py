@@ -16,7 +16,7 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 
 from clearance.models import Credential
-from vehicles.telemetry.stream import StreamSetupError, consumer_for
+from telemetry.stream import StreamSetupError, consumer_for
 
 WAIT_SECONDS = 10
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from vehicles.imports import services
-from vehicles.models import ImportJob
+from imports import services
+from imports.models import ImportJob
 
 
 @admin.register(ImportJob)

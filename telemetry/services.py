@@ -14,9 +14,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from vehicles.models import TelemetrySnapshot, Vehicle
-from vehicles.telemetry.mqtt import PermanentMessageError
-from vehicles.telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json, parse_rest
+from telemetry.models import TelemetrySnapshot
+from telemetry.mqtt import PermanentMessageError
+from telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json, parse_rest
+from vehicles.models import Vehicle
 
 if TYPE_CHECKING:
     from clearance.models import Credential
@@ -331,7 +332,7 @@ def request_refresh(vehicle: Vehicle) -> bool:
     False when it cannot work (see refresh_unavailable_reason) or a Refresh is already queued.
     A scheduled pull does not count: the user asked for data now.
     """
-    from vehicles.telemetry.tasks import pull_vehicle_telemetry
+    from telemetry.tasks import pull_vehicle_telemetry
 
     if refresh_unavailable_reason(vehicle):
         return False

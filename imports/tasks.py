@@ -11,7 +11,7 @@ TRANSIENT = (OperationalError, InterfaceError)
 
 def _failed(message: str):  # type: ignore[no-untyped-def]
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # type: ignore[no-untyped-def]
-        from vehicles.imports import services
+        from imports import services
 
         services.import_job_fail(args[0], message)
 
@@ -29,7 +29,7 @@ def _failed(message: str):  # type: ignore[no-untyped-def]
     on_failure=_failed("Checking the file failed unexpectedly. Please upload it again."),
 )
 def validate_import_job(self, job_id: int) -> None:
-    from vehicles.imports import services
+    from imports import services
 
     services.import_job_validate(job_id)
 
@@ -48,6 +48,6 @@ def validate_import_job(self, job_id: int) -> None:
     ),
 )
 def run_import_job(self, job_id: int) -> None:
-    from vehicles.imports import services
+    from imports import services
 
     services.import_job_run(job_id)

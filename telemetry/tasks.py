@@ -7,8 +7,8 @@ from datetime import timedelta
 from celery import shared_task
 from django.core.cache import cache
 
-from vehicles.telemetry import services
-from vehicles.telemetry.services import mark_pull_scheduled, waiting_pulls
+from telemetry import services
+from telemetry.services import mark_pull_scheduled, waiting_pulls
 
 # Countdowns stay well below the Redis broker's visibility timeout (3600 s): a task held back
 # longer would be delivered a second time.

@@ -17,8 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vehicles.imports import services
-from vehicles.imports.parse import CsvFileError
+from imports import services
+from imports.parse import CsvFileError
 
 SHOW_ERRORS = 20
 

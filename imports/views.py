@@ -9,12 +9,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from imports import services
+from imports.exports import csv_response, fleet_export_response
+from imports.forms import ConfirmForm, UploadForm
+from imports.models import ImportJob
 from organizations.access import current_organization, get_object_for_user, require_role, scoped
 from organizations.models import Role
-from vehicles.exports import csv_response, fleet_export_response
-from vehicles.imports import services
-from vehicles.imports.forms import ConfirmForm, UploadForm
-from vehicles.models import ImportJob
 
 JOB_TEMPLATE = "imports/job.html"
 

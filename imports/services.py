@@ -27,9 +27,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from vehicles.imports.parse import WINDOWS_1252, CsvFileError, CsvLayout, FleetCsv, open_fleet_csv
-from vehicles.imports.rows import RowIssue, RowValidator, VehicleRow
-from vehicles.models import ImportChunk, ImportJob, Vehicle
+from imports.models import ImportChunk, ImportJob
+from imports.parse import WINDOWS_1252, CsvFileError, CsvLayout, FleetCsv, open_fleet_csv
+from imports.rows import RowIssue, RowValidator, VehicleRow
+from vehicles.models import Vehicle
 
 if TYPE_CHECKING:
     from django.core.files.uploadedfile import UploadedFile
@@ -390,7 +391,7 @@ def import_job_create(
             f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is "
             f"{settings.IMPORT_MAX_UPLOAD_MB} MB. Split it into smaller files."
         )
-    from vehicles.imports.tasks import validate_import_job as validate_import_job_task
+    from imports.tasks import validate_import_job as validate_import_job_task
 
     with transaction.atomic():
         job = ImportJob.objects.create(
@@ -530,7 +531,7 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         raise ImportRejected("There is nothing to import: no new or changed vehicles in this file.")
     if preview_is_stale(job):
         raise PreviewStale(STALE_PREVIEW)
-    from vehicles.imports.tasks import run_import_job as run_import_job_task
+    from imports.tasks import run_import_job as run_import_job_task
 
     with transaction.atomic():
         started = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEW).update(
@@ -551,7 +552,7 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
 
 def import_job_recheck(job: ImportJob) -> None:
     """Validate a previewed job's file again (against the fleet as it is now); new preview."""
-    from vehicles.imports.tasks import validate_import_job as validate_import_job_task
+    from imports.tasks import validate_import_job as validate_import_job_task
 
     if not job_file_kept(job):
         raise ImportRejected("The file of this import is no longer kept; upload it again.")

@@ -13,7 +13,7 @@ import re
 from array import array
 from dataclasses import dataclass, field
 
-from vehicles.imports.parse import CsvLayout, RawRow
+from imports.parse import CsvLayout, RawRow
 from vehicles.validation import InvalidValue, normalize_vin, parse_brand
 
 MAX_LICENSE_PLATE = 20

@@ -1,8 +1,8 @@
-"""Admin for telemetry snapshots (registered from vehicles/admin.py)."""
+"""Admin for telemetry snapshots (read-only: they come from HM only)."""
 
 from django.contrib import admin
 
-from vehicles.models import TelemetrySnapshot
+from telemetry.models import TelemetrySnapshot
 
 
 @admin.register(TelemetrySnapshot)
