@@ -24,7 +24,7 @@ help:
 	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web, workers, beat)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
-	@echo "make lint   - ruff check + format check"
+	@echo "make lint   - ruff check + format check, import layering (import-linter), types (mypy)"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -68,6 +68,7 @@ bench: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .

@@ -96,10 +96,10 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
 
     from django.conf import settings
 
-    from clearance import services as clearance_services
     from clearance.hm.types import ClearanceResult, ClearanceStatus
     from clearance.models import Clearance, Credential
-    from imports import services
+    from clearance.services import onboarding
+    from imports import planning, writing
     from organizations.models import Organization
 
     organization = Organization.objects.create(
@@ -123,19 +123,19 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
     baseline = start_measuring()
     started = time.perf_counter()
     with path.open("rb") as stream:
-        _, plan, _ = services.plan_file(stream, organization, update_existing=False)
+        _, plan, _ = planning.plan_file(stream, organization, update_existing=False)
     validated = time.perf_counter()
     with (
         mock.patch("clearance.tasks.request_clearances.delay", side_effect=triggers.append),
         path.open("rb") as stream,
     ):
-        counts = services.import_rows(
+        counts = writing.import_rows(
             stream, organization, credential=credential, update_existing=False
         )
     imported = time.perf_counter()
     peak = peak_rss_mb()
     deadline = time.monotonic() + hm_deadline
-    summary = clearance_services.request_clearances(
+    summary = onboarding.request_clearances(
         credential.pk, client=CountingClient(), deadline=deadline
     )
     sent_seconds = time.perf_counter() - imported

@@ -65,18 +65,6 @@ def teardown(old) -> None:
     teardown_databases(old, verbosity=0)
 
 
-def database_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -92,6 +80,8 @@ def gunicorn(
 ):
     """The whole portal (simulator included) in gunicorn on loopback; yields the base URL."""
     import requests
+
+    from tests.support.db import database_url
 
     port = free_port()
     env = {
@@ -198,15 +188,18 @@ def run(n: int, workers: int) -> list[dict]:
 
     from django.conf import settings
 
-    from clearance import connect, services
+    from clearance import clients
     from clearance.models import Clearance, Credential
+    from clearance.services import onboarding, sync
+    from clearance.work import BackgroundTask
     from organizations.models import Organization
     from simulator import clock as sim_clock
     from simulator import services as sim
     from vehicles.models import Vehicle
 
     logging.getLogger("clearance.hm").setLevel(logging.WARNING)
-    services._on_commit = lambda *args: None  # this process sends the batches itself
+    # This process sends the batches itself: nothing is queued for a worker.
+    BackgroundTask.delay_on_commit = lambda *args, **kwargs: None
 
     with gunicorn(workers=workers) as url:
         settings.HM_SIMULATOR_BASE_URL = f"{url}/simulator"
@@ -225,12 +218,12 @@ def run(n: int, workers: int) -> list[dict]:
             batch_size=2000,
         )
         session = counting_session()
-        client = connect.hm_client_for(credential, session=session)
+        client = clients.hm_client_for(credential, session=session)
         rows = []
 
         with measure(session) as onboard:
-            services.queue_clearance_requests(org.vehicles.all(), credential=credential)
-            summary = services.request_clearances(credential.pk, client=client)
+            onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
+            summary = onboarding.request_clearances(credential.pk, client=client)
         onboard.update(step="onboard", changed=summary.sent)
         assert Clearance.objects.filter(status="pending").count() == n, "not all pending"
         rows.append(onboard)
@@ -245,13 +238,13 @@ def run(n: int, workers: int) -> list[dict]:
 
         sim_clock.advance(timedelta(seconds=30))
         with measure(session) as sync:
-            result = services.sync_clearances(credential, client=client)
+            result = sync.sync_clearances(credential, client=client)
         sync.update(step="sync", changed=result.changed)
         assert Clearance.objects.filter(status="approved").count() == n, "not all approved"
         rows.append(sync)
 
         with measure(session) as resync:
-            result = services.sync_clearances(credential, client=client)
+            result = sync.sync_clearances(credential, client=client)
         resync.update(step="resync", changed=result.changed)
         rows.append(resync)
 

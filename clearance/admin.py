@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
 from django.contrib import admin, messages
@@ -9,12 +10,13 @@ from django.db import transaction
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 
-from clearance.connect import webhook_url_for
-from clearance.credential_services import record_check
+from clearance import tasks
 from clearance.fields import encrypted_field_names
 from clearance.forms import CredentialForm
 from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken, WebhookDelivery
-from clearance.services import _on_commit
+from clearance.services import defleet, onboarding
+from clearance.services.credentials import record_check
+from clearance.services.webhooks import webhook_url_for
 from clearance.views import CHECK_NOT_STARTED, hide_secrets_from_error_reports
 
 # For lists that show a credential by name: its secrets are not loaded (nor decrypted), so one
@@ -39,7 +41,7 @@ def queue_each(model_admin, request, task, ids) -> bool:
     not_queued = []
     with transaction.atomic():
         for pk in ids:
-            _on_commit(task, pk, on_error=lambda pk=pk: not_queued.append(pk))
+            task.delay_on_commit(pk, on_error=partial(not_queued.append, pk))
     if not_queued:
         model_admin.message_user(
             request,
@@ -188,8 +190,6 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.action(description="Test connection (in the background)")
     def test_connection(self, request, queryset):
-        from clearance.credential_tasks import test_connection
-
         not_started: list[str] = []
 
         def could_not_start(credential: Credential) -> None:
@@ -199,8 +199,8 @@ class CredentialAdmin(admin.ModelAdmin):
         credentials = list(queryset)
         for credential in credentials:
             record_check(credential, ok=None, message="")
-            _on_commit(
-                test_connection, credential.pk, on_error=partial(could_not_start, credential)
+            tasks.test_connection.delay_on_commit(
+                credential.pk, on_error=partial(could_not_start, credential)
             )
         if not_started:
             self.message_user(
@@ -216,8 +216,6 @@ class CredentialAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync clearances with HM now")
     def sync_now(self, request, queryset):
-        from clearance import tasks
-
         ids = list(queryset.values_list("pk", flat=True))
         if queue_each(self, request, tasks.sync_credential, ids):
             self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
@@ -303,17 +301,13 @@ class ClearanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync with HM now")
     def sync_now(self, request, queryset):
-        from clearance import tasks
-
         ids = sorted(set(queryset.exclude(credential=None).values_list("credential_id", flat=True)))
         if queue_each(self, request, tasks.sync_credential, ids):
             self.message_user(request, f"Sync queued for {len(ids)} credential(s).")
 
     @admin.action(description="Request clearance again (rejected, revoked, canceled, error)")
     def request_again(self, request, queryset):
-        from clearance import services
-
-        result = services.reonboard(
+        result = onboarding.reonboard(
             list(queryset.values_list("vehicle_id", flat=True)), actor=request.user
         )
         reasons = ", ".join(f"{n} {why}" for why, n in result.skipped_reasons.items())
@@ -325,9 +319,7 @@ class ClearanceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Defleet (revoke approved, cancel pending)")
     def defleet(self, request, queryset):
-        from clearance import services
-
-        count = services.queue_defleet(
+        count = defleet.queue_defleet(
             list(queryset.values_list("vehicle_id", flat=True)), actor=request.user
         )
         self.message_user(
@@ -408,14 +400,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):
-        import json
-
         return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
 
     @admin.action(description="Apply again (deliveries not yet processed)")
     def process_again(self, request, queryset):
-        from clearance import tasks
-
         ids = list(queryset.filter(processed_at=None).values_list("pk", flat=True))
         if queue_each(self, request, tasks.process_webhook, ids):
             self.message_user(request, f"{len(ids)} unprocessed delivery(ies) queued.")

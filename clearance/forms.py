@@ -6,14 +6,14 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from clearance.credential_services import (
+from clearance.models import Credential
+from clearance.services.credentials import (
     MAX_KEY_FILE_BYTES,
     SECRET_FIELDS,
     parse_private_key,
     required_fields_missing,
     set_secret,
 )
-from clearance.models import Credential
 
 
 class WriteOnlyTextarea(forms.Textarea):

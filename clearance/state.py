@@ -38,15 +38,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from clearance.hm import FleetVehicle
 from clearance.models import Clearance, ClearanceEvent, ClearanceStatus
-
-if TYPE_CHECKING:  # pragma: no cover
-    from clearance.hm import FleetVehicle
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
+from functools import partial, wraps
 
 from django.contrib import messages
 from django.db.models import Count
@@ -14,11 +14,12 @@ from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from clearance.connect import forget_token, webhook_url_for
-from clearance.credential_services import record_check
+from clearance import tasks
+from clearance.clients import forget_token
 from clearance.forms import CredentialForm
 from clearance.models import Credential
-from clearance.services import _on_commit
+from clearance.services.credentials import record_check
+from clearance.services.webhooks import webhook_url_for
 from organizations.access import get_object_for_user, require_role, scoped
 from organizations.models import Role
 
@@ -136,13 +137,10 @@ def credential_detail(request, public_id):
 def credential_test(request, public_id):
     credential = _credential_for_owner(request, public_id)
     if _check_state(credential) != "running":
-        from clearance.credential_tasks import test_connection
-
         record_check(credential, ok=None, message="")
-        _on_commit(
-            test_connection,
+        tasks.test_connection.delay_on_commit(
             credential.pk,
-            on_error=lambda: record_check(credential, ok=False, message=CHECK_NOT_STARTED),
+            on_error=partial(record_check, credential, ok=False, message=CHECK_NOT_STARTED),
         )
     if request.htmx:
         return _render_check(request, credential)

@@ -18,8 +18,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from clearance import services
 from clearance.models import Credential
+from clearance.services import webhooks as services
 
 logger = logging.getLogger(__name__)
 

@@ -10,5 +10,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings")
 app = Celery("fleetportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Credential pages' background tasks (clearance/credential_tasks.py).
-app.autodiscover_tasks(["clearance"], related_name="credential_tasks")

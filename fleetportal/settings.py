@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "imports",
     "telemetry",
     "simulator",
+    "fleetportal",
 ]
 
 MIDDLEWARE = [

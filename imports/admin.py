@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from imports import services
+from imports import planning, services
 from imports.models import ImportJob
 
 
@@ -89,7 +89,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         for job in queryset:
             try:
                 services.import_job_cancel(job)
-            except services.ImportRejected:
+            except planning.ImportRejected:
                 continue
             canceled += 1
         self.message_user(request, f"{canceled} import(s) canceled.", messages.SUCCESS)

@@ -20,7 +20,8 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils.text import slugify
 
-from vehicles.selectors import NOT_REQUESTED
+from clearance.wording import NOT_REQUESTED
+from imports.rows import format_tags
 
 EXPORT_COLUMNS = (
     "vin",
@@ -58,7 +59,6 @@ def csv_lines(rows: Iterable[Iterable[Any]], *, bom: bool = True) -> Iterator[st
 
 def vehicle_rows(queryset: QuerySet) -> Iterator[list[Any]]:
     """Header + one row per vehicle; reads in chunks, so memory stays flat for large fleets."""
-    from imports.rows import format_tags
 
     yield list(EXPORT_COLUMNS)
     queryset = queryset.select_related("clearance")

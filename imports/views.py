@@ -9,7 +9,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from imports import services
+from clearance.models import Credential
+from clearance.selectors import credentials_for, filter_fleet, parse_fleet_filter
+from imports import files, planning, services
 from imports.exports import csv_response, fleet_export_response
 from imports.forms import ConfirmForm, UploadForm
 from imports.models import ImportJob
@@ -19,14 +21,8 @@ from organizations.models import Role
 JOB_TEMPLATE = "imports/job.html"
 
 
-def _credentials(request: HttpRequest) -> list:
-    from clearance.fields import encrypted_field_names
-    from clearance.models import Credential
-
-    # Names only: secrets stay encrypted, so an undecryptable one cannot break the upload page.
-    return list(
-        scoped(request, Credential).defer(*encrypted_field_names(Credential)).order_by("name")
-    )
+def _credentials(request: HttpRequest) -> list[Credential]:
+    return list(credentials_for(current_organization(request)))
 
 
 @require_http_methods(["GET", "POST"])
@@ -48,7 +44,7 @@ def upload(request: HttpRequest) -> HttpResponse:
                 check_eligibility=form.cleaned_data["check_eligibility"],
                 credential=form.cleaned_data["credential"],
             )
-        except services.ImportRejected as exc:
+        except planning.ImportRejected as exc:
             form.add_error("file", str(exc))
         else:
             return redirect("imports:job", public_id=job.public_id)
@@ -65,10 +61,10 @@ def _job_context(job: ImportJob) -> dict:
     return {
         "job": job,
         "confirm_form": ConfirmForm(),
-        "first_errors": services.sample_issues(job, "error"),
-        "first_warnings": services.sample_issues(job, "warning"),
+        "first_errors": planning.sample_issues(job, "error"),
+        "first_warnings": planning.sample_issues(job, "warning"),
         # A preview left open while the fleet changed: offer to check again, not to import.
-        "stale": services.preview_is_stale(job),
+        "stale": planning.preview_is_stale(job),
     }
 
 
@@ -104,9 +100,9 @@ def confirm(request: HttpRequest, public_id) -> HttpResponse:
         services.import_job_confirm(
             job, user=request.user, accept_skipped=form.cleaned_data.get("accept_skipped", False)
         )
-    except services.PreviewStale:
+    except planning.PreviewStale:
         pass  # the preview page says so, and offers to check the file again
-    except services.ImportRejected as exc:
+    except planning.ImportRejected as exc:
         messages.error(request, str(exc))
     return redirect("imports:job", public_id=job.public_id)
 
@@ -117,7 +113,7 @@ def recheck(request: HttpRequest, public_id) -> HttpResponse:
     job = _job(request, public_id, role=Role.MANAGER)
     try:
         services.import_job_recheck(job)
-    except services.ImportRejected as exc:
+    except planning.ImportRejected as exc:
         messages.error(request, str(exc))
     return redirect("imports:job", public_id=job.public_id)
 
@@ -127,7 +123,7 @@ def cancel(request: HttpRequest, public_id) -> HttpResponse:
     job = _job(request, public_id, role=Role.MANAGER)
     try:
         services.import_job_cancel(job)
-    except services.ImportRejected as exc:
+    except planning.ImportRejected as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, "The import was canceled; nothing was changed.")
@@ -137,7 +133,7 @@ def cancel(request: HttpRequest, public_id) -> HttpResponse:
 @require_GET
 def error_report(request: HttpRequest, public_id) -> HttpResponse:
     job = _job(request, public_id)
-    if not services.job_file_kept(job):
+    if not files.job_file_kept(job):
         messages.error(request, "The file of this import is no longer kept.")
         return redirect("imports:job", public_id=job.public_id)
     name = (job.original_name or "import").rsplit(".", 1)[0][:60]
@@ -148,8 +144,6 @@ def error_report(request: HttpRequest, public_id) -> HttpResponse:
 def export(request: HttpRequest) -> HttpResponse:
     """The fleet as CSV, with the same filters (GET parameters) as the fleet list."""
     organization = current_organization(request)
-    from vehicles.selectors import filter_fleet, parse_fleet_filter
-
     flt = parse_fleet_filter(request.GET)
     queryset = filter_fleet(organization, flt)
     return fleet_export_response(queryset, filename=f"{organization.slug}-fleet.csv", flt=flt)

@@ -4,6 +4,3 @@ from django.apps import AppConfig
 class OrganizationsConfig(AppConfig):
     name = "organizations"
     verbose_name = "Organizations"
-
-    def ready(self):
-        from fleetportal import checks  # noqa: F401  (registers the deploy checks)

@@ -1,7 +1,6 @@
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
@@ -9,9 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from organizations import services
 from organizations.access import require_role
 from organizations.middleware import SESSION_KEY
-from organizations.models import Membership, Organization, Role
+from organizations.models import Membership, Role
 
 
 @require_POST
@@ -66,23 +66,6 @@ class MemberAddForm(forms.Form):
         return users[0]
 
 
-def _owners_left(organization, *, without: Membership) -> int:
-    return (
-        Membership.objects.filter(organization=organization, role=Role.OWNER)
-        .exclude(pk=without.pk)
-        .count()
-    )
-
-
-def _lock_membership_changes(organization, acting: Membership) -> None:
-    """Serialise role changes in one organization (a row lock on it), then re-check that the
-    acting member is still an owner: two owners demoting each other at the same moment must not
-    leave the organization without one."""
-    list(Organization.objects.select_for_update().filter(pk=organization.pk).values_list("pk"))
-    if not Membership.objects.filter(pk=acting.pk, role=Role.OWNER).exists():
-        raise PermissionDenied("Only owners can change members.")
-
-
 @require_http_methods(["GET", "POST"])
 def members(request):
     membership = require_role(request, Role.OWNER)
@@ -91,7 +74,7 @@ def members(request):
     if request.method == "POST":
         if form.is_valid():
             user, role = form.cleaned_data["user"], form.cleaned_data["role"]
-            Membership.objects.create(user=user, organization=organization, role=role)
+            services.add_member(organization, user, role)
             messages.success(
                 request,
                 f"{user.get_username()} can now use {organization.name} as {Role(role).label.lower()}.",
@@ -117,7 +100,7 @@ def member_update(request, pk: int):
     membership = require_role(request, Role.OWNER)
     organization = membership.organization
     with transaction.atomic():
-        _lock_membership_changes(organization, membership)
+        services.lock_membership_changes(organization, membership)
         target = get_object_or_404(
             Membership.objects.select_for_update().select_related("user"),
             pk=pk,
@@ -125,33 +108,17 @@ def member_update(request, pk: int):
         )
         name = target.user.get_username()
         action = request.POST.get("action")
-        if action == "remove":
-            if target.role == Role.OWNER and not _owners_left(organization, without=target):
-                messages.error(
-                    request,
-                    f"{name} is the last owner: make someone else owner first, otherwise nobody "
-                    "could manage members and credentials.",
-                )
-            else:
-                target.delete()
+        try:
+            if action == "remove":
+                services.remove_member(target)
                 messages.success(request, f"{name} no longer has access to {organization.name}.")
-        elif action == "role" and request.POST.get("role") in Role.values:
-            role = request.POST["role"]
-            if (
-                target.role == Role.OWNER
-                and role != Role.OWNER
-                and not _owners_left(organization, without=target)
-            ):
-                messages.error(
-                    request,
-                    f"{name} is the last owner and stays owner: make someone else owner first.",
-                )
-            elif role != target.role:
-                target.role = role
-                target.save(update_fields=["role"])
-                messages.success(request, f"{name} is now {Role(role).label.lower()}.")
-        else:
-            messages.error(request, "Nothing changed: choose a role or remove.")
+            elif action == "role" and request.POST.get("role") in Role.values:
+                if services.change_role(target, request.POST["role"]):
+                    messages.success(request, f"{name} is now {target.get_role_display().lower()}.")
+            else:
+                messages.error(request, "Nothing changed: choose a role or remove.")
+        except services.LastOwner as refused:
+            messages.error(request, str(refused))
     if target.user_id == request.user.pk and (action == "remove" or target.role != Role.OWNER):
         return redirect("home")  # the members page is for owners only
     return redirect("members")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import close_old_connections
 
+from clearance.models import Credential
 from telemetry import services
 from telemetry.mqtt import (
     Handler,
@@ -18,9 +18,6 @@ from telemetry.mqtt import (
     config_from_url,
 )
 from telemetry.parse import TelemetryParseError, parse_json
-
-if TYPE_CHECKING:
-    from clearance.models import Credential
 
 logger = logging.getLogger("telemetry.stream")
 

@@ -1,33 +1,37 @@
-"""Thin Celery tasks for telemetry: take ids, call a service."""
+"""Thin Celery tasks for telemetry: take ids, call a service.
+
+Pulls call HM, so they are queued and retried like every HM task (``clearance.work``).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 
-from telemetry import services
-from telemetry.services import mark_pull_scheduled, waiting_pulls
+from clearance.work import HM_TASK, BackgroundTask
+from telemetry import pull, services
 
 # Countdowns stay well below the Redis broker's visibility timeout (3600 s): a task held back
 # longer would be delivered a second time.
 MAX_SPREAD_SECONDS = 1800
 
 
-@shared_task(bind=True, max_retries=3, soft_time_limit=60, time_limit=90, acks_late=True)
-def pull_vehicle_telemetry(self, vehicle_id: int, requested: bool = False) -> None:
+@shared_task(**HM_TASK, soft_time_limit=60, time_limit=90)
+def pull_vehicle_telemetry(self: BackgroundTask, vehicle_id: int, requested: bool = False) -> None:
     """Pull one vehicle's data from HM; transient failures (5xx, timeouts, 429) retry.
 
     ``requested``: queued by the Refresh button (its result is shown on the panel).
     """
-    outcome = services.pull_vehicle(vehicle_id, requested=requested)
-    if outcome.retryable and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(60, 5 * 2**self.request.retries))
+    outcome = pull.pull_vehicle(vehicle_id, requested=requested)
+    if outcome.retryable:
+        self.retry_later()
 
 
-@shared_task(bind=True, soft_time_limit=60, time_limit=90)
-def pull_approved_vehicles(self) -> int:
+@shared_task(base=BackgroundTask, bind=True, soft_time_limit=60, time_limit=90)
+def pull_approved_vehicles(self: BackgroundTask) -> int:
     """Beat: queue a pull for every approved vehicle that has none waiting yet.
 
     Overlapping runs are skipped. A vehicle whose pull is still queued or running (the same
@@ -35,14 +39,12 @@ def pull_approved_vehicles(self) -> int:
     build a backlog; the pulls are spread over the interval so HM's rate limit is not hit in
     one burst. Returns how many pulls were queued.
     """
-    from django.conf import settings
-
     interval = settings.TELEMETRY_PULL_INTERVAL_SECONDS
     lock_seconds = max(10, interval // 2)
     if not cache.add("telemetry:pull-approved:lock", "1", timeout=lock_seconds):
         return 0
-    vehicles = services.approved_vehicles()
-    waiting = waiting_pulls(public_id for _, public_id in vehicles)
+    vehicles = pull.approved_vehicles()
+    waiting = pull.waiting_pulls(public_id for _, public_id in vehicles)
     due = [(pk, public_id) for pk, public_id in vehicles if public_id not in waiting]
     spread = min(interval, MAX_SPREAD_SECONDS)
     for index, (vehicle_id, public_id) in enumerate(due):
@@ -53,12 +55,14 @@ def pull_approved_vehicles(self) -> int:
         # task does not block a vehicle for good, and at most one scheduled pull per vehicle
         # can still run. Marked before sending: a task that starts at once then overwrites it.
         valid_for = countdown + interval + interval // 2
-        mark_pull_scheduled(public_id, wait=timedelta(seconds=valid_for))
-        pull_vehicle_telemetry.apply_async((vehicle_id,), countdown=countdown, expires=valid_for)
+        pull.mark_pull_scheduled(public_id, wait=timedelta(seconds=valid_for))
+        pull_vehicle_telemetry.apply_async_on_commit(
+            (vehicle_id,), countdown=countdown, expires=valid_for
+        )
     return len(due)
 
 
-@shared_task(bind=True, soft_time_limit=600, time_limit=660)
-def prune_telemetry(self) -> int:
+@shared_task(base=BackgroundTask, bind=True, soft_time_limit=600, time_limit=660)
+def prune_telemetry(self: BackgroundTask) -> int:
     """Beat: delete history older than TELEMETRY_RETENTION_DAYS, in batches."""
     return services.prune_snapshots()

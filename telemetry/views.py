@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clearance.models import ClearanceStatus
 from organizations.access import current_organization, get_object_for_user
-from telemetry import selectors, services
+from telemetry import pull, selectors, services
 from telemetry.charts import Series, line_chart
 from vehicles.models import Vehicle
 
@@ -129,11 +129,11 @@ def _charts(rows: list[dict[str, Any]]) -> dict[str, str]:
 def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
     # Status first, data second: a pull that finishes in between then shows "done" only with
     # its data (the other order could show "Refreshed" above the old values and stop polling).
-    status = services.get_pull_status(vehicle)
+    status = pull.get_pull_status(vehicle)
     snapshots = selectors.recent_snapshots(vehicle)
     # Only a Refresh somebody pressed makes the panel "busy"; a scheduled pull does not.
-    busy = services.pull_is_waiting(status, requested_only=True)
-    refresh_unavailable = services.refresh_unavailable_reason(vehicle)
+    busy = pull.pull_is_waiting(status, requested_only=True)
+    refresh_unavailable = pull.refresh_unavailable_reason(vehicle)
     track = selectors.track(vehicle)
     return {
         "vehicle": vehicle,
@@ -174,7 +174,7 @@ def panel(request: HttpRequest, public_id: Any) -> HttpResponse:
 def refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
     """Queue a pull for this vehicle; the panel then polls until the result is in."""
     vehicle = _vehicle(request, public_id)
-    services.request_refresh(vehicle)  # does nothing unless the clearance is approved
+    pull.request_refresh(vehicle)  # does nothing unless the clearance is approved
     if not request.htmx:
         # Without JavaScript the form is on the standalone panel page: back to it.
         return redirect("telemetry:panel", public_id=vehicle.public_id)

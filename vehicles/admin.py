@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from clearance.models import Clearance
+from clearance.services import defleet, onboarding
 from vehicles.models import Vehicle
 
 
@@ -67,9 +68,9 @@ class VehicleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Request clearance again (rejected, revoked, canceled, error)")
     def request_clearance(self, request, queryset):
-        from clearance import services
-
-        result = services.reonboard(list(queryset.values_list("pk", flat=True)), actor=request.user)
+        result = onboarding.reonboard(
+            list(queryset.values_list("pk", flat=True)), actor=request.user
+        )
         reasons = ", ".join(f"{n} {why}" for why, n in result.skipped_reasons.items())
         self.message_user(
             request,
@@ -80,9 +81,7 @@ class VehicleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Defleet (revoke approved, cancel pending)")
     def defleet(self, request, queryset):
-        from clearance import services
-
-        count = services.queue_defleet(
+        count = defleet.queue_defleet(
             list(queryset.values_list("pk", flat=True)), actor=request.user
         )
         self.message_user(

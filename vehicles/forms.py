@@ -9,12 +9,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from clearance.fields import encrypted_field_names
 from clearance.models import Credential
+from clearance.selectors import credentials_for
+from clearance.wording import credential_label
 from organizations.models import Organization
 from vehicles.brands import BRAND_CHOICES
 from vehicles.models import Vehicle
-from vehicles.selectors import credential_label
 from vehicles.validation import InvalidValue, normalize_vin, parse_brand
 
 
@@ -104,12 +104,7 @@ class VehicleAddForm(forms.Form):
                 "aria-describedby": "vin-feedback id_vin_helptext",
             }
         )
-        # A picker: names only; the secrets stay encrypted in the database.
-        credentials = (
-            Credential.objects.filter(organization=organization)
-            .defer(*encrypted_field_names(Credential))
-            .order_by("name")
-        )
+        credentials = credentials_for(organization)
         self.fields["credential"].queryset = credentials
         self.credential_list = list(credentials)
         if len(self.credential_list) == 1:

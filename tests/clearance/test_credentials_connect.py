@@ -1,4 +1,5 @@
-"""connect.py: base URLs from settings, auth per mode, the shared token store and its lock."""
+"""clients.py, token_store.py, locks.py: base URLs from settings, auth per mode, the shared token
+store and its lock."""
 
 import json
 import re
@@ -12,19 +13,19 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.locmem import LocMemCache
 
-from clearance import connect
-from clearance.connect import (
-    CacheTokenStore,
+from clearance import clients
+from clearance.clients import (
     CredentialIncomplete,
-    LockTimeout,
     auth_for,
     base_url_for,
     hm_client_for,
     token_key_for,
-    webhook_url_for,
 )
-from clearance.credential_services import set_secret
 from clearance.hm import ClientSecretAuth, PrivateKeyAuth, ServiceAccountAuth, Token
+from clearance.locks import LockTimeout
+from clearance.services.credentials import set_secret
+from clearance.services.webhooks import webhook_url_for
+from clearance.token_store import CacheTokenStore
 from tests.clearance.credential_helpers import p256_pem
 from tests.factories import CredentialFactory
 
@@ -246,7 +247,7 @@ def test_a_replaced_secret_never_reuses_the_old_token():
 
 def test_clock_used_for_assertions_is_ours(monkeypatch):
     shifted = datetime(2030, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr(connect, "_now", lambda: shifted)
+    monkeypatch.setattr(clients, "_now", lambda: shifted)
     assert hm_client_for(CredentialFactory()).now() == shifted
 
 
@@ -275,9 +276,9 @@ def test_forget_token_drops_the_cached_token():
     store = CacheTokenStore()
     store.set(token_key_for(credential), _token())
     assert store.get(token_key_for(credential)) is not None
-    connect.forget_token(credential)
+    clients.forget_token(credential)
     assert store.get(token_key_for(credential)) is None
-    connect.forget_token(CredentialFactory(client_id=""))  # incomplete: nothing to forget, no error
+    clients.forget_token(CredentialFactory(client_id=""))  # incomplete: nothing to forget, no error
 
 
 def test_release_never_deletes_a_lock_someone_else_took():
@@ -298,7 +299,7 @@ def test_release_never_deletes_a_lock_someone_else_took():
 def test_unexplained_assertion_refusal_checks_the_clock_against_the_server(server_behind, kind):
     from email.utils import format_datetime
 
-    from clearance.connect import check_connection
+    from clearance.services.connection_check import check_connection
 
     credential = CredentialFactory(
         auth_mode="private_key", client_id="cid", private_key_id="kid", private_key=p256_pem()

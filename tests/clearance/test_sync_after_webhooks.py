@@ -12,10 +12,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from clearance import services, state
+from clearance import state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
 from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.services import sync as sync_service
+from clearance.services import webhooks
 from clearance.state import Change, Outcome, Source
 from tests.clearance.lifecycle_helpers import clearance_payload, post_webhook
 from tests.factories import ClearanceFactory
@@ -72,14 +74,14 @@ def webhook(web, clearance, *actions: str) -> None:
     for action in actions:
         post_webhook(web, clearance.credential, clearance_payload(clearance.vehicle.vin, action))
     for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        services.process_webhook(delivery.pk)
+        webhooks.process_webhook(delivery.pk)
     clearance.refresh_from_db()
 
 
 def sync(clearance, vehicle, queued_tasks, capture) -> list[tuple]:
     queued_tasks.clear()
     with capture(execute=True):
-        summary = services.sync_clearances(clearance.credential, client=FakeHM(vehicle))
+        summary = sync_service.sync_clearances(clearance.credential, client=FakeHM(vehicle))
     clearance.refresh_from_db()
     return summary.changes
 
@@ -306,7 +308,7 @@ def test_hm_still_converges_when_the_graph_has_no_way_there(queued_tasks):
         status_known_at=timezone.now() - timedelta(minutes=30),
     )
     vehicle = listed(row.vehicle.vin, "approved", ("pending", 0), ("rejected", 1), ("approved", 4))
-    summary = services.sync_clearances(row.credential, client=FakeHM(vehicle))
+    summary = sync_service.sync_clearances(row.credential, client=FakeHM(vehicle))
     row.refresh_from_db()
     assert row.status == "approved"
     assert [(b, a) for _, b, a in summary.changes] == [("rejected", "approved")]

@@ -8,11 +8,11 @@ import io
 import pytest
 from django.urls import reverse
 
+from clearance.selectors import parse_fleet_filter
 from imports import services as imports
 from imports.exports import filtered_filename
 from tests.factories import ClearanceFactory, VehicleFactory
 from vehicles.models import Vehicle
-from vehicles.selectors import parse_fleet_filter
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from tests.factories import CredentialFactory
 def test_stream_consume_explains_a_missing_credential(organization):
     with pytest.raises(CommandError, match="no credentials"):
         call_command("stream_consume", "--org", organization.slug)
-    with pytest.raises(CommandError, match="No credential named"):
+    with pytest.raises(CommandError, match="No HM application named"):
         call_command("stream_consume", "--org", organization.slug, "--credential", "nope")
 
 

@@ -2,9 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from clearance import services
 from clearance.hm import HMError
+from clearance.management.lookup import credential_for, organization_for
 from clearance.models import Credential
+from clearance.services import sync
 
 
 class Command(BaseCommand):
@@ -19,10 +20,12 @@ class Command(BaseCommand):
             "organization__slug", "name"
         )
         if org:
-            credentials = credentials.filter(organization__slug=org)
-            if not credentials.exists():
-                raise CommandError(f"No credentials for organization {org!r}.")
-        if credential:
+            organization = organization_for(org)
+            credentials = credentials.filter(organization=organization)
+            if credential:
+                named = credential_for(organization, credential)
+                credentials = credentials.filter(pk=named.pk if named else None)
+        elif credential:
             credentials = credentials.filter(name=credential)
         credentials = [c for c in credentials if c.clearances.exists()]
         if not credentials:
@@ -32,7 +35,7 @@ class Command(BaseCommand):
         for cred in credentials:
             label = f"{cred.organization.slug} / {cred.name}"
             try:
-                summary = services.sync_clearances(cred)
+                summary = sync.sync_clearances(cred)
             except (HMError, ValueError) as exc:
                 failures += 1
                 message = exc.message if isinstance(exc, HMError) else str(exc)

@@ -8,9 +8,9 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from clearance.connect import webhook_url_for
-from clearance.credential_services import credential_create, parse_private_key
 from clearance.models import Credential
+from clearance.services.credentials import credential_create, parse_private_key
+from clearance.services.webhooks import webhook_url_for
 from organizations.models import Organization
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imports import services
+from clearance.management.lookup import credential_for, organization_for
+from imports import planning, writing
 from imports.parse import CsvFileError
 
 SHOW_ERRORS = 20
@@ -44,12 +45,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from organizations.models import Organization
-
-        organization = Organization.objects.filter(slug=options["org"]).first()
-        if organization is None:
-            raise CommandError(f"No organization with the slug “{options['org']}”.")
-        credential = self._credential(organization, options.get("credential"))
+        organization = organization_for(options["org"])
+        credential = credential_for(organization, options.get("credential"), required=False)
         started = time.monotonic()
         try:
             with self._source(options["file"]) as open_file:
@@ -64,7 +61,7 @@ class Command(BaseCommand):
     ) -> None:
         update = options["update_existing"]
         with open_file() as stream:
-            layout, counts, sample = services.plan_file(
+            layout, counts, sample = planning.plan_file(
                 stream, organization, update_existing=update
             )
         self._report_plan(layout, counts, sample)
@@ -77,7 +74,7 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("Nothing to import: no new or changed vehicles."))
             return
         with open_file() as stream:
-            done = services.import_rows(
+            done = writing.import_rows(
                 stream,
                 organization,
                 credential=credential,
@@ -115,20 +112,7 @@ class Command(BaseCommand):
 
             yield reopen
 
-    def _credential(self, organization: Any, name: str | None) -> Any:
-        from clearance.models import Credential
-
-        credentials = Credential.objects.filter(organization=organization)
-        if name:
-            credential = credentials.filter(name=name).first()
-            if credential is None:
-                names = ", ".join(credentials.values_list("name", flat=True)) or "none"
-                raise CommandError(f"No HM application named “{name}” (available: {names}).")
-            return credential
-        only = list(credentials[:2])
-        return only[0] if len(only) == 1 else None
-
-    def _report_plan(self, layout: Any, counts: services.Counts, sample: list[dict]) -> None:
+    def _report_plan(self, layout: Any, counts: planning.Counts, sample: list[dict]) -> None:
         out = self.stdout
         out.write(
             f"{counts.total} row(s) read ({layout.encoding_label}, {layout.delimiter_name} separated)."

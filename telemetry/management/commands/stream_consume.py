@@ -15,6 +15,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from clearance.management.lookup import credential_for, organization_for
 from clearance.models import Credential
 from telemetry.stream import StreamSetupError, consumer_for
 
@@ -22,19 +23,9 @@ WAIT_SECONDS = 10
 
 
 def find_credential(org: str, name: str | None) -> Credential:
-    credentials = Credential.objects.select_related("organization").filter(organization__slug=org)
-    if name:
-        credential = credentials.filter(name=name).first()
-        if credential is None:
-            raise CommandError(f"No credential named {name!r} in organization {org!r}.")
-        return credential
-    found = list(credentials[:2])
-    if len(found) != 1:
-        raise CommandError(
-            f"Organization {org!r} has {'no' if not found else 'several'} credentials; "
-            "name one with --credential."
-        )
-    return found[0]
+    credential = credential_for(organization_for(org), name, required=True)
+    assert credential is not None  # required: an error otherwise
+    return credential
 
 
 class Command(BaseCommand):

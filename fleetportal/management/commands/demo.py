@@ -1,5 +1,6 @@
 """Demo data for `make run`: idempotent, safe to run on every start."""
 
+import os
 import secrets
 
 from django.conf import settings
@@ -7,7 +8,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from clearance.models import Clearance, Credential
+from clearance.services.credentials import set_secret
+from clearance.services.onboarding import queue_clearance_requests
+from clearance.services.webhooks import webhook_url_for
 from organizations.models import Membership, Organization, Role
+from simulator import services as sim
+from simulator.models import SimulatedApp
 from vehicles.models import Vehicle
 
 DEMO_ORG_NAME = "Demo Fleet"
@@ -26,8 +33,6 @@ ORDINARY_VINS = [f"2HMFLEET{n:09d}" for n in range(1, 6)]
 
 def _demo_password() -> str:
     """The same password on every run: from DEMO_PASSWORD, else generated once and kept under var/."""
-    import os
-
     if os.environ.get("DEMO_PASSWORD"):
         return os.environ["DEMO_PASSWORD"]
     path = settings.VAR_DIR / "demo-password.txt"
@@ -71,13 +76,6 @@ class Command(BaseCommand):
         """A simulated HM app, a simulator credential wired to it, sandbox vehicles queued."""
         if not settings.SIMULATOR_ENABLED:
             return ["  Simulator disabled (SIMULATOR_ENABLED=0): no demo credential or vehicles."]
-        from clearance.connect import webhook_url_for
-        from clearance.credential_services import set_secret
-        from clearance.models import Clearance, Credential
-        from clearance.services import queue_clearance_requests
-        from simulator import services as sim
-        from simulator.models import SimulatedApp
-
         credential = Credential.objects.filter(
             organization=organization, name=DEMO_CREDENTIAL_NAME
         ).first()
