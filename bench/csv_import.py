@@ -232,20 +232,11 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    import django
-    from django.conf import settings
-
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        database["TEST"] = {"NAME": str(settings.VAR_DIR / "bench_csv_import.sqlite3")}
-    else:
-        database["TEST"] = {"NAME": f"bench_{database['NAME']}"}
-    django.setup()
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
-    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    from tests.support.db import drop_throwaway_database, throwaway_database
+
+    old = throwaway_database("bench_csv_import")
     db_name = connection.settings_dict["NAME"]
     results = []
     try:
@@ -262,8 +253,7 @@ def main() -> None:
                     result["size_mb"] = size_mb
                     results.append(result)
     finally:
-        connection.close()
-        teardown_databases(old, verbosity=0)
+        drop_throwaway_database(old)
     print_table(results, connection.vendor)
 
 

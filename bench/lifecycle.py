@@ -42,27 +42,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings_test")
 
 def setup_django(bench_name: str):
     """Django on a fresh throwaway database (tables straight from the models)."""
-    import django
-    from django.conf import settings
+    from tests.support.db import throwaway_database
 
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        database["TEST"] = {"NAME": str(settings.VAR_DIR / f"{bench_name}.sqlite3")}
-    else:
-        database["TEST"] = {"NAME": f"{bench_name}_{database['NAME']}"}
-    django.setup()
-    from django.test.utils import setup_databases
-
-    return setup_databases(verbosity=0, interactive=False, keepdb=False)
+    return throwaway_database(bench_name)
 
 
 def teardown(old) -> None:
-    from django.db import connection
-    from django.test.utils import teardown_databases
+    from tests.support.db import drop_throwaway_database
 
-    connection.close()
-    teardown_databases(old, verbosity=0)
+    drop_throwaway_database(old)
 
 
 def free_port() -> int:

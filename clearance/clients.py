@@ -35,7 +35,7 @@ class CredentialIncomplete(ValueError):
 
 def base_url_for(credential: Credential) -> str:
     """The HM base URL of the credential's environment, from settings (never from the user)."""
-    urls = {
+    urls: dict[str, str] = {
         Credential.Environment.PRODUCTION: settings.HM_PRODUCTION_BASE_URL,
         Credential.Environment.SANDBOX: settings.HM_SANDBOX_BASE_URL,
         Credential.Environment.SIMULATOR: settings.HM_SIMULATOR_BASE_URL,

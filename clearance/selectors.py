@@ -95,7 +95,7 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     )
 
 
-def vehicles_with_clearance() -> QuerySet:
+def vehicles_with_clearance() -> QuerySet[Vehicle]:
     """Vehicles with their clearance and its credential in the same query, minus the credential's
     encrypted secrets: vehicle pages show only its name and environment, and a secret no key can
     decrypt must not break them."""
@@ -104,7 +104,9 @@ def vehicles_with_clearance() -> QuerySet:
     )
 
 
-def filter_fleet(organization: Organization, params: Mapping[str, str] | FleetFilter) -> QuerySet:
+def filter_fleet(
+    organization: Organization, params: Mapping[str, str] | FleetFilter
+) -> QuerySet[Vehicle]:
     """The organization's vehicles matching `params` (a QueryDict, dict or FleetFilter), sorted.
 
     Clearance and credential come along in the same query (no per-row queries).
@@ -149,7 +151,7 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
     return counts
 
 
-def vehicle_events(vehicle: Vehicle) -> QuerySet:
+def vehicle_events(vehicle: Vehicle) -> QuerySet[ClearanceEvent]:
     """The clearance timeline, newest first, with who caused each change (one query).
 
     Ordered as the changes were applied here (append-only ids), not by `at`: HM's clock and ours

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import logging
+from uuid import UUID
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
@@ -40,7 +41,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 @csrf_exempt
 @login_not_required
 @require_POST
-def high_mobility(request: HttpRequest, public_id) -> JsonResponse:
+def high_mobility(request: HttpRequest, public_id: UUID) -> JsonResponse:
     credential = Credential.objects.filter(public_id=public_id).only("id", "webhook_secret").first()
     if credential is None:
         return JsonResponse({"error": "unknown webhook address"}, status=404)

@@ -41,7 +41,7 @@ def retry_countdown(retries: int, exc: Exception | None = None) -> float:
     return delay
 
 
-class BackgroundTask(DjangoTask):
+class BackgroundTask(DjangoTask[Any, Any]):
     """A Celery task queued after commit and retried by the policy above."""
 
     def delay_on_commit(  # type: ignore[override]

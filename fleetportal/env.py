@@ -6,7 +6,7 @@ names the variable and says what was expected, instead of silently falling back 
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -21,6 +21,10 @@ def _raw(name: str) -> str | None:
     return value.strip() if value is not None else None
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = _raw(name)
     return default if value is None or value == "" else value
@@ -127,4 +131,4 @@ def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
         # concurrent writers (web + worker threads) queue instead of failing "database is locked".
         config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
         config["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
-    return config
+    return dict(config)

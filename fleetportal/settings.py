@@ -4,6 +4,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import django_stubs_ext
 from celery.schedules import crontab  # noqa: F401  (kept for schedule entries below)
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -19,6 +20,10 @@ from fleetportal.env import (
     env_str,
 )
 
+# Django's generic classes (ModelAdmin[Credential], QuerySet[Vehicle]...) subscriptable at run time,
+# as the type annotations write them.
+django_stubs_ext.monkeypatch()
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -27,7 +32,7 @@ VERSION = "0.1.0"
 
 # --- Core -----------------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -255,7 +260,8 @@ LOGGING = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int | bool]
 if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest task time limit, so a running late-ack task is never handed out twice.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from imports import planning, services
@@ -60,10 +62,10 @@ class ImportJobAdmin(admin.ModelAdmin):
     exclude = ("error_sample",)
     actions = ("cancel_jobs",)
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
         return False
 
     @admin.display(description="first errors and warnings")
@@ -84,7 +86,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Cancel selected imports that have not started")
-    def cancel_jobs(self, request, queryset) -> None:  # type: ignore[no-untyped-def]
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
         canceled = 0
         for job in queryset:
             try:

@@ -70,4 +70,4 @@ class JobFile(io.RawIOBase):
 
 
 def open_job_file(job: ImportJob) -> BinaryIO:
-    return io.BufferedReader(JobFile(job), buffer_size=256 * 1024)  # type: ignore[return-value]
+    return io.BufferedReader(JobFile(job), buffer_size=256 * 1024)

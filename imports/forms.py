@@ -37,7 +37,9 @@ class UploadForm(forms.Form):
         choices = [(key, str(c)) for key, c in self.credentials.items()]
         if len(choices) != 1:
             choices.insert(0, ("", "None: add the vehicles, request clearance later"))
-        self.fields["credential"].choices = choices
+        credential_field = self.fields["credential"]
+        assert isinstance(credential_field, forms.ChoiceField)
+        credential_field.choices = choices
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]

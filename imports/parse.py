@@ -145,7 +145,7 @@ def open_fleet_csv(stream: BinaryIO, *, max_line_chars: int = MAX_LINE_CHARS) ->
     if encoding in ("utf-8", "cp1252"):  # no byte-order mark: UTF-8, or else Windows-1252
         binary = transcoder = _Utf8OrWindows1252(binary, start_in_cp1252=encoding == "cp1252")
         encoding = "utf-8"  # what the transcoder hands on
-    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")  # type: ignore[type-var]
     return FleetCsv(
         text,
         encoding=encoding,
@@ -337,7 +337,7 @@ def _compact_header(value: str) -> str:
 
 
 def _detect_delimiter(line: str) -> tuple[str, list[str]]:
-    best: tuple[int, int, str, list[str]] | None = None
+    best: tuple[int, int, int, list[str]] | None = None
     for index, delimiter in enumerate(DELIMITERS):
         try:
             cells = next(csv.reader([line], delimiter=delimiter))
@@ -345,8 +345,8 @@ def _detect_delimiter(line: str) -> tuple[str, list[str]]:
             continue
         known = sum(1 for cell in cells if _compact_header(cell) in HEADER_ALIASES)
         score = (known, len(cells), -index)
-        if best is None or score > best[:3]:  # type: ignore[operator]
-            best = (known, len(cells), -index, cells)  # type: ignore[assignment]
+        if best is None or score > best[:3]:
+            best = (known, len(cells), -index, cells)
     assert best is not None
     known, _count, negative_index, cells = best
     return DELIMITERS[-negative_index], cells

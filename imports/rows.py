@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imports.parse import CsvLayout, RawRow
@@ -113,7 +114,9 @@ class RowValidator:
     def _issue(self, column: str, row: int, message: str) -> RowIssue:
         return RowIssue(row, self.layout.label(column), message)
 
-    def _check(self, column: str, value: str, result: VehicleRow, apply) -> None:  # type: ignore[no-untyped-def]
+    def _check(
+        self, column: str, value: str, result: VehicleRow, apply: Callable[[str], None]
+    ) -> None:
         try:
             apply(value)
         except InvalidValue as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -16,17 +19,18 @@ from imports.exports import csv_response, fleet_export_response
 from imports.forms import ConfirmForm, UploadForm
 from imports.models import ImportJob
 from organizations.access import current_organization, get_object_for_user, require_role, scoped
+from organizations.http import OrganizationRequest
 from organizations.models import Role
 
 JOB_TEMPLATE = "imports/job.html"
 
 
-def _credentials(request: HttpRequest) -> list[Credential]:
+def _credentials(request: OrganizationRequest) -> list[Credential]:
     return list(credentials_for(current_organization(request)))
 
 
 @require_http_methods(["GET", "POST"])
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: OrganizationRequest) -> HttpResponse:
     membership = require_role(request, Role.MANAGER)
     posted = request.method == "POST"
     form = UploadForm(
@@ -53,7 +57,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "imports/upload.html", context)
 
 
-def _job(request: HttpRequest, public_id, *, role: str | None = None) -> ImportJob:
+def _job(request: OrganizationRequest, public_id, *, role: str | None = None) -> ImportJob:
     return get_object_for_user(request, ImportJob, role=role, public_id=public_id)
 
 
@@ -69,7 +73,7 @@ def _job_context(job: ImportJob) -> dict:
 
 
 @require_GET
-def job(request: HttpRequest, public_id) -> HttpResponse:
+def job(request: OrganizationRequest, public_id) -> HttpResponse:
     job = _job(request, public_id)
     context = _job_context(job)
     if request.htmx:
@@ -78,12 +82,12 @@ def job(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_GET
-def job_status(request: HttpRequest, public_id) -> HttpResponse:
+def job_status(request: OrganizationRequest, public_id) -> HttpResponse:
     job = _job(request, public_id)
     return _status(request, job, _job_context(job))
 
 
-def _status(request: HttpRequest, job: ImportJob, context: dict) -> HttpResponse:
+def _status(request: OrganizationRequest, job: ImportJob, context: dict) -> HttpResponse:
     response = render(request, f"{JOB_TEMPLATE}#job-status", context)
     if job.is_running:
         return response
@@ -92,7 +96,7 @@ def _status(request: HttpRequest, job: ImportJob, context: dict) -> HttpResponse
 
 
 @require_POST
-def confirm(request: HttpRequest, public_id) -> HttpResponse:
+def confirm(request: OrganizationRequest, public_id) -> HttpResponse:
     job = _job(request, public_id, role=Role.MANAGER)
     form = ConfirmForm(request.POST)
     form.is_valid()
@@ -108,7 +112,7 @@ def confirm(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_POST
-def recheck(request: HttpRequest, public_id) -> HttpResponse:
+def recheck(request: OrganizationRequest, public_id) -> HttpResponse:
     """Check the file again against the fleet as it is now (a new preview, nothing imported)."""
     job = _job(request, public_id, role=Role.MANAGER)
     try:
@@ -119,7 +123,7 @@ def recheck(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_POST
-def cancel(request: HttpRequest, public_id) -> HttpResponse:
+def cancel(request: OrganizationRequest, public_id) -> HttpResponse:
     job = _job(request, public_id, role=Role.MANAGER)
     try:
         services.import_job_cancel(job)
@@ -131,7 +135,7 @@ def cancel(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_GET
-def error_report(request: HttpRequest, public_id) -> HttpResponse:
+def error_report(request: OrganizationRequest, public_id: UUID) -> HttpResponseBase:
     job = _job(request, public_id)
     if not files.job_file_kept(job):
         messages.error(request, "The file of this import is no longer kept.")
@@ -141,7 +145,7 @@ def error_report(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_GET
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: OrganizationRequest) -> HttpResponseBase:
     """The fleet as CSV, with the same filters (GET parameters) as the fleet list."""
     organization = current_organization(request)
     flt = parse_fleet_filter(request.GET)

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from . import clock, services
+from . import clock, services, webhooks
 from .models import (
     AppKey,
     IssuedToken,
@@ -75,7 +75,7 @@ class SimulatedAppAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a ping webhook")
     def send_ping(self, request, queryset):
-        sent = sum(1 for app in queryset if services.send_ping(app))
+        sent = sum(1 for app in queryset if webhooks.send_ping(app))
         self.message_user(request, f"Queued {sent} ping(s).", messages.SUCCESS)
 
     @admin.action(description="Clear fault knobs")
@@ -127,7 +127,7 @@ class SimWebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             delivery.status = SimWebhookDelivery.Status.PENDING
             delivery.save(update_fields=["status"])
-            services._enqueue(delivery.pk)
+            webhooks._enqueue(delivery.pk)
 
 
 @admin.register(UsedJti)

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import auth, services
+from . import auth, services, tokens
 from .errors import ApiError, TokenError
 from .models import SimulatedApp
 
@@ -122,14 +122,14 @@ def index(request: HttpRequest) -> HttpResponse:
 def access_tokens(request: HttpRequest) -> HttpResponse:
     body = form_or_json(request)
     if request.method == "DELETE":
-        services.revoke_token(body, audiences(request))
+        tokens.revoke_token(body, audiences(request))
         return respond(None)
     grant = body.get("grant_type")
     if grant == "client_credentials":
         _, answer = auth.client_credentials(body, audiences(request))
         return respond(answer)
     if grant in ("refresh_token", "refresh"):  # "refresh" is what the spec's examples send
-        return respond(services.refresh_vehicle_token(body, audiences(request)))
+        return respond(tokens.refresh_vehicle_token(body, audiences(request)))
     if not grant:
         raise TokenError("grant_type can't be blank")
     raise TokenError("grant_type is invalid", error="unsupported_grant_type")
@@ -151,7 +151,7 @@ def auth_tokens(request: HttpRequest) -> HttpResponse:
 
 @endpoint(("DELETE",))
 def auth_token_detail(request: HttpRequest, auth_token: str) -> HttpResponse:
-    return respond(services.revoke_auth_token(auth_token), 201)
+    return respond(tokens.revoke_auth_token(auth_token), 201)
 
 
 @endpoint(("GET", "POST"))
@@ -183,7 +183,7 @@ def cancel_activation(request: HttpRequest, vin: str) -> HttpResponse:
 def fleet_access_tokens(request: HttpRequest) -> HttpResponse:
     app = bearer_app(request, FLEET_SCOPE)
     body = parse_body(request)
-    return respond(services.issue_vehicle_token(app, body if isinstance(body, dict) else {}))
+    return respond(tokens.issue_vehicle_token(app, body if isinstance(body, dict) else {}))
 
 
 @endpoint(("POST",))

@@ -197,7 +197,7 @@ class StreamConsumer:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         self.stats["received"] += 1
         try:
-            self.handler(message.payload, message.topic)
+            self.handler(bytes(message.payload), message.topic)
         except PermanentMessageError as exc:
             self.stats["rejected"] += 1
             logger.warning("Dropped a stream message on %s: %s", message.topic, exc)

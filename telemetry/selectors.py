@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from organizations.models import Organization
 from telemetry.models import TelemetrySnapshot
-from telemetry.parse import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
+from telemetry.readings import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
 from vehicles.models import Vehicle
 
 # How many recent snapshots are merged to find the newest value of every field (a stream
@@ -61,12 +61,8 @@ class FieldValue:
 
 def last_seen_map(vehicle_ids: Iterable[int]) -> dict[int, datetime]:
     """{vehicle id: newest HM timestamp} in one query (from Vehicle.last_seen_at)."""
-    return {
-        pk: seen
-        for pk, seen in Vehicle.objects.filter(pk__in=list(vehicle_ids), last_seen_at__isnull=False)
-        .values_list("pk", "last_seen_at")
-        .iterator()
-    }
+    rows = Vehicle.objects.filter(pk__in=list(vehicle_ids), last_seen_at__isnull=False)
+    return {pk: seen for pk, seen in rows.values_list("pk", "last_seen_at").iterator() if seen}
 
 
 def is_stale(timestamp: datetime | None, now: datetime | None = None) -> bool:
@@ -225,7 +221,7 @@ def history(
         .values("captured_at", "odometer_km", "fuel_level", "battery_level", "speed_kmh")[:limit]
     )
     rows.reverse()
-    return rows
+    return [dict(row) for row in rows]
 
 
 def track(vehicle: Vehicle, limit: int | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clearance.models import ClearanceStatus
 from organizations.access import current_organization, get_object_for_user
+from organizations.http import OrganizationRequest
 from telemetry import pull, selectors, services
 from telemetry.charts import Series, line_chart
 from vehicles.models import Vehicle
@@ -28,7 +29,7 @@ SLOW_POLL_SECONDS = 30
 ANSWER_SHOWN_FOR = timedelta(minutes=10)
 
 
-def _vehicle(request: HttpRequest, public_id: Any) -> Vehicle:
+def _vehicle(request: OrganizationRequest, public_id: Any) -> Vehicle:
     return get_object_for_user(
         request, Vehicle.objects.select_related("clearance"), public_id=public_id
     )
@@ -44,7 +45,7 @@ def vehicle_detail_url(vehicle: Vehicle) -> str:
     return reverse("telemetry:panel", args=[vehicle.public_id])
 
 
-def shows_operator_hints(request: HttpRequest) -> bool:
+def shows_operator_hints(request: OrganizationRequest) -> bool:
     """Whether to name operator settings (MAP_TILE_URL ...): staff and owners can act on them."""
     if getattr(request.user, "is_staff", False):
         return True
@@ -126,7 +127,7 @@ def _charts(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {name: mark_safe(svg) for name, svg in charts.items()}  # noqa: S308
 
 
-def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
+def _panel_context(request: OrganizationRequest, vehicle: Vehicle) -> dict[str, Any]:
     # Status first, data second: a pull that finishes in between then shows "done" only with
     # its data (the other order could show "Refreshed" above the old values and stop polling).
     status = pull.get_pull_status(vehicle)
@@ -163,7 +164,7 @@ def _panel_context(request: HttpRequest, vehicle: Vehicle) -> dict[str, Any]:
 
 
 @require_GET
-def panel(request: HttpRequest, public_id: Any) -> HttpResponse:
+def panel(request: OrganizationRequest, public_id: Any) -> HttpResponse:
     vehicle = _vehicle(request, public_id)
     context = _panel_context(request, vehicle)
     template = f"{PANEL_TEMPLATE}#panel" if request.htmx else PANEL_TEMPLATE
@@ -171,7 +172,7 @@ def panel(request: HttpRequest, public_id: Any) -> HttpResponse:
 
 
 @require_POST
-def refresh(request: HttpRequest, public_id: Any) -> HttpResponse:
+def refresh(request: OrganizationRequest, public_id: Any) -> HttpResponse:
     """Queue a pull for this vehicle; the panel then polls until the result is in."""
     vehicle = _vehicle(request, public_id)
     pull.request_refresh(vehicle)  # does nothing unless the clearance is approved
@@ -198,11 +199,12 @@ def clearance_label(status: str | None) -> str:
 
 
 @require_GET
-def fleet_map(request: HttpRequest) -> HttpResponse:
+def fleet_map(request: OrganizationRequest) -> HttpResponse:
     """Last positions. By default only vehicles whose data access is approved (?show=all: all)."""
     organization = current_organization(request)
     show_all = request.GET.get("show") == "all"
-    positioned = list(selectors.fleet_positions(organization))
+    # Vehicles annotated with their clearance status and last position (see the selector).
+    positioned: list[Any] = list(selectors.fleet_positions(organization))
     approved = [v for v in positioned if v.clearance_status == ClearanceStatus.APPROVED]
     vehicles = positioned if show_all else approved
     rows = []

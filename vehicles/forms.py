@@ -105,13 +105,15 @@ class VehicleAddForm(forms.Form):
             }
         )
         credentials = credentials_for(organization)
-        self.fields["credential"].queryset = credentials
+        credential_field = self.fields["credential"]
+        assert isinstance(credential_field, CredentialChoiceField)
+        credential_field.queryset = credentials
         self.credential_list = list(credentials)
         if len(self.credential_list) == 1:
             self.fields["credential"].initial = self.credential_list[0].pk
         else:
             # Several applications: nobody should send with the first by accident.
-            self.fields["credential"].empty_label = "Choose an HM application…"
+            credential_field.empty_label = "Choose an HM application…"
 
     @property
     def has_credentials(self) -> bool:

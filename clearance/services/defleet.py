@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -79,7 +80,7 @@ def explain_delete_refusal(exc: HMError, clearance: Clearance) -> str:
     return exc.message
 
 
-NOT_DEFLEETABLE_WORDS = {
+NOT_DEFLEETABLE_WORDS: dict[str, str] = {
     S.QUEUED: "The request has not been sent to High Mobility yet; there is nothing to defleet.",
     S.REVOKING: "The defleet is already under way (revoking).",
     S.CANCELING: "The defleet is already under way (canceling).",
@@ -93,7 +94,7 @@ NOT_DEFLEETABLE_WORDS = {
 def defleet(
     vehicles: Iterable[Vehicle | int],
     *,
-    actor=None,
+    actor: Any = None,
     clients: dict[int, HMClient] | None = None,
 ) -> list[DefleetOutcome]:
     """Revoke approved / cancel pending clearances, one DELETE per vehicle (HM has no bulk
@@ -124,7 +125,7 @@ def defleet(
     return outcomes
 
 
-def _defleet_one(clearance: Clearance, actor, clients: dict[int, HMClient]) -> DefleetOutcome:
+def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient]) -> DefleetOutcome:
     vin = clearance.vehicle.vin
     outcome = DefleetOutcome(clearance.vehicle_id, vin, False, status=clearance.status)
     if clearance.status not in state.DEFLEETABLE:
@@ -132,16 +133,17 @@ def _defleet_one(clearance: Clearance, actor, clients: dict[int, HMClient]) -> D
             clearance.status, f"A clearance in status {clearance.status!r} cannot be defleeted."
         )
         return outcome
-    if clearance.credential is None:
+    credential = clearance.credential
+    if credential is None:
         outcome.message = "This clearance has no HM credential; it cannot be defleeted."
         return outcome
     try:
-        client = clients.get(clearance.credential_id) or hm_client_for(clearance.credential)
+        client = clients.get(credential.pk) or hm_client_for(credential)
     except ValueError as exc:
         outcome.message = words(exc)
         record_error([clearance], outcome.message)
         return outcome
-    clients[clearance.credential_id] = client
+    clients[credential.pk] = client
     learned_at = timezone.now()
     try:
         answer = client.delete_clearance(vin)
@@ -173,7 +175,7 @@ def _defleet_one(clearance: Clearance, actor, clients: dict[int, HMClient]) -> D
     return outcome
 
 
-def queue_defleet(vehicles: Iterable[Vehicle | int], *, actor=None) -> int:
+def queue_defleet(vehicles: Iterable[Vehicle | int], *, actor: Any = None) -> int:
     """Defleet in the background (bulk actions); returns how many vehicles were queued."""
     ids = vehicle_ids(vehicles)
     if ids:

@@ -31,7 +31,7 @@ class ActionResult:
     skipped: int = 0
     failed: int = 0
     background: bool = False
-    skipped_reasons: Counter = field(default_factory=Counter)
+    skipped_reasons: Counter[str] = field(default_factory=Counter)
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # worth knowing, nothing went wrong
     outcome_status: str = ""
@@ -58,7 +58,7 @@ def add_vehicle(
     brand: str,
     license_plate: str = "",
     nickname: str = "",
-    tags: dict | None = None,
+    tags: dict[str, str] | None = None,
     odometer_km: int | None = None,
     credential: Credential,
 ) -> Vehicle:
@@ -128,10 +128,11 @@ def defleet_vehicle(vehicle: Vehicle, *, user: Any) -> ActionResult:
     """Defleet one vehicle now (one DELETE at HM) so refusals are explained at once."""
 
     result = ActionResult()
-    (outcome,) = defleet.defleet([vehicle], actor=user) or [None]
-    if outcome is None:
+    outcomes = defleet.defleet([vehicle], actor=user)
+    if not outcomes:
         result.failed = 1
         return result
+    (outcome,) = outcomes
     if outcome.ok:
         result.done = 1
         result.outcome_status = outcome.status

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -24,6 +25,7 @@ from clearance.clients import hm_client_for
 from clearance.hm import (
     AuthenticationError,
     ClearanceRequest,
+    ClearanceResult,
     ForbiddenError,
     HMClient,
     PermanentError,
@@ -44,14 +46,14 @@ class QueueResult:
     queued: int = 0
     skipped: int = 0
     clearance_ids: list[int] = field(default_factory=list)
-    skipped_reasons: Counter = field(default_factory=Counter)
+    skipped_reasons: Counter[str] = field(default_factory=Counter)
 
 
 def queue_clearance_requests(
     vehicles: Iterable[Vehicle | int] | None = None,
     *,
     credential: Credential,
-    actor=None,
+    actor: Any = None,
     clearance_ids: Iterable[int] | None = None,
 ) -> QueueResult:
     """Save clearances as ``queued`` (new ones, or re-onboarded finished ones) and send them
@@ -139,7 +141,12 @@ def queue_clearance_requests(
     return result
 
 
-def reonboard(vehicles: Iterable[Vehicle | int], *, actor=None, credential=None) -> QueueResult:
+def reonboard(
+    vehicles: Iterable[Vehicle | int],
+    *,
+    actor: Any = None,
+    credential: Credential | None = None,
+) -> QueueResult:
     """Request clearance again for rejected / revoked / canceled / failed vehicles, with the
     credential they used before (or ``credential``)."""
     ids = common.vehicle_ids(vehicles)
@@ -166,7 +173,7 @@ class RequestSummary:
     sent: int = 0
     batches: int = 0
     hm_calls: int = 0
-    statuses: Counter = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
     unanswered: int = 0
     more: bool = False  # stopped at the deadline; more queued rows remain
     error: str = ""  # a credential-level failure that stopped the run
@@ -276,7 +283,13 @@ def _fresh(batch: list[Clearance], row_locks: bool) -> list[Clearance]:
     )
 
 
-def _apply_request_results(credential, batch, results, learned_at, summary) -> None:
+def _apply_request_results(
+    credential: Credential,
+    batch: list[Clearance],
+    results: list[ClearanceResult],
+    learned_at: datetime,
+    summary: RequestSummary,
+) -> None:
     by_vin = {r.vin.upper(): r for r in results}
     pairs = []
     touched = []
@@ -312,7 +325,7 @@ def _apply_request_results(credential, batch, results, learned_at, summary) -> N
     after_moves(credential, bulk.moves)
 
 
-def _fail_batch(batch, words: str, learned_at: datetime) -> None:
+def _fail_batch(batch: list[Clearance], words: str, learned_at: datetime) -> None:
     pairs = []
     for row in batch:
         row.last_error = words

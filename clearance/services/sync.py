@@ -16,9 +16,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from clearance import state, tasks
+from clearance import changelog, state, tasks
 from clearance.clients import hm_client_for
-from clearance.hm import HMClient
+from clearance.hm import FleetVehicle, HMClient
 from clearance.models import Clearance, ClearanceStatus, Credential
 from clearance.services.vehicle_tokens import after_moves
 
@@ -32,7 +32,7 @@ class SyncSummary:
     listed: int = 0
     compared: int = 0
     written: int = 0
-    moves: Counter = field(default_factory=Counter)  # (from, to) -> n
+    moves: Counter[tuple[str, str]] = field(default_factory=Counter)  # (from, to) -> n
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (vin, from, to)
     unknown_at_hm: int = 0  # ours, sent, but HM does not list them
     not_ours: int = 0  # HM lists them, we do not know them
@@ -57,7 +57,7 @@ SYNC_ONLY = (
 )
 
 
-def _might_change(row: Clearance, vehicle) -> bool:
+def _might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
     status = state.normalise(vehicle.status)
     if row.status != status:
         return True
@@ -115,18 +115,18 @@ def sync_clearances(credential: Credential, *, client: HMClient | None = None) -
             forced_rows = []
             for row in locked:
                 vehicle = by_vin[row.vehicle.vin.upper()]
-                for change in state.changes_from_hm(row, vehicle, learned_at=learned_at):
+                for change in changelog.changes_from_hm(row, vehicle, learned_at=learned_at):
                     pairs.append((row, change))
                 forced_rows.append((row, vehicle, row.status_known_at))
             bulk = state.apply_changes(pairs, now=learned_at)
             # Rows HM moved where the graph never leads: take HM's word (rare; logged).
             forced = []
             for row, vehicle, known_before in forced_rows:
-                change = state.force_change_if_needed(
+                forced_change = changelog.force_change_if_needed(
                     row, vehicle, learned_at=learned_at, known_before=known_before
                 )
-                if change is not None:
-                    forced.append((row, change))
+                if forced_change is not None:
+                    forced.append((row, forced_change))
             forced_bulk = state.apply_changes(forced, now=learned_at) if forced else None
             moves = bulk.moves + (forced_bulk.moves if forced_bulk else [])
             summary.written = len(

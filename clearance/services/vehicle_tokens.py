@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clearance import tasks
-from clearance.clients import hm_client_for
+from clearance.clients import CredentialIncomplete, hm_client_for
 from clearance.hm import HMClient, HMError, PermanentError
 from clearance.locks import cache_lock
 from clearance.models import Clearance, ClearanceStatus, Credential, VehicleToken
@@ -48,9 +48,10 @@ def issue_vehicle_tokens(clearance_ids: Iterable[int], *, client: HMClient | Non
         .order_by("pk")
     )
     for clearance in rows:
-        if clearance.credential.auth_mode != Credential.AuthMode.SERVICE_ACCOUNT:
+        credential = clearance.credential
+        if credential is None or credential.auth_mode != Credential.AuthMode.SERVICE_ACCOUNT:
             continue
-        hm = client or hm_client_for(clearance.credential)
+        hm = client or hm_client_for(credential)
         try:
             token = hm.issue_vehicle_token(clearance.vehicle.vin)
         except PermanentError as exc:
@@ -91,7 +92,7 @@ def refresh_vehicle_token(
             return False
         if not token.refresh_token:
             return False
-        hm = client or hm_client_for(token.clearance.credential)
+        hm = client or hm_client_for(_credential_of(token.clearance))
         try:
             fresh = hm.refresh_vehicle_token(token.refresh_token)
         except (PermanentError, ValueError) as exc:
@@ -141,7 +142,7 @@ def revoke_vehicle_tokens(clearance: Clearance, client: HMClient | None = None) 
     if token is None:
         return False
     try:
-        hm = client or hm_client_for(clearance.credential)
+        hm = client or hm_client_for(_credential_of(clearance))
         hm.revoke_token(token.refresh_token or token.access_token)
     except (HMError, ValueError) as exc:
         logger.warning("Could not revoke the vehicle token of clearance %s: %s", clearance.pk, exc)
@@ -170,10 +171,19 @@ def revoke_tokens_of(clearance_ids: Iterable[int]) -> None:
         pk__in=list(clearance_ids), vehicle_token__isnull=False
     )
     for clearance in rows:
+        credential = clearance.credential
         try:
-            client = clients.get(clearance.credential_id) or hm_client_for(clearance.credential)
+            if credential is None:
+                raise CredentialIncomplete("The clearance has no credential any more.")
+            client = clients.get(credential.pk) or hm_client_for(credential)
         except ValueError:
             VehicleToken.objects.filter(clearance=clearance).delete()
             continue
-        clients[clearance.credential_id] = client
+        clients[credential.pk] = client
         revoke_vehicle_tokens(clearance, client)
+
+
+def _credential_of(clearance: Clearance) -> Credential:
+    if clearance.credential is None:
+        raise CredentialIncomplete("The clearance has no credential any more.")
+    return clearance.credential

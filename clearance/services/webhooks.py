@@ -19,7 +19,7 @@ from django.utils import timezone
 from clearance import state, tasks
 from clearance.models import Clearance, Credential, WebhookDelivery
 from clearance.services.vehicle_tokens import after_moves
-from clearance.state import Change, Source
+from clearance.state import Change, Decision, Source
 
 
 def webhook_url_for(credential: Credential) -> str:
@@ -37,7 +37,12 @@ def delivery_id_for(body: bytes, header: str | None) -> str:
 
 
 def record_webhook(
-    credential: Credential, body: bytes, payload: dict, *, delivery_id: str, event: str
+    credential: Credential,
+    body: bytes,
+    payload: dict[str, Any],
+    *,
+    delivery_id: str,
+    event: str,
 ) -> tuple[WebhookDelivery | None, bool]:
     """Store one verified delivery (at most once) and apply it in a task after commit.
 
@@ -71,8 +76,8 @@ def webhook_event(payload: Any, header: str | None) -> str:
             return str(event["type"])
         if isinstance(event, str):
             return event
-        if isinstance(payload.get("type"), str):
-            return payload["type"]
+        if isinstance(kind := payload.get("type"), str):
+            return kind
         if isinstance(event, dict) and event.get("action"):
             return "fleet_clearance_changed"
     return "unknown"
@@ -127,8 +132,8 @@ def _apply_webhook(delivery: WebhookDelivery) -> str:
     if delivery.event != "fleet_clearance_changed":
         return f"ignored event {delivery.event!r}"
     payload = delivery.payload if isinstance(delivery.payload, dict) else {}
-    vehicle = payload.get("vehicle") if isinstance(payload.get("vehicle"), dict) else {}
-    event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+    vehicle = _object(payload.get("vehicle"))
+    event = _object(payload.get("event"))
     vin = str(vehicle.get("vin") or "").strip().upper()
     action = state.normalise(event.get("action"))
     if not vin or not action:
@@ -146,7 +151,13 @@ def _apply_webhook(delivery: WebhookDelivery) -> str:
     return f"{vin}: {decision.outcome.value} {before} -> {action}"
 
 
-def _apply_webhook_change(clearance, delivery, event: dict, action: str):
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _apply_webhook_change(
+    clearance: Clearance, delivery: WebhookDelivery, event: dict[str, Any], action: str
+) -> tuple[Decision, str]:
     detail = event.get("detail")
     before = clearance.status
     decision = state.apply_change(
@@ -162,12 +173,12 @@ def _apply_webhook_change(clearance, delivery, event: dict, action: str):
             description=str(detail) if detail else None,
         ),
     )
-    if decision.event is not None:
+    if decision.event is not None and clearance.credential is not None:
         after_moves(clearance.credential, [(clearance, before, clearance.status)])
     return decision, before
 
 
-def _replay_refused_webhooks(clearance, delivery, vin: str) -> None:
+def _replay_refused_webhooks(clearance: Clearance, delivery: WebhookDelivery, vin: str) -> None:
     """Webhooks received AFTER this one but processed before it were refused by the graph
     (e.g. "revoking" before "approved"); now that the earlier step is in, apply them again."""
     later = WebhookDelivery.objects.filter(

@@ -14,7 +14,7 @@ from clearance.models import Clearance, ClearanceEvent, WebhookDelivery
 from clearance.services import defleet, onboarding
 from clearance.state import ALLOWED_MOVES
 from simulator import clock as sim_clock
-from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from simulator.models import IssuedToken, SimClearance, SimulatedApp, SimWebhookDelivery
 from tests.clearance.lifecycle_helpers import (
     SEED_ODOMETER,
@@ -41,7 +41,7 @@ def worker(transactional_db, celery_worker, live_server):
 def travel(delta):
     """Advance the shared simulator clock and let it send the webhooks that became due."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
 
 
 def all_in(credential, wanted: dict[str, str]):
@@ -106,7 +106,7 @@ def test_onboard_travel_and_defleet(worker, manager_user):
     redeliver = SimWebhookDelivery.objects.filter(app=app, event="fleet_clearance_changed")[:5]
     for delivery in redeliver:
         SimWebhookDelivery.objects.filter(pk=delivery.pk).update(status="pending")
-        assert sim.deliver(delivery.pk)
+        assert sim_webhooks.deliver(delivery.pk)
     assert WebhookDelivery.objects.count() == deliveries_before
     assert ClearanceEvent.objects.count() == events_before
 

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from clearance import state
+from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
 from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
@@ -232,7 +232,7 @@ def test_sync_started_before_the_webhook_is_still_stale(
         webhook(web, clearance, "approved", "revoking")
     learned_before = clearance.status_known_at - timedelta(seconds=1)
     vehicle = listed(vin, "approved", ("pending", 0), ("approved", 1))
-    changes = state.changes_from_hm(clearance, vehicle, learned_at=learned_before)
+    changes = changelog.changes_from_hm(clearance, vehicle, learned_at=learned_before)
     result = state.apply_changes([(clearance, c) for c in changes], now=learned_before)
     assert result.applied == 0
     assert clearance.status == "revoking"
@@ -243,7 +243,7 @@ def test_status_missing_from_changelog_never_replays_backward():
     the older steps of the round are not news."""
     row = ClearanceFactory(status="revoking", requested_at=timezone.now() - timedelta(hours=1))
     vehicle = listed(row.vehicle.vin, "revoking", ("pending", 0), ("approved", 1))
-    changes = state.changes_from_hm(row, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(row, vehicle, learned_at=timezone.now())
     result = state.apply_changes([(row, c) for c in changes])
     assert result.moves == []
     assert not ClearanceEvent.objects.filter(clearance=row).exists()
@@ -263,7 +263,7 @@ def test_changelog_replay_starts_at_the_latest_entry_of_our_status():
         ("approved", 6),
         ("revoked", 8),
     )
-    changes = state.changes_from_hm(row, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(row, vehicle, learned_at=timezone.now())
     assert [(c.status, c.at) for c in changes] == [("approved", hm(6)), ("revoked", hm(8))]
 
 

@@ -11,6 +11,7 @@ from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDeliv
 from clearance.services import defleet, onboarding, sync, webhooks
 from simulator import clock as sim_clock
 from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from simulator.models import SimWebhookDelivery
 from tests.clearance.lifecycle_helpers import ordinary_vin, vehicles
 from tests.factories import CredentialFactory
@@ -19,7 +20,7 @@ from tests.factories import CredentialFactory
 @pytest.fixture
 def sa_credential(simulator, organization, monkeypatch):
     """A service-account credential (legacy vehicle tokens) with webhooks from its app."""
-    monkeypatch.setattr(sim, "_enqueue", lambda pk: None)  # delivered by hand below
+    monkeypatch.setattr(sim_webhooks, "_enqueue", lambda pk: None)  # delivered by hand below
     app, keys = sim.create_app(f"SA {uuid.uuid4().hex[:6]}", approval_delay_seconds=5)
     credential = CredentialFactory(
         organization=organization,
@@ -39,9 +40,9 @@ def sa_credential(simulator, organization, monkeypatch):
 def travel(delta):
     """Advance the simulator, post the webhooks that became due, apply them as the task would."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
     for delivery in SimWebhookDelivery.objects.filter(status="pending").order_by("pk"):
-        assert sim.deliver(delivery.pk)
+        assert sim_webhooks.deliver(delivery.pk)
     for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
         webhooks.process_webhook(delivery.pk)
 

@@ -16,7 +16,7 @@ import pytest
 
 from clearance.models import Clearance
 from simulator import clock as sim_clock
-from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from tests.clearance.lifecycle_helpers import wire
 from tests.e2e.conftest import log_in
 from tests.factories import ClearanceFactory
@@ -39,7 +39,7 @@ def worker(transactional_db, celery_worker, live_server):
 def travel(delta: timedelta) -> None:
     """Move the simulator's shared clock and let it send the webhooks that became due."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
 
 
 def mark_document(page) -> None:

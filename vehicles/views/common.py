@@ -4,10 +4,11 @@ words, and the short "watch" after an action during which rows keep polling."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
@@ -17,6 +18,7 @@ from clearance.selectors import vehicles_with_clearance
 from clearance.services import fleet_actions
 from clearance.wording import NOT_REQUESTED, STATUS_LABELS, is_terminal
 from organizations.access import get_object_for_user, require_role
+from organizations.http import OrganizationRequest
 from organizations.models import Role
 from vehicles.models import Vehicle
 
@@ -44,34 +46,57 @@ def _clearance(vehicle: Vehicle) -> Clearance | None:
         return None
 
 
-def decorate(vehicle: Vehicle, *, watching: bool = False) -> Vehicle:
-    """Attach what the templates need, so they never trigger a query."""
+@dataclass
+class FleetRow:
+    """A vehicle as the fleet templates show it: its own fields (read through to the vehicle)
+    and what its clearance means, worked out once so a template never triggers a query."""
+
+    vehicle: Vehicle
+    cl: Clearance | None
+    status: str
+    status_label: str
+    is_terminal: bool
+    polls: bool
+    can_defleet: bool
+    can_reonboard: bool
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "vehicle":  # not set yet (copying): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.vehicle, name)
+
+
+def decorate(vehicle: Vehicle, *, watching: bool = False) -> FleetRow:
+    """The vehicle with what the templates need."""
     clearance = _clearance(vehicle)
     status = clearance.status if clearance else None
-    vehicle.cl = clearance
-    vehicle.status = status or NOT_REQUESTED
-    vehicle.status_label = STATUS_LABELS.get(status or NOT_REQUESTED, status)
-    vehicle.is_terminal = is_terminal(status)
-    # Live regions poll while not terminal, and for a while after an action (see _watch).
-    vehicle.polls = not vehicle.is_terminal or watching
-    vehicle.can_defleet = status in state.DEFLEETABLE
-    vehicle.can_reonboard = status is None or status in state.REONBOARDABLE
-    return vehicle
+    terminal = is_terminal(status)
+    return FleetRow(
+        vehicle=vehicle,
+        cl=clearance,
+        status=status or NOT_REQUESTED,
+        status_label=STATUS_LABELS.get(status or NOT_REQUESTED, status or ""),
+        is_terminal=terminal,
+        # Live regions poll while not terminal, and for a while after an action (see watch).
+        polls=not terminal or watching,
+        can_defleet=status in state.DEFLEETABLE,
+        can_reonboard=status is None or status in state.REONBOARDABLE,
+    )
 
 
-def with_messages(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+def with_messages(request: OrganizationRequest, response: HttpResponse) -> HttpResponse:
     """Append pending messages as an out-of-band toast swap (htmx responses only)."""
     toasts = render_to_string("vehicles/_toasts_oob.html", request=request)
     response.write(toasts)
     return response
 
 
-def can_manage(request: HttpRequest) -> bool:
+def can_manage(request: OrganizationRequest) -> bool:
     membership = getattr(request, "membership", None)
     return bool(membership and membership.has_role(Role.MANAGER))
 
 
-def vehicle_for(request: HttpRequest, public_id: Any, *, write: bool = False) -> Vehicle:
+def vehicle_for(request: OrganizationRequest, public_id: Any, *, write: bool = False) -> FleetRow:
     """The current organization's vehicle (404 otherwise); `write` also needs the manager role."""
     vehicle = get_object_for_user(
         request,
@@ -87,7 +112,7 @@ def plural(n: int, word: str = "vehicle") -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def report(request: HttpRequest, result: fleet_actions.ActionResult, *, verb: str) -> None:
+def report(request: OrganizationRequest, result: fleet_actions.ActionResult, *, verb: str) -> None:
     """Turn an action summary into toasts a fleet manager understands."""
     if verb == "defleet":
         if result.background:
@@ -115,11 +140,11 @@ def report(request: HttpRequest, result: fleet_actions.ActionResult, *, verb: st
         watch(request)
 
 
-def watch(request: HttpRequest) -> None:
+def watch(request: OrganizationRequest) -> None:
     """Keep polling for a while after an action, even rows that look terminal (a background
     defleet turns an approved vehicle into revoking a moment later)."""
     request.session[WATCH_SESSION_KEY] = time.time() + WATCH_SECONDS
 
 
-def watching(request: HttpRequest) -> bool:
+def watching(request: OrganizationRequest) -> bool:
     return request.session.get(WATCH_SESSION_KEY, 0) > time.time()

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -34,7 +34,8 @@ from clearance.wording import (
     STATUS_ORDER,
     credential_label,
 )
-from organizations.access import require_membership, require_role
+from organizations.access import current_organization, require_membership, require_role
+from organizations.http import OrganizationRequest
 from organizations.models import Role
 from vehicles.brands import BRAND_CHOICES
 from vehicles.views import common
@@ -94,10 +95,10 @@ def _counters_context(counts: dict[str, int], flt, *, watching: bool = False) ->
 
 
 @require_GET
-def fleet(request: HttpRequest) -> HttpResponse:
+def fleet(request: OrganizationRequest) -> HttpResponse:
     if request.membership is None:
         return render(request, common.FLEET_TEMPLATE, {"no_membership": True})
-    organization = request.organization
+    organization = request.membership.organization
     flt = parse_fleet_filter(request.GET)
     page = Paginator(filter_fleet(organization, flt), common.PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -128,13 +129,15 @@ def fleet(request: HttpRequest) -> HttpResponse:
         context["counters_oob"] = True
         response = render(request, f"{common.FLEET_TEMPLATE}#fleet-table-response", context)
         # A clean, shareable URL in the address bar (no empty parameters).
-        params = {**flt.as_params(), **({"page": page.number} if page.number > 1 else {})}
+        params: dict[str, str | int] = {**flt.as_params()}
+        if page.number > 1:
+            params["page"] = page.number
         return push_url(response, request.path + (f"?{urlencode(params)}" if params else ""))
     return render(request, common.FLEET_TEMPLATE, context)
 
 
 @require_GET
-def fleet_counters(request: HttpRequest) -> HttpResponse:
+def fleet_counters(request: OrganizationRequest) -> HttpResponse:
     """The counters alone (polled); polling stops once nothing is in flight."""
     membership = require_membership(request)
     counts = fleet_status_counts(membership.organization)
@@ -148,7 +151,7 @@ def fleet_counters(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def vehicle_row(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_row(request: OrganizationRequest, public_id) -> HttpResponse:
     """One table row (polled while its clearance is not terminal; 286 stops polling)."""
     vehicle = common.vehicle_for(request, public_id)
     context = {
@@ -169,7 +172,7 @@ BULK_ACTIONS = {"request": "Request clearance", "defleet": "Defleet"}
 
 
 @require_POST
-def fleet_bulk(request: HttpRequest) -> HttpResponse:
+def fleet_bulk(request: OrganizationRequest) -> HttpResponse:
     """Request clearance / defleet for selected rows or everything matching the filter.
 
     The first POST shows a confirmation page saying what will happen; the confirmed POST acts
@@ -225,7 +228,7 @@ def _valid_uuids(values: list[str]) -> list[str]:
     return valid
 
 
-def _credential_from(request: HttpRequest, organization: Any) -> Credential | None:
+def _credential_from(request: OrganizationRequest, organization: Any) -> Credential | None:
     """The HM application chosen on the confirmation page (the first by name if none was)."""
     credentials = credentials_for(organization)
     # Not "credential": that is the fleet filter's parameter, posted along on this page.
@@ -243,7 +246,7 @@ class UnknownCredential(Exception):
 
 
 def _bulk_confirmation(
-    request: HttpRequest,
+    request: OrganizationRequest,
     plan: Any,
     scope: str,
     flt: FleetFilter,
@@ -270,7 +273,7 @@ def _bulk_confirmation(
         "selected_ids": selected_ids,
         "credentials": [
             (str(c.public_id), credential_label(c.name, c.environment))
-            for c in credentials_for(request.organization)
+            for c in credentials_for(current_organization(request))
         ],
         "cancel_refusal_note": CANCEL_REFUSAL_NOTE if plan.pending else "",
         "back": back,

@@ -3,9 +3,11 @@ defleet and request clearance again."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,7 +23,8 @@ from clearance.wording import (
     last_heard_from_hm,
     status_help,
 )
-from organizations.access import require_membership, require_role
+from organizations.access import current_organization, require_membership, require_role
+from organizations.http import OrganizationRequest
 from organizations.models import Role
 from vehicles.forms import (
     VehicleAddForm,
@@ -30,12 +33,11 @@ from vehicles.forms import (
     duplicate_vin_error,
     format_tags,
 )
-from vehicles.models import Vehicle
 from vehicles.views import common
 
 
 @require_http_methods(["GET", "POST"])
-def vehicle_add(request: HttpRequest) -> HttpResponse:
+def vehicle_add(request: OrganizationRequest) -> HttpResponse:
     membership = require_role(request, Role.MANAGER)
     organization = membership.organization
     form = VehicleAddForm(request.POST or None, organization=organization)
@@ -53,7 +55,9 @@ def vehicle_add(request: HttpRequest) -> HttpResponse:
     return render(request, "vehicles/vehicle_add.html", context)
 
 
-def _add_vehicle(request: HttpRequest, form: VehicleAddForm, organization) -> HttpResponse | None:
+def _add_vehicle(
+    request: OrganizationRequest, form: VehicleAddForm, organization
+) -> HttpResponse | None:
     """Save the vehicle and send its request; None (with the form's error) if it cannot be."""
     data = form.cleaned_data
     try:
@@ -90,11 +94,12 @@ def _add_vehicle(request: HttpRequest, form: VehicleAddForm, organization) -> Ht
 
 
 @require_GET
-def vehicle_check_vin(request: HttpRequest) -> HttpResponse:
+def vehicle_check_vin(request: OrganizationRequest) -> HttpResponse:
     """Inline VIN feedback while typing: errors, the check-digit warning, or "looks right"."""
     membership = require_membership(request)
     raw = request.GET.get("vin", "")
-    error, warnings, vin = "", [], ""
+    error, vin = "", ""
+    warnings: list[str] = []
     if raw.strip():
         try:
             vin, warnings = clean_vin_value(raw)
@@ -111,7 +116,7 @@ def vehicle_check_vin(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _detail_context(request: HttpRequest, vehicle: Vehicle) -> dict:
+def _detail_context(request: OrganizationRequest, vehicle: common.FleetRow) -> dict[str, Any]:
     clearance = vehicle.cl
     meaning, next_step = status_help(
         clearance.status if clearance else None,
@@ -123,12 +128,12 @@ def _detail_context(request: HttpRequest, vehicle: Vehicle) -> dict:
         "clearance": clearance,
         "meaning": meaning,
         "next_step": next_step,
-        "retrying": vehicle.status == "queued" and bool(clearance.last_error),
+        "retrying": vehicle.status == "queued" and bool(clearance and clearance.last_error),
         "credential_label": credential_label(credential.name, credential.environment)
         if credential
         else "",
         "last_heard": last_heard_from_hm(clearance),
-        "events": list(vehicle_events(vehicle)[:100]),
+        "events": list(vehicle_events(vehicle.vehicle)[:100]),
         "can_manage": common.can_manage(request),
         "tags_text": format_tags(vehicle.tags),
         "poll_seconds": common.ROW_POLL_SECONDS,
@@ -136,7 +141,7 @@ def _detail_context(request: HttpRequest, vehicle: Vehicle) -> dict:
 
 
 @require_GET
-def vehicle_detail(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_detail(request: OrganizationRequest, public_id) -> HttpResponse:
     vehicle = common.vehicle_for(request, public_id)
     context = _detail_context(request, vehicle)
     context["telemetry_url"] = common.url_or_none("telemetry:panel", vehicle.public_id)
@@ -144,13 +149,13 @@ def vehicle_detail(request: HttpRequest, public_id) -> HttpResponse:
     if vehicle.status == "pending":
         context["cancel_refusal_note"] = CANCEL_REFUSAL_NOTE
         context["cancel_refusal_expected"] = cancel_refusal_expected(
-            vehicle.brand, vehicle.cl.requested_at
+            vehicle.brand, vehicle.cl.requested_at if vehicle.cl else None
         )
     return render(request, common.DETAIL_TEMPLATE, context)
 
 
 @require_GET
-def vehicle_status(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_status(request: OrganizationRequest, public_id) -> HttpResponse:
     """Status, explanation and timeline (polled while not terminal; 286 stops polling)."""
     vehicle = common.vehicle_for(request, public_id)
     html = render_to_string(
@@ -164,9 +169,9 @@ def vehicle_status(request: HttpRequest, public_id) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def vehicle_edit(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_edit(request: OrganizationRequest, public_id) -> HttpResponse:
     vehicle = common.vehicle_for(request, public_id, write=True)
-    form = VehicleEditForm(request.POST or None, instance=vehicle)
+    form = VehicleEditForm(request.POST or None, instance=vehicle.vehicle)
     if request.method == "POST" and form.is_valid():
         if form.has_changed():
             form.save()
@@ -177,7 +182,7 @@ def vehicle_edit(request: HttpRequest, public_id) -> HttpResponse:
     return render(request, "vehicles/vehicle_edit.html", {"form": form, "vehicle": vehicle})
 
 
-def _after_action(request: HttpRequest, vehicle: Vehicle) -> HttpResponse:
+def _after_action(request: OrganizationRequest, vehicle: common.FleetRow) -> HttpResponse:
     if request.htmx:
         vehicle = common.vehicle_for(request, vehicle.public_id)
         response = render(
@@ -188,19 +193,19 @@ def _after_action(request: HttpRequest, vehicle: Vehicle) -> HttpResponse:
 
 
 @require_POST
-def vehicle_defleet(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_defleet(request: OrganizationRequest, public_id) -> HttpResponse:
     vehicle = common.vehicle_for(request, public_id, write=True)
-    result = fleet_actions.defleet_vehicle(vehicle, user=request.user)
+    result = fleet_actions.defleet_vehicle(vehicle.vehicle, user=request.user)
     common.report(request, result, verb="defleet")
     return _after_action(request, vehicle)
 
 
 @require_POST
-def vehicle_reonboard(request: HttpRequest, public_id) -> HttpResponse:
+def vehicle_reonboard(request: OrganizationRequest, public_id) -> HttpResponse:
     vehicle = common.vehicle_for(request, public_id, write=True)
     credential = None
     if vehicle.cl is None or vehicle.cl.credential_id is None:
-        credential = credentials_for(request.organization).first()
+        credential = credentials_for(current_organization(request)).first()
         if credential is None:
             messages.error(
                 request,
@@ -208,6 +213,8 @@ def vehicle_reonboard(request: HttpRequest, public_id) -> HttpResponse:
                 "one before vehicles can be sent.",
             )
             return _after_action(request, vehicle)
-    result = fleet_actions.request_clearances([vehicle], user=request.user, credential=credential)
+    result = fleet_actions.request_clearances(
+        [vehicle.vehicle], user=request.user, credential=credential
+    )
     common.report(request, result, verb="request")
     return _after_action(request, vehicle)

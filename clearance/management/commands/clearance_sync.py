@@ -1,6 +1,8 @@
 """``python manage.py clearance_sync [--org SLUG]``: sync clearances with HM now, print what changed."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clearance.hm import HMError
 from clearance.management.lookup import credential_for, organization_for
@@ -11,23 +13,25 @@ from clearance.services import sync
 class Command(BaseCommand):
     help = "Sync every credential's clearances with High Mobility now (one list call each)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", help="Only this organization (slug).")
         parser.add_argument("--credential", help="Only this credential (name).")
 
-    def handle(self, *args, org=None, credential=None, **options):
-        credentials = Credential.objects.select_related("organization").order_by(
+    def handle(
+        self, *args: Any, org: str | None = None, credential: str | None = None, **options: Any
+    ) -> None:
+        wanted = Credential.objects.select_related("organization").order_by(
             "organization__slug", "name"
         )
         if org:
             organization = organization_for(org)
-            credentials = credentials.filter(organization=organization)
+            wanted = wanted.filter(organization=organization)
             if credential:
                 named = credential_for(organization, credential)
-                credentials = credentials.filter(pk=named.pk if named else None)
+                wanted = wanted.filter(pk=named.pk if named else 0)
         elif credential:
-            credentials = credentials.filter(name=credential)
-        credentials = [c for c in credentials if c.clearances.exists()]
+            wanted = wanted.filter(name=credential)
+        credentials = [c for c in wanted if c.clearances.exists()]
         if not credentials:
             self.stdout.write("No credential has clearances to sync.")
             return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clearance.clients import base_url_for
 from clearance.management.lookup import credential_for, organization_for
@@ -19,11 +20,11 @@ class Command(BaseCommand):
         "say why in words (wrong secret, expired key, clock skew, unreachable host...) and exit 1."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", required=True, help="Organization slug.")
         parser.add_argument("--credential", required=True, help="Credential name.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         organization = organization_for(options["org"])
         credential = credential_for(organization, options["credential"])
         assert credential is not None  # --credential is required
