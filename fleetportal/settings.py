@@ -3,6 +3,7 @@
 import base64
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 from celery.schedules import crontab  # noqa: F401  (kept for schedule entries below)
@@ -178,8 +179,6 @@ X_FRAME_OPTIONS = "DENY"
 MAP_TILE_URL = env_str("MAP_TILE_URL", "")
 _tile_origin = ""
 if MAP_TILE_URL:
-    from urllib.parse import urlsplit
-
     _parts = urlsplit(MAP_TILE_URL)
     # "{s}" is Leaflet's subdomain placeholder; a CSP host wildcard covers every subdomain.
     _tile_origin = f"{_parts.scheme}://{_parts.netloc.replace('{s}', '*')}"

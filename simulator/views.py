@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -46,8 +46,6 @@ def parse_body(request: HttpRequest) -> object:
 def form_or_json(request: HttpRequest) -> dict:
     content_type = request.content_type or ""
     if content_type == "application/x-www-form-urlencoded" and request.method != "POST":
-        from django.http import QueryDict
-
         return QueryDict(request.body).dict()
     try:
         body = parse_body(request)
