@@ -4,7 +4,6 @@ what callers hand over (a queryset, vehicles or ids)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -37,7 +36,3 @@ def vehicle_ids(vehicles: Iterable[Vehicle | int] | QuerySet[Vehicle] | None) ->
     if isinstance(vehicles, QuerySet):
         return list(vehicles.values_list("pk", flat=True))
     return [v if isinstance(v, int) else v.pk for v in vehicles]
-
-
-def actor_id(actor: Any) -> int | None:
-    return actor.pk if actor is not None else None

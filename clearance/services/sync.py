@@ -152,8 +152,4 @@ def sync_clearances(credential: Credential, *, client: HMClient | None = None) -
 
 def remember_sync(credential_id: int, *, at: datetime, **facts: Any) -> None:
     """The outcome of the credential's last sync (counts, or an error in words)."""
-    cache.set(last_sync_key(credential_id), {"at": at.isoformat(), **facts}, timeout=None)
-
-
-def last_sync_key(credential_id: int) -> str:
-    return f"clearance:last-sync:{credential_id}"
+    cache.set(f"clearance:last-sync:{credential_id}", {"at": at.isoformat(), **facts}, timeout=None)

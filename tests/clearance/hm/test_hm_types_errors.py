@@ -30,7 +30,7 @@ from clearance.hm import (
     to_vehicle_data_brand,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_importing_the_client_pulls_in_no_django():
