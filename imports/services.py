@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -77,7 +78,7 @@ def import_job_create(
             ImportChunk.objects.create(job=job, index=index, data=data)
         job.size, job.sha256 = size, digest.hexdigest()
         job.save(update_fields=["size", "sha256"])
-        tasks.validate_import_job.delay_on_commit(job.pk)
+        tasks.validate_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
     prune_old_files()
     return job
 
@@ -144,7 +145,7 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         )
         if not started:
             raise ImportRejected("This import was already started.")
-        tasks.run_import_job.delay_on_commit(job.pk)
+        tasks.run_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
 
 
 def import_job_recheck(job: ImportJob) -> None:
@@ -166,7 +167,7 @@ def import_job_recheck(job: ImportJob) -> None:
         )
         if not restarted:
             raise ImportRejected("This import is not waiting for confirmation any more.")
-        tasks.validate_import_job.delay_on_commit(job.pk)
+        tasks.validate_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
 
 
 def import_job_cancel(job: ImportJob) -> None:
@@ -237,6 +238,20 @@ def import_job_fail(job_id: int, message: str) -> None:
     job = ImportJob.objects.filter(pk=job_id).first()
     if job and job.status in {ImportJob.Status.VALIDATING, ImportJob.Status.IMPORTING}:
         _finish(job, ImportJob.Status.FAILED, message=message)
+
+
+NOT_QUEUED = (
+    "The import could not be started: the task queue is unreachable, so no background worker "
+    "can run it. Upload the file again in a minute; if it keeps failing, ask whoever runs "
+    "FleetPortal to check the task queue (Redis)."
+)
+
+
+def _not_queued(job_id: int) -> None:
+    """The job's task could not be handed to the broker: say so on the job, not with a 500."""
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job and job.is_running:
+        _finish(job, ImportJob.Status.FAILED, message=NOT_QUEUED)
 
 
 def _finish(job: ImportJob, status: str, *, message: str = "") -> None:

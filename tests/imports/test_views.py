@@ -277,3 +277,21 @@ def test_a_stale_preview_offers_to_check_the_file_again(
     validated(job)
     page = manager_client.get(url).content.decode()
     assert "Import 2 new vehicles" in page and "The fleet changed" not in page
+
+
+def test_an_upload_the_task_queue_cannot_take_fails_in_words(
+    manager_client, django_capture_on_commit_callbacks
+):
+    with (
+        mock.patch(
+            "imports.tasks.validate_import_job.delay", side_effect=ConnectionError("broker down")
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_file(manager_client, fleet_csv(3))
+    job = ImportJob.objects.get()
+    assert response.status_code == 302  # the job page, not an error page
+    assert job.status == ImportJob.Status.FAILED
+    assert "task queue is unreachable" in job.message
+    page = manager_client.get(response["Location"]).content.decode()
+    assert "task queue is unreachable" in page
