@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.core.cache import cache
@@ -179,8 +180,15 @@ def request_refresh(vehicle: Vehicle) -> bool:
     if pull_is_waiting(get_pull_status(vehicle), requested_only=True):
         return False
     set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…", requested=True)
-    tasks.pull_vehicle_telemetry.delay_on_commit(vehicle.pk, requested=True)
+    not_queued = partial(set_pull_status, vehicle, "failed", REFRESH_NOT_QUEUED, requested=True)
+    tasks.pull_vehicle_telemetry.delay_on_commit(vehicle.pk, requested=True, on_error=not_queued)
     return True
+
+
+REFRESH_NOT_QUEUED = (
+    "The refresh could not be started: the task queue is unreachable, so no background worker "
+    "can ask High Mobility. Try again in a minute."
+)
 
 
 def explain_hm_error(exc: Exception) -> str:

@@ -527,3 +527,18 @@ def test_the_panel_page_works_without_javascript(manager_client, with_data):
     assert "<html" in html and "Loading telemetry" not in html
     assert 'method="post"' in html and f'action="{panel_url(with_data)}refresh/"' in html
     assert "12,346 km" in html
+
+
+def test_a_refresh_the_task_queue_cannot_take_says_so(
+    manager_client, vehicle, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", broker_down)
+    url = reverse("telemetry:refresh", args=[vehicle.public_id])
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(url, headers={"HX-Request": "true"})
+    assert pull.get_pull_status(vehicle)["state"] == "failed"
+    html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "task queue is unreachable" in html
