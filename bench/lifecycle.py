@@ -178,7 +178,8 @@ def run(n: int, workers: int) -> list[dict]:
 
     from clearance import clients
     from clearance.models import Clearance, Credential
-    from clearance.services import onboarding, sync
+    from clearance.services import onboarding
+    from clearance.services import sync as sync_service
     from clearance.work import BackgroundTask
     from organizations.models import Organization
     from simulator import clock as sim_clock
@@ -226,13 +227,13 @@ def run(n: int, workers: int) -> list[dict]:
 
         sim_clock.advance(timedelta(seconds=30))
         with measure(session) as sync:
-            result = sync.sync_clearances(credential, client=client)
+            result = sync_service.sync_clearances(credential, client=client)
         sync.update(step="sync", changed=result.changed)
         assert Clearance.objects.filter(status="approved").count() == n, "not all approved"
         rows.append(sync)
 
         with measure(session) as resync:
-            result = sync.sync_clearances(credential, client=client)
+            result = sync_service.sync_clearances(credential, client=client)
         resync.update(step="resync", changed=result.changed)
         rows.append(resync)
 
