@@ -272,7 +272,7 @@ def pull_vehicle(vehicle_id: int, *, requested: bool = False) -> PullOutcome:
 def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
     try:
         client = _client_for(credential)
-    except ValueError as exc:  # clearance.connect.CredentialIncomplete
+    except ValueError as exc:  # clearance.clients.CredentialIncomplete
         return PullOutcome(False, f"The High Mobility credential is incomplete: {exc}")
     try:
         payload = client.get_vehicle_data(vehicle.vin)

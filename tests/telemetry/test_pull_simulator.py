@@ -1,4 +1,4 @@
-"""Pull over real HTTP: our HM client (clearance.connect) against the simulator on a live server."""
+"""Pull over real HTTP: our HM client (clearance.clients) against the simulator on a live server."""
 
 from __future__ import annotations
 
