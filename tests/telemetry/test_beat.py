@@ -126,7 +126,7 @@ def test_the_spread_stays_below_the_broker_visibility_timeout(fleet, sent, setti
 def test_the_refresh_button_does_not_wait_for_a_scheduled_pull(fleet, sent, monkeypatch):
     refreshed: list[int] = []
 
-    def delay_on_commit(vehicle_id, requested=False):
+    def delay_on_commit(vehicle_id, requested=False, on_error=None):
         assert requested is True  # its answer is shown as "Refreshed: ..."
         refreshed.append(vehicle_id)
 
