@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from uuid import UUID
 
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from clearance.models import Credential
 from clearance.services import webhooks as services
+from untrusted import UntrustedJsonError, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def high_mobility(request: HttpRequest, public_id: UUID) -> JsonResponse:
         logger.warning("Webhook for credential %s refused: bad or missing signature", public_id)
         return JsonResponse({"error": "invalid signature"}, status=401)
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        return JsonResponse({"error": "the body is not JSON"}, status=400)
+        payload = parse_json(body or b"{}")
+    except UntrustedJsonError as exc:
+        return JsonResponse({"error": f"The body is not usable JSON. {exc}"}, status=400)
     if not isinstance(payload, dict):
         payload = {"payload": payload}
     event = services.webhook_event(payload, request.headers.get("X-HM-Event"))

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
 from clearance.wording import NOT_REQUESTED
@@ -87,7 +88,9 @@ def _has_clearance(vehicle: Any) -> bool:
 
 def csv_response(rows: Iterable[Iterable[Any]], filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Quoted and escaped (or RFC 5987-encoded) by Django: a name taken from an upload cannot
+    # add parameters of its own (`"; filename*=UTF-8''evil.html`).
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     response["Cache-Control"] = "no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -107,7 +110,7 @@ MAX_FILENAME_PART = 40
 def filtered_filename(filename: str, flt: Any) -> str:
     """The file name with the active filter appended ("acme-fleet.csv", status approved, brand
     bmw -> "acme-fleet-approved-bmw.csv"); unchanged without a filter. Only [a-z0-9-] are added,
-    so the Content-Disposition header stays safe."""
+    so the name stays readable."""
     if flt is None or not flt.active:
         return filename
     stem, dot, extension = filename.rpartition(".")

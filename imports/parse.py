@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
+from untrusted import storable
+
 COLUMNS = ("vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
 REQUIRED_COLUMNS = ("vin", "brand")
 DELIMITERS = (",", ";", "\t")
@@ -286,7 +288,9 @@ def _detect_encoding(head: bytes) -> tuple[str, str]:
         for signature, what in _BINARY_SIGNATURES:
             if head.startswith(signature):
                 raise CsvFileError(f"This is {what}, not a CSV file. {SAVE_AS_HINT}")
-        if b"\x00" in head:
+        # Binary files and UTF-16 without a byte-order mark are full of NUL bytes; a stray one
+        # in a text file is a damaged cell, reported on its row like one further down.
+        if head.count(b"\x00") * 100 > len(head) or _control_bytes(head) > max(8, len(head) // 100):
             raise CsvFileError(
                 "The file contains binary data (or UTF-16 text without a byte-order mark), "
                 f"so it cannot be read as CSV. {SAVE_AS_HINT}"
@@ -313,6 +317,13 @@ def _detect_encoding(head: bytes) -> tuple[str, str]:
             f"The file contains binary data, so it cannot be read as CSV. {SAVE_AS_HINT}"
         )
     return encoding, label
+
+
+_CONTROL_BYTES = tuple(bytes([code]) for code in range(32) if chr(code) not in "\t\n\r")
+
+
+def _control_bytes(data: bytes) -> int:
+    return sum(data.count(byte) for byte in _CONTROL_BYTES)
 
 
 def _decode_error_message(exc: UnicodeDecodeError, row: int | None) -> str:
@@ -355,6 +366,7 @@ def _detect_delimiter(line: str) -> tuple[str, list[str]]:
 def _build_layout(
     cells: list[str], encoding: str, label: str, delimiter: str, header_row: int
 ) -> CsvLayout:
+    cells = [storable(cell) for cell in cells]  # labels are shown and stored with the preview
     columns: dict[str, int] = {}
     labels: dict[str, str] = {}
     unknown: list[str] = []

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imports.parse import CsvLayout, RawRow
+from untrusted import storable, unstorable_character
 from vehicles.validation import InvalidValue, normalize_vin, parse_brand
 
 MAX_LICENSE_PLATE = 20
@@ -92,10 +93,23 @@ class RowValidator:
             return result  # a broken record (bad quoting): nothing else to check
         values = {name: _unescape(value) for name, value in raw.values.items()}
         result.source_vin = raw.values["vin"][:SOURCE_VIN_MAX]
-        self._check_vin(values["vin"], result)
-        self._check(
-            "brand", values["brand"], result, lambda v: setattr(result, "brand", parse_brand(v))
-        )
+        # A cell the database cannot store is an error of its own and is not checked further
+        # (other messages quote the value, and messages are stored with the preview).
+        unstorable = set()
+        if unstorable_character("".join(values.values())):  # one search for a clean row
+            result.source_vin = storable(result.source_vin)
+            for name, value in values.items():
+                character = unstorable_character(value)
+                if character:
+                    result.errors.append(self._issue(name, raw.row, _unstorable_message(character)))
+                    unstorable.add(name)
+                    values[name] = ""
+        if "vin" not in unstorable:
+            self._check_vin(values["vin"], result)
+        if "brand" not in unstorable:
+            self._check(
+                "brand", values["brand"], result, lambda v: setattr(result, "brand", parse_brand(v))
+            )
         self._check_text("license_plate", values["license_plate"], MAX_LICENSE_PLATE, result)
         self._check_text("nickname", values["nickname"], MAX_NICKNAME, result)
         if values["tags"]:
@@ -271,6 +285,13 @@ def parse_odometer(value: str) -> int:
     if number > MAX_ODOMETER_KM:
         raise InvalidValue(f"{number:,} km is not a plausible odometer reading.")
     return number
+
+
+def _unstorable_message(problem: str) -> str:
+    return (
+        f"This cell contains {problem}, which cannot be stored; it usually comes from a damaged "
+        "export. Remove it (retype the cell) and upload the file again."
+    )
 
 
 def _unescape(value: str) -> str:

@@ -136,7 +136,9 @@ def cancel(request: OrganizationRequest, public_id) -> HttpResponse:
 
 @require_GET
 def error_report(request: OrganizationRequest, public_id: UUID) -> HttpResponseBase:
-    job = _job(request, public_id)
+    # The report lists rows of the uploaded file, including those never imported: it is for the
+    # managers who fix and upload files, like the upload itself.
+    job = _job(request, public_id, role=Role.MANAGER)
     if not files.job_file_kept(job):
         messages.error(request, "The file of this import is no longer kept.")
         return redirect("imports:job", public_id=job.public_id)

@@ -2,6 +2,9 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
+
+from untrusted.forms import JSON_FORM_FIELD
 
 from . import clock, services, webhooks
 from .models import (
@@ -95,6 +98,7 @@ class SimClearanceAdmin(admin.ModelAdmin):
     list_filter = ("app", "brand", "delete_action", "settled")
     search_fields = ("vin",)
     readonly_fields = ("history", "notified_status", "settled")
+    formfield_overrides = {models.JSONField: JSON_FORM_FIELD}
 
     @admin.display(description="status now")
     def current_status(self, obj):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
+
+from untrusted import UntrustedJsonError, parse_json
 
 from .behaviour import Entry
 from .errors import ApiError
@@ -18,8 +19,8 @@ def parse_filter(raw: str | None) -> dict:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
+        value = parse_json(raw)
+    except UntrustedJsonError as exc:
         raise _filter_error("filter should be URL encoded JSON") from exc
     if not isinstance(value, dict):
         raise _filter_error("filter should be a JSON object")

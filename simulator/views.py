@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,6 +10,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+
+from untrusted import UntrustedJsonError, parse_json
 
 from . import auth, services, tokens
 from .errors import ApiError, TokenError
@@ -38,8 +39,8 @@ def parse_body(request: HttpRequest) -> object:
     if not request.body:
         return {}
     try:
-        return json.loads(request.body)
-    except ValueError as exc:
+        return parse_json(request.body)
+    except UntrustedJsonError as exc:
         raise ApiError(400, "Bad Request", "The body is not valid JSON") from exc
 
 

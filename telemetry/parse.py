@@ -15,7 +15,6 @@ kept untouched in :attr:`ParsedTelemetry.raw`. Pure Python: no Django imports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +40,8 @@ from telemetry.readings import (
     to_km,
     to_kmh,
 )
+from untrusted import UntrustedJsonError
+from untrusted import parse_json as parse_untrusted_json
 
 _TOP_LEVEL_META = {"request_id", "vin", "brand"}
 
@@ -150,9 +151,9 @@ def _reading_json(reading: Reading[Any]) -> dict[str, Any]:
 def parse_json(payload: bytes | str) -> ParsedTelemetry:
     """Parse a JSON document of either shape (REST answer or MQTT envelope)."""
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise TelemetryParseError(f"not JSON: {exc}") from exc
+        document = parse_untrusted_json(payload)
+    except UntrustedJsonError as exc:
+        raise TelemetryParseError(f"not usable JSON: {exc}") from exc
     if isinstance(document, dict) and "message_id" in document and "data" in document:
         return parse_stream(document)
     return parse_rest(document)

@@ -17,6 +17,7 @@ PACKAGES = (
     "telemetry",
     "simulator",
     "fleetportal",
+    "untrusted",
 )
 
 

@@ -1,6 +1,7 @@
 """Admin for vehicles, with their clearance shown read-only."""
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -8,6 +9,7 @@ from django.utils.html import format_html
 
 from clearance.admin import defleet_from_admin, reonboard_from_admin
 from clearance.models import Clearance
+from untrusted.forms import JSON_FORM_FIELD
 from vehicles.models import Vehicle
 
 
@@ -59,6 +61,7 @@ class VehicleAdmin(admin.ModelAdmin):
     raw_id_fields = ["organization"]
     inlines = [ClearanceInline]
     actions = ["request_clearance", "defleet"]
+    formfield_overrides = {models.JSONField: JSON_FORM_FIELD}
 
     @admin.display(description="clearance", ordering="clearance__status")
     def clearance_status(self, obj):

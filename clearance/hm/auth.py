@@ -127,7 +127,7 @@ class PrivateKeyAuth:
         else:
             try:
                 data = json.loads(json_text_or_dict)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:  # deep nesting: RecursionError
                 raise ValueError("The key file is not valid JSON.") from exc
         if not isinstance(data, Mapping) or not data.get("private_key") or not data.get("id"):
             raise ValueError('The key file must contain "private_key" and "id".')

@@ -180,7 +180,7 @@ class HMClient:
         if response.content:
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested thousands of levels deep
                 body = None
         if response.status_code >= 300:
             raise error_for_status(

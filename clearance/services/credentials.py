@@ -6,7 +6,6 @@ same way. Messages are in words and never contain a secret.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -16,6 +15,7 @@ from django.utils import timezone
 from clearance.hm import load_ec_private_key
 from clearance.models import Credential
 from organizations.models import Organization
+from untrusted import UntrustedJsonError, parse_json
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 
@@ -52,11 +52,11 @@ def parse_private_key(text: str | bytes) -> KeyMaterial:
     key_id = ""
     if text.startswith("{"):
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = parse_json(text)
+        except UntrustedJsonError as exc:
             raise ValidationError(
-                "The key file looks like JSON but cannot be read. Download it again from the "
-                "High Mobility console."
+                f"The key file looks like JSON but cannot be read. {exc} Download it again from "
+                "the High Mobility console."
             ) from None
         if not isinstance(data, dict):
             raise ValidationError("The key file must be a JSON object.")

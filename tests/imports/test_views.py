@@ -140,6 +140,22 @@ def test_error_report_download(manager_client):
     assert by_row["3"][4] == "'=1+1"
 
 
+@pytest.mark.parametrize("status", ["preview", "done"])
+def test_viewers_neither_see_nor_open_the_error_report(
+    viewer_client, manager_client, organization, status
+):
+    # The report lists rows of the uploaded file, also those never imported: managers' work.
+    job = ImportJob.objects.create(organization=organization, status=status, errors=1)
+    job.chunks.create(index=0, data=fleet_csv(1) + b"BAD,bmw,,,,\n")
+    report_url = reverse("imports:error_report", args=[job.public_id])
+    page = viewer_client.get(reverse("imports:job", args=[job.public_id]))
+    assert page.status_code == 200 and report_url not in page.content.decode()
+    assert viewer_client.get(report_url).status_code == 403
+    manager_page = manager_client.get(reverse("imports:job", args=[job.public_id]))
+    assert report_url in manager_page.content.decode()
+    assert manager_client.get(report_url).status_code == 200
+
+
 def test_export_is_streamed_filtered_and_formula_safe(
     viewer_client, organization, other_organization
 ):

@@ -13,9 +13,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from clearance.management.lookup import credential_for, organization_for
 from imports import planning, writing
@@ -73,13 +75,23 @@ class Command(BaseCommand):
         if not (counts.created or counts.updated):
             self.stdout.write(self.style.SUCCESS("Nothing to import: no new or changed vehicles."))
             return
-        with open_file() as stream:
-            done = writing.import_rows(
-                stream,
-                organization,
-                credential=credential,
-                update_existing=update,
-            )
+        committed: dict[str, Any] = {}
+
+        def remember(counts: planning.Counts, processed: int) -> None:
+            # Runs inside the batch's transaction: record it only once that batch is committed.
+            transaction.on_commit(partial(committed.update, counts=counts, processed=processed))
+
+        try:
+            with open_file() as stream:
+                done = writing.import_rows(
+                    stream,
+                    organization,
+                    credential=credential,
+                    update_existing=update,
+                    on_batch=remember,
+                )
+        except Exception as exc:
+            raise CommandError(_stopped_message(exc, committed, counts.total)) from exc
         elapsed = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
@@ -128,3 +140,21 @@ class Command(BaseCommand):
             out.write(self.style.ERROR(f"  Row {issue['row']}{column}: {issue['message']}"))
         if counts.errors > SHOW_ERRORS:
             out.write(f"  … and more; {counts.errors} row(s) with errors in total.")
+
+
+def _stopped_message(exc: Exception, committed: dict[str, Any], total: int) -> str:
+    """What a failed import left in the fleet: whole batches before the failure, nothing after."""
+    reason = exc.message if isinstance(exc, CsvFileError) else f"{type(exc).__name__}: {exc}"
+    reason = reason.strip().splitlines()[0][:300] if reason.strip() else type(exc).__name__
+    counts, processed = committed.get("counts"), committed.get("processed", 0)
+    if counts is None:
+        kept = "Nothing was imported."
+    else:
+        kept = (
+            f"Imported before it stopped: {counts.created} added, {counts.updated} updated "
+            f"(the first {processed} of {total} rows); they stay in the fleet."
+        )
+    return (
+        f"The import stopped: {reason}. {kept} Nothing of the rows after them was saved; "
+        "running the same command again imports the rest."
+    )
