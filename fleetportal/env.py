@@ -5,12 +5,15 @@ names the variable and says what was expected, instead of silently falling back 
 """
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, overload
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -132,3 +135,111 @@ def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
         config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
         config["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
     return dict(config)
+
+
+_EMAIL_SCHEMES = "smtp://, smtps://, console://, locmem://, file:// or dummy://"
+_SMTP_QUERY_FLAGS = {"tls": "use_tls", "ssl": "use_ssl"}
+
+
+def env_email(name: str, default: str = "console://") -> dict[str, Any]:
+    """An email URL as a Django MAILERS entry ({"BACKEND": ..., "OPTIONS": {...}}).
+
+    smtp://user:password@host:587/?tls=1 (STARTTLS), smtps://user:password@host:465 (TLS from the
+    start; same as ?ssl=1), optional &timeout=seconds (default 10); console:// prints messages to
+    the process's output, locmem:// keeps them in memory (tests), file:///folder writes one file
+    per message, dummy:// drops them. Messages about a malformed URL never quote the URL: it may
+    carry the mail server's password.
+    """
+    value = env_str(name, default)
+    try:
+        parts = urlsplit(value)
+        scheme = parts.scheme.lower()
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} is not a URL; it must start with {_EMAIL_SCHEMES}."
+        ) from None
+    simple = {
+        "console": "django.core.mail.backends.console.EmailBackend",
+        "locmem": "django.core.mail.backends.locmem.EmailBackend",
+        "dummy": "django.core.mail.backends.dummy.EmailBackend",
+    }
+    if scheme in simple:
+        return {"BACKEND": simple[scheme], "OPTIONS": {}}
+    if scheme == "file":
+        if parts.netloc or not parts.path or parts.path == "/":
+            raise ImproperlyConfigured(
+                f"{name} must name a folder for file://, e.g. file:///var/lib/fleetportal/mail."
+            )
+        return {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": unquote(parts.path)},
+        }
+    if scheme not in ("smtp", "smtps"):
+        raise ImproperlyConfigured(f"{name} must start with {_EMAIL_SCHEMES}.")
+    return {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": _smtp_options(name, parts),
+    }
+
+
+def _smtp_options(name: str, parts) -> dict[str, Any]:
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}: the port must be a number between 1 and 65535. Characters such as / @ : "
+            "in the user name or password must be percent-encoded (/ as %2F, @ as %40)."
+        ) from None
+    if not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name} must name the mail server, e.g. smtp://user:password@mail.example.com:587/?tls=1."
+        )
+    options: dict[str, Any] = {"host": parts.hostname, "timeout": 10}
+    if port is not None:
+        options["port"] = port
+    if parts.username is not None:
+        options["username"] = unquote(parts.username)
+        options["password"] = unquote(parts.password or "")
+    if parts.scheme.lower() == "smtps":
+        options["use_ssl"] = True
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        raw = values[-1].strip().lower()
+        if key in _SMTP_QUERY_FLAGS:
+            if raw not in _TRUE | _FALSE or not raw:
+                raise ImproperlyConfigured(f"{name}: {key}= must be 1 or 0, got {raw!r}.")
+            options[_SMTP_QUERY_FLAGS[key]] = raw in _TRUE
+        elif key == "timeout":
+            try:
+                options["timeout"] = float(raw)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{name}: timeout= must be a number of seconds, got {raw!r}."
+                ) from None
+        else:
+            raise ImproperlyConfigured(
+                f"{name}: unknown option {key!r}; use tls=1, ssl=1 or timeout=seconds."
+            )
+    if options.get("use_tls") and options.get("use_ssl"):
+        raise ImproperlyConfigured(
+            f"{name}: choose either tls=1 (STARTTLS, usually port 587) or ssl=1 / smtps:// "
+            "(usually port 465), not both."
+        )
+    return options
+
+
+def env_email_address(name: str, site_url: str) -> str:
+    """A sender address such as `FleetPortal <noreply@fleet.example.com>` or a bare address;
+    by default noreply@ the site's host name (localhost when that is an IP address)."""
+    host = urlsplit(site_url).hostname or ""
+    if "." not in host or host.replace(".", "").isdigit() or ":" in host:
+        host = "localhost"
+    value = env_str(name, f"FleetPortal <noreply@{host}>")
+    _display, address = parseaddr(value)
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise ImproperlyConfigured(
+            f"{name} must be an email address, optionally with a name: "
+            f"FleetPortal <noreply@fleet.example.com>; got {value!r}."
+        ) from None
+    return value

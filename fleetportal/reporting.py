@@ -27,7 +27,9 @@ def mask_url_passwords(text: str, substitute: str) -> str:
 class SecretMaskingReporterFilter(SafeExceptionReporterFilter):
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)  # recurses into dicts, lists, tuples
-        if isinstance(cleansed, str):
+        # `type() is str`: a lazy setting (django-axes' AXES_USERNAME_FORM_FIELD) passes
+        # isinstance(..., str) but is no string the pattern can search.
+        if type(cleansed) is str:
             return mask_url_passwords(cleansed, self.cleansed_substitute)
         return cleansed
 

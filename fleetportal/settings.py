@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ from fleetportal.env import (
     env_bool,
     env_choice,
     env_database,
+    env_email,
+    env_email_address,
     env_fernet_keys,
     env_float,
     env_int,
@@ -60,6 +63,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
     "organizations",
     "vehicles",
     "clearance",
@@ -83,6 +87,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "organizations.middleware.CurrentOrganizationMiddleware",
+    # Last, as django-axes requires: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fleetportal.urls"
@@ -138,6 +144,39 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes, database handler: the same in SQLite and PostgreSQL mode).
+# LOGIN_FAILURE_LIMIT failed logins for one username from one client IP, each within
+# LOGIN_LOCKOUT_MINUTES of the previous, pause that pair for LOGIN_LOCKOUT_MINUTES; staff unlock
+# in admin. Behind reverse proxies, TRUSTED_PROXY_COUNT says how many append to X-Forwarded-For.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# A refused attempt during the pause does not extend it: the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "organizations.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "organizations.login_throttle.lockout_response"
+AXES_ENABLE_ADMIN = False  # organizations/admin.py registers lockouts with an unlock action
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
+
+# Email. EMAIL_URL: smtp://user:password@host:587/?tls=1, smtps://..., console:// (the default:
+# printed to the process output), locmem://, file:///folder, dummy:// (see env.py).
+MAILERS = {"default": env_email("EMAIL_URL")}
+DEFAULT_FROM_EMAIL = env_email_address("DEFAULT_FROM_EMAIL", SITE_URL)
+EMAIL_CONFIGURED = env_str("EMAIL_URL") is not None
+# Member invitations: how long a link works, and whether it may create the invited account.
+INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 7, minimum=1)
+INVITATIONS_CREATE_ACCOUNTS = env_bool("INVITATIONS_CREATE_ACCOUNTS", False)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -259,6 +298,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # Failed and refused logins are logged once, by organizations.login_throttle.
+        "axes": {"level": "ERROR"},
         # Django's own handlers (a DEBUG-only console, mail_admins without ADMINS) printed each
         # request error a second time next to the root console; django.* propagates to root.
         "django": {"handlers": [], "level": "INFO", "propagate": True},

@@ -14,6 +14,8 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
 # block that, so each request closes its own, as Django does by default.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
+# Messages stay in memory (django.core.mail.outbox); Django's test runner does the same.
+os.environ.setdefault("EMAIL_URL", "locmem://")
 
 from fleetportal.settings import *  # noqa: F403
 from fleetportal.settings import STORAGES

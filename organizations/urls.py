@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from organizations import views
+from organizations import invitation_views, views
 
 urlpatterns = [
     path(
@@ -15,4 +15,15 @@ urlpatterns = [
     path("organization/switch/", views.switch_organization, name="switch_organization"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/", views.member_update, name="member_update"),
+    path(
+        "members/invitations/<int:pk>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path(
+        "members/invitations/<int:pk>/send-again/",
+        views.invitation_send_again,
+        name="invitation_send_again",
+    ),
+    path("invitations/<str:token>/", invitation_views.invitation, name="invitation"),
 ]

@@ -1,17 +1,23 @@
-from django import forms
+import logging
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from organizations import services
-from organizations.access import require_role
+from organizations.access import get_object_for_user, require_role
+from organizations.forms import InvitationForm
 from organizations.middleware import SESSION_KEY
-from organizations.models import Membership, Role
+from organizations.models import ROLE_CAN, Invitation, Membership, Role
+
+log = logging.getLogger(__name__)
 
 
 @require_POST
@@ -32,55 +38,51 @@ def switch_organization(request):
 
 # --- members (owners only) ------------------------------------------------------------------------
 
+# Answered invitations stay on the members page this long, so owners see who accepted.
+ANSWERED_INVITATIONS_SHOWN = timedelta(days=30)
+MAIL_FAILED = (
+    "The invitation could not be sent: the mail server did not accept it ({error}). Nothing was "
+    "saved; try again later, or ask your administrator to check the portal's EMAIL_URL setting."
+)
 
-class MemberAddForm(forms.Form):
-    user = forms.CharField(
-        label="Username or email",
-        max_length=254,
-        help_text="The person needs a FleetPortal account already; an administrator creates accounts.",
-    )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
-    def __init__(self, *args, organization, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.organization = organization
-
-    def clean_user(self):
-        wanted = self.cleaned_data["user"].strip()
-        users = list(
-            get_user_model()
-            .objects.filter(Q(username__iexact=wanted) | Q(email__iexact=wanted), is_active=True)
-            .order_by("pk")[:2]
+def _invitations_shown(organization):
+    recent = timezone.now() - ANSWERED_INVITATIONS_SHOWN
+    return (
+        Invitation.objects.filter(organization=organization)
+        .filter(
+            Q(accepted_at__isnull=True, revoked_at__isnull=True)
+            | Q(accepted_at__gte=recent)
+            | Q(revoked_at__gte=recent)
         )
-        if not users:
-            raise forms.ValidationError(
-                f"No account with the username or email “{wanted}”. Ask an administrator to "
-                "create it first."
-            )
-        if len(users) > 1:
-            raise forms.ValidationError(
-                "Several accounts use this email; enter the username instead."
-            )
-        if Membership.objects.filter(user=users[0], organization=self.organization).exists():
-            raise forms.ValidationError(f"{users[0].get_username()} is already a member.")
-        return users[0]
+        .select_related("invited_by", "accepted_by")
+        .order_by("-sent_at")
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def members(request):
     membership = require_role(request, Role.OWNER)
     organization = membership.organization
-    form = MemberAddForm(request.POST or None, organization=organization)
+    form = InvitationForm(request.POST or None, organization=organization)
     if request.method == "POST":
-        if form.is_valid():
-            user, role = form.cleaned_data["user"], form.cleaned_data["role"]
-            services.add_member(organization, user, role)
-            messages.success(
-                request,
-                f"{user.get_username()} can now use {organization.name} as {Role(role).label.lower()}.",
-            )
-            return redirect("members")
-        messages.error(request, "The member was not added: see the form below.")
+        if not form.is_valid():
+            messages.error(request, "Nobody was invited: see the form below.")
+        else:
+            email, role = form.cleaned_data["email"], form.cleaned_data["role"]
+            try:
+                invitation = services.invite(organization, email=email, role=role, by=membership)
+            except OSError as exc:  # SMTP errors, refused connections and timeouts
+                log.exception("Invitation email for %s could not be sent", organization.slug)
+                messages.error(request, MAIL_FAILED.format(error=type(exc).__name__))
+            else:
+                messages.success(
+                    request,
+                    f"Invitation sent to {email}. They join {organization.name} as "
+                    f"{Role(role).label.lower()} when they accept it; the link is valid until "
+                    f"{_day(invitation.expires_at)}.",
+                )
+                return redirect("members")
     rows = (
         Membership.objects.filter(organization=organization)
         .select_related("user")
@@ -90,8 +92,60 @@ def members(request):
     return render(
         request,
         "organizations/members.html",
-        {"form": form, "members": rows, "owner_count": owners, "roles": Role.choices},
+        {
+            "form": form,
+            "members": rows,
+            "owner_count": owners,
+            "roles": Role.choices,
+            "role_can": [(Role(value).label, ROLE_CAN[Role(value)]) for value in Role.values],
+            "invitations": _invitations_shown(organization),
+            "answered_days": ANSWERED_INVITATIONS_SHOWN.days,
+            "create_accounts": settings.INVITATIONS_CREATE_ACCOUNTS,
+            "valid_days": settings.INVITATION_VALID_DAYS,
+        },
     )
+
+
+def _day(moment) -> str:
+    return timezone.localtime(moment).strftime("%d %b %Y")
+
+
+@require_POST
+def invitation_revoke(request, pk: int):
+    membership = require_role(request, Role.OWNER)
+    invitation = get_object_for_user(request, Invitation, pk=pk)
+    if services.revoke(invitation, by=membership):
+        messages.success(
+            request, f"The invitation for {invitation.email} is revoked: its link no longer works."
+        )
+    else:
+        invitation.refresh_from_db()
+        messages.error(
+            request,
+            f"The invitation for {invitation.email} was {invitation.status.label.lower()} "
+            "already; nothing changed.",
+        )
+    return redirect("members")
+
+
+@require_POST
+def invitation_send_again(request, pk: int):
+    membership = require_role(request, Role.OWNER)
+    invitation = get_object_for_user(request, Invitation, pk=pk)
+    try:
+        invitation = services.send_again(invitation, by=membership)
+    except services.InvitationRefused as refused:
+        messages.error(request, refused.message)
+    except OSError as exc:
+        log.exception("Invitation email for %s could not be sent", membership.organization.slug)
+        messages.error(request, MAIL_FAILED.format(error=type(exc).__name__))
+    else:
+        messages.success(
+            request,
+            f"Invitation sent again to {invitation.email} with a new link, valid until "
+            f"{_day(invitation.expires_at)}; the previous link no longer works.",
+        )
+    return redirect("members")
 
 
 @require_POST
@@ -113,8 +167,9 @@ def member_update(request, pk: int):
                 services.remove_member(target)
                 messages.success(request, f"{name} no longer has access to {organization.name}.")
             elif action == "role" and request.POST.get("role") in Role.values:
-                if services.change_role(target, request.POST["role"]):
-                    messages.success(request, f"{name} is now {target.get_role_display().lower()}.")
+                role = request.POST["role"]
+                if services.change_role(target, role):
+                    messages.success(request, f"{name} is now {Role(role).label.lower()}.")
             else:
                 messages.error(request, "Nothing changed: choose a role or remove.")
         except services.LastOwner as refused:

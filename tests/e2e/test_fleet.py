@@ -323,10 +323,10 @@ def test_phone_layout_fits_fleet_members_and_credentials(
         name = path.strip("/")
         page.screenshot(path=str(screenshots / f"phone-{name}.png"), full_page=True)
         assert overflow == {"page": 0, "box": 0}, f"{path} overflows at 390px: {overflow}"
-    # The members table and the "Add a member" card do not touch.
+    # The members table and the "Invite someone" card do not touch.
     page.goto(f"{live_server.url}/members/")
     gap = page.evaluate(
-        "document.querySelector('[aria-labelledby=add-member-heading]').getBoundingClientRect()"
+        "document.querySelector('[aria-labelledby=invite-heading]').getBoundingClientRect()"
         ".top - document.querySelector('.table-wrap').getBoundingClientRect().bottom"
     )
     assert gap >= 12

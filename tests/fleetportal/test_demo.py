@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from organizations.models import Membership, Organization, Role
 
@@ -21,4 +22,6 @@ def test_demo_is_idempotent_and_its_printed_login_works(capsys, monkeypatch):
     assert get_user_model().objects.filter(username="demo").count() == 1
     membership = Membership.objects.get(user__username="demo")
     assert membership.role == Role.OWNER
-    assert authenticate(username="demo", password=password) is not None
+    # Logins are throttled per client address, so authentication always comes with a request.
+    request = RequestFactory().post("/login/")
+    assert authenticate(request, username="demo", password=password) is not None

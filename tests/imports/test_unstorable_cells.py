@@ -16,8 +16,9 @@ from django.db import DataError
 from django.urls import reverse
 
 from imports import planning, services, tasks, writing
+from imports.encoding import SNIFF_BYTES
 from imports.models import ImportJob
-from imports.parse import SNIFF_BYTES, open_fleet_csv
+from imports.parse import open_fleet_csv
 from imports.rows import RowValidator
 from tests.imports.helpers import fleet_csv, make_vin
 from tests.imports.test_services import run, upload

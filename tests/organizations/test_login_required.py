@@ -8,8 +8,16 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 # Public on purpose: the login page, the health check for load balancers, the favicon, HM's webhook receiver
-# (authenticated by its HMAC signature) and the simulator (authenticates like HM, with tokens).
-PUBLIC_PREFIXES = ("login/", "healthz", "favicon.ico", "webhooks/", "simulator/")
+# (authenticated by its HMAC signature), the simulator (authenticates like HM, with tokens) and the
+# invitation link (its unguessable token is the credential; it offers to log in or sign up).
+PUBLIC_PREFIXES = (
+    "login/",
+    "healthz",
+    "favicon.ico",
+    "webhooks/",
+    "simulator/",
+    "invitations/<str:token>/",
+)
 DUMMY = {"uuid": str(uuid.uuid4()), "int": "1", "slug": "x", "str": "x", "path": "x"}
 
 

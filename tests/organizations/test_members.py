@@ -1,9 +1,13 @@
-"""Members page (owners only): add by username or email, change roles, remove; never lose the last owner."""
+"""Members page (owners only): invite by email, change roles, remove; never lose the last owner."""
+
+import re
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
-from organizations.models import Membership, Role
+from organizations.models import Invitation, Membership, Role
+from tests.conftest import logged_in_client
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -13,30 +17,50 @@ def test_only_owners_see_the_members_page(owner_client, manager_client, viewer_c
     assert owner_client.get(reverse("members")).status_code == 200
     assert manager_client.get(reverse("members")).status_code == 403
     assert viewer_client.get(reverse("members")).status_code == 403
-    assert viewer_client.post(reverse("members"), {"user": "x", "role": "owner"}).status_code == 403
+    invite = {"email": "x@example.com", "role": "owner"}
+    assert viewer_client.post(reverse("members"), invite).status_code == 403
+    assert manager_client.post(reverse("members"), invite).status_code == 403
+    assert not Invitation.objects.exists() and not mail.outbox
 
 
-@pytest.mark.parametrize("lookup", ["username", "email"])
-def test_owner_adds_an_existing_user_by_username_or_email(owner_client, organization, lookup):
+def _link_in_last_email() -> str:
+    return re.search(r"https?://\S+/invitations/[\w-]+/", mail.outbox[-1].body).group(0)
+
+
+def test_owner_invites_an_existing_account_which_joins_by_accepting(owner_client, organization):
+    """What used to be "add by username or email": the person now joins only by accepting."""
     user = UserFactory(username="dora", email="Dora@Example.com")
-    value = "DORA" if lookup == "username" else "dora@example.com"
     response = owner_client.post(
-        reverse("members"), {"user": value, "role": "manager"}, follow=True
+        reverse("members"), {"email": "Dora@Example.com", "role": "manager"}, follow=True
     )
+    assert "Invitation sent to Dora@example.com" in response.content.decode()
+    assert not Membership.objects.filter(user=user, organization=organization).exists()
+
+    dora = logged_in_client(user, organization)
+    path = _link_in_last_email().split("testserver", 1)[-1]
+    page = dora.post(path, follow=True).content.decode()
     assert Membership.objects.get(user=user, organization=organization).role == Role.MANAGER
-    assert "dora can now use Acme Logistics as manager" in response.content.decode()
+    assert "Welcome to Acme Logistics" in page
 
 
-def test_adding_an_unknown_user_says_what_to_do(owner_client):
-    response = owner_client.post(reverse("members"), {"user": "nobody", "role": "viewer"})
-    assert "Ask an administrator to create it first" in response.content.decode()
+def test_inviting_answers_the_same_whether_the_email_has_an_account(owner_client):
+    UserFactory(email="known@example.com")
+    answers = []
+    for email in ["known@example.com", "nobody@example.com"]:
+        response = owner_client.post(reverse("members"), {"email": email, "role": "viewer"})
+        assert response.status_code == 302
+        page = owner_client.get(response["Location"]).content.decode()
+        answers.append(re.search(r"Invitation sent to [^<]*", page).group(0).replace(email, "…"))
+    assert answers[0] == answers[1]
+    assert [m.to for m in mail.outbox] == [["known@example.com"], ["nobody@example.com"]]
 
 
-def test_adding_someone_twice_is_refused(owner_client, manager_user):
+def test_inviting_a_current_member_is_refused(owner_client, manager_user):
     response = owner_client.post(
-        reverse("members"), {"user": manager_user.username, "role": "viewer"}
+        reverse("members"), {"email": manager_user.email.upper(), "role": "viewer"}
     )
     assert "already a member" in response.content.decode()
+    assert not Invitation.objects.exists() and not mail.outbox
 
 
 def test_owner_changes_a_role_and_removes_a_member(owner_client, organization, manager_user):
