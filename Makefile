@@ -18,13 +18,15 @@ PYTHON ?= $(shell \
     ok "$$c" && { echo "$$c"; exit 0; }; \
   done)
 
-.PHONY: help run test bench lint format migrations check-python clean
+.PHONY: help run test bench lint format migrations check-python clean production acceptance
 
 help:
 	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web, workers, beat)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make lint   - ruff check + format check, import layering (import-linter), types (mypy)"
+	@echo "make production - the production build on this machine (gunicorn, workers, beat; PostgreSQL, Redis)"
+	@echo "make acceptance - the production build, a fleet manager's journey in Chromium against it, stopped"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -61,6 +63,14 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The production build without Docker (docs/operations.md): the Dockerfile's build, then the
+# Procfile's processes with DJANGO_DEBUG=0 on PostgreSQL + Redis. `acceptance` is CI's step.
+production: | check-python
+	PYTHON=$(PYTHON) scripts/production_local.sh serve
+
+acceptance: $(VENV)/.installed-dev
+	PYTHON=$(PYTHON) scripts/production_local.sh acceptance
 
 bench: $(VENV)/.installed-dev
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
