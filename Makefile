@@ -24,7 +24,7 @@ help:
 	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web, workers, beat)"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
-	@echo "make lint   - ruff check + format check"
+	@echo "make lint   - ruff check + format check, import layering (import-linter), types (mypy)"
 	@echo "make production - the production build on this machine (gunicorn, workers, beat; PostgreSQL, Redis)"
 	@echo "make acceptance - the production build, a fleet manager's journey in Chromium against it, stopped"
 
@@ -80,6 +80,8 @@ bench: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format .

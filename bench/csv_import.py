@@ -96,11 +96,11 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
 
     from django.conf import settings
 
-    from clearance import services as clearance_services
     from clearance.hm.types import ClearanceResult, ClearanceStatus
     from clearance.models import Clearance, Credential
+    from clearance.services import onboarding
+    from imports import planning, writing
     from organizations.models import Organization
-    from vehicles.imports import services
 
     organization = Organization.objects.create(
         name=f"Bench {path.name}", slug=f"bench-fp-{path.stem}"
@@ -123,19 +123,19 @@ def child_fleetportal(path: Path, db_name: str, hm_deadline: float) -> dict:
     baseline = start_measuring()
     started = time.perf_counter()
     with path.open("rb") as stream:
-        _, plan, _ = services.plan_file(stream, organization, update_existing=False)
+        _, plan, _ = planning.plan_file(stream, organization, update_existing=False)
     validated = time.perf_counter()
     with (
         mock.patch("clearance.tasks.request_clearances.delay", side_effect=triggers.append),
         path.open("rb") as stream,
     ):
-        counts = services.import_rows(
+        counts = writing.import_rows(
             stream, organization, credential=credential, update_existing=False
         )
     imported = time.perf_counter()
     peak = peak_rss_mb()
     deadline = time.monotonic() + hm_deadline
-    summary = clearance_services.request_clearances(
+    summary = onboarding.request_clearances(
         credential.pk, client=CountingClient(), deadline=deadline
     )
     sent_seconds = time.perf_counter() - imported
@@ -232,20 +232,11 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    import django
-    from django.conf import settings
-
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        database["TEST"] = {"NAME": str(settings.VAR_DIR / "bench_csv_import.sqlite3")}
-    else:
-        database["TEST"] = {"NAME": f"bench_{database['NAME']}"}
-    django.setup()
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
-    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    from tests.support.db import drop_throwaway_database, throwaway_database
+
+    old = throwaway_database("bench_csv_import")
     db_name = connection.settings_dict["NAME"]
     results = []
     try:
@@ -262,8 +253,7 @@ def main() -> None:
                     result["size_mb"] = size_mb
                     results.append(result)
     finally:
-        connection.close()
-        teardown_databases(old, verbosity=0)
+        drop_throwaway_database(old)
     print_table(results, connection.vendor)
 
 

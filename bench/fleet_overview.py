@@ -45,27 +45,15 @@ BRANDS = ["bmw", "mercedes-benz", "volkswagen", "renault", "kia", "ford", "sandb
 
 
 def setup_django():
-    import django
-    from django.conf import settings
+    from tests.support.db import throwaway_database
 
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        database["TEST"] = {"NAME": str(settings.VAR_DIR / "bench_fleet_overview.sqlite3")}
-    else:
-        database["TEST"] = {"NAME": f"bench_fleet_{database['NAME']}"}
-    django.setup()
-    from django.test.utils import setup_databases
-
-    return setup_databases(verbosity=0, interactive=False, keepdb=False)
+    return throwaway_database("bench_fleet_overview")
 
 
 def teardown(old) -> None:
-    from django.db import connection
-    from django.test.utils import teardown_databases
+    from tests.support.db import drop_throwaway_database
 
-    connection.close()
-    teardown_databases(old, verbosity=0)
+    drop_throwaway_database(old)
 
 
 def fill(organization, size: int, credential, offset: int) -> None:

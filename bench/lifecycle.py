@@ -42,39 +42,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings_test")
 
 def setup_django(bench_name: str):
     """Django on a fresh throwaway database (tables straight from the models)."""
-    import django
-    from django.conf import settings
+    from tests.support.db import throwaway_database
 
-    settings.MIGRATION_MODULES = {app.split(".")[-1]: None for app in settings.INSTALLED_APPS}
-    database = settings.DATABASES["default"]
-    if database["ENGINE"].endswith("sqlite3"):
-        database["TEST"] = {"NAME": str(settings.VAR_DIR / f"{bench_name}.sqlite3")}
-    else:
-        database["TEST"] = {"NAME": f"{bench_name}_{database['NAME']}"}
-    django.setup()
-    from django.test.utils import setup_databases
-
-    return setup_databases(verbosity=0, interactive=False, keepdb=False)
+    return throwaway_database(bench_name)
 
 
 def teardown(old) -> None:
-    from django.db import connection
-    from django.test.utils import teardown_databases
+    from tests.support.db import drop_throwaway_database
 
-    connection.close()
-    teardown_databases(old, verbosity=0)
-
-
-def database_url() -> str:
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    drop_throwaway_database(old)
 
 
 def free_port() -> int:
@@ -92,6 +68,8 @@ def gunicorn(
 ):
     """The whole portal (simulator included) in gunicorn on loopback; yields the base URL."""
     import requests
+
+    from tests.support.db import database_url
 
     port = free_port()
     env = {
@@ -198,15 +176,19 @@ def run(n: int, workers: int) -> list[dict]:
 
     from django.conf import settings
 
-    from clearance import connect, services
+    from clearance import clients
     from clearance.models import Clearance, Credential
+    from clearance.services import onboarding
+    from clearance.services import sync as sync_service
+    from clearance.work import BackgroundTask
     from organizations.models import Organization
     from simulator import clock as sim_clock
     from simulator import services as sim
     from vehicles.models import Vehicle
 
     logging.getLogger("clearance.hm").setLevel(logging.WARNING)
-    services._on_commit = lambda *args: None  # this process sends the batches itself
+    # This process sends the batches itself: nothing is queued for a worker.
+    BackgroundTask.delay_on_commit = lambda *args, **kwargs: None
 
     with gunicorn(workers=workers) as url:
         settings.HM_SIMULATOR_BASE_URL = f"{url}/simulator"
@@ -225,12 +207,12 @@ def run(n: int, workers: int) -> list[dict]:
             batch_size=2000,
         )
         session = counting_session()
-        client = connect.hm_client_for(credential, session=session)
+        client = clients.hm_client_for(credential, session=session)
         rows = []
 
         with measure(session) as onboard:
-            services.queue_clearance_requests(org.vehicles.all(), credential=credential)
-            summary = services.request_clearances(credential.pk, client=client)
+            onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
+            summary = onboarding.request_clearances(credential.pk, client=client)
         onboard.update(step="onboard", changed=summary.sent)
         assert Clearance.objects.filter(status="pending").count() == n, "not all pending"
         rows.append(onboard)
@@ -245,13 +227,13 @@ def run(n: int, workers: int) -> list[dict]:
 
         sim_clock.advance(timedelta(seconds=30))
         with measure(session) as sync:
-            result = services.sync_clearances(credential, client=client)
+            result = sync_service.sync_clearances(credential, client=client)
         sync.update(step="sync", changed=result.changed)
         assert Clearance.objects.filter(status="approved").count() == n, "not all approved"
         rows.append(sync)
 
         with measure(session) as resync:
-            result = services.sync_clearances(credential, client=client)
+            result = sync_service.sync_clearances(credential, client=client)
         resync.update(step="resync", changed=result.changed)
         rows.append(resync)
 

@@ -37,7 +37,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lifecycle import gunicorn, setup_django, teardown
-from webhooks import purge_broker, start_worker
 
 SEED_REJECTED_VIN = "2HM00000000000001"  # rejected without the odometer control measure
 GOAL_SECONDS = 3.0
@@ -186,14 +185,16 @@ def evaluation(n: int, rule_count: int, members: int) -> dict:
 def latency(rounds: int, workers: int) -> dict:
     from django.conf import settings
 
-    from clearance import services
     from clearance.models import Clearance, Credential, WebhookDelivery
+    from clearance.services import onboarding
     from notifications import outgoing, signing
     from notifications.models import Alert, AlertRule, RuleKind, WebhookEndpoint
     from organizations.models import Organization
     from simulator import clock as sim_clock
     from simulator import services as sim
+    from simulator import webhooks as sim_webhooks
     from tests.notifications.receiver import start_receiver
+    from tests.support.worker import purge_broker, start_worker
     from vehicles.models import Vehicle
 
     receiver = start_receiver()
@@ -225,19 +226,22 @@ def latency(rounds: int, workers: int) -> dict:
             app, f"{url}/webhooks/high-mobility/{credential.public_id}/", credential.webhook_secret
         )
         worker = start_worker(
-            {"SITE_URL": url, "HM_SIMULATOR_BASE_URL": f"{url}/simulator", "LOG_LEVEL": "ERROR"}
+            loglevel="WARNING",
+            SITE_URL=url,
+            HM_SIMULATOR_BASE_URL=f"{url}/simulator",
+            LOG_LEVEL="ERROR",
         )
         try:
             for round_ in range(rounds):
                 if round_ == 0:
-                    services.queue_clearance_requests([car], credential=credential)
+                    onboarding.queue_clearance_requests([car], credential=credential)
                 else:
-                    services.reonboard([car], credential=credential)
+                    onboarding.reonboard([car], credential=credential)
                 wait(lambda: status(car) == "pending", "the request")
                 seen = len(receiver.received)
                 sim_clock.advance(timedelta(seconds=10))
                 started = time.time()
-                sim.detect_changes()  # HM decides: rejected; its webhook leaves now
+                sim_webhooks.detect_changes()  # HM decides: rejected; its webhook leaves now
                 (got,) = receiver.wait_for(seen + 1, timeout=60)[seen:]
                 body = json.loads(got.body)
                 assert body["data"]["vehicle"]["vin"] == SEED_REJECTED_VIN

@@ -30,54 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lifecycle import ROOT, database_url, gunicorn, setup_django, teardown
-
-
-def start_worker(env_extra: dict) -> subprocess.Popen:
-    from django.conf import settings
-
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
-        "DATABASE_URL": database_url(),
-        "LOG_LEVEL": "WARNING",
-        **env_extra,
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "fleetportal",
-        "worker",
-        "-Q",
-        ",".join(settings.CELERY_WORKER_QUEUES),
-        "--concurrency",
-        "4",
-        "--pool",
-        "threads",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env)
-
-
-def purge_broker() -> None:
-    import contextlib
-
-    from django.conf import settings
-
-    if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        return
-    from fleetportal.celery import app
-
-    with app.connection_for_write() as conn:
-        for queue in settings.CELERY_WORKER_QUEUES:
-            with contextlib.suppress(Exception):
-                conn.default_channel.queue_purge(queue)
+from lifecycle import gunicorn, setup_django, teardown
 
 
 def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
@@ -85,6 +38,7 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
 
     from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
     from organizations.models import Organization
+    from tests.support.worker import purge_broker, start_worker
     from vehicles.models import Vehicle
 
     org = Organization.objects.create(name="Webhook bench", slug="bench-webhooks")
@@ -136,7 +90,7 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
 
     deliveries = [str(uuid.uuid4()) for _ in vins]
     purge_broker()
-    worker = start_worker({})
+    worker = start_worker(loglevel="WARNING", LOG_LEVEL="WARNING")
     try:
         # ERROR: the 100 forged webhooks would log a warning each.
         extra_args = []

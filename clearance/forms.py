@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from clearance.credential_services import (
+from clearance.models import Credential
+from clearance.services.credentials import (
     MAX_KEY_FILE_BYTES,
     SECRET_FIELDS,
+    KeyMaterial,
     parse_private_key,
     required_fields_missing,
     set_secret,
 )
-from clearance.models import Credential
+from organizations.models import Organization
 
 
 class WriteOnlyTextarea(forms.Textarea):
     """A textarea that never renders a value (for pasted keys)."""
 
-    def format_value(self, value):
+    def format_value(self, value: Any) -> None:
         return None
 
 
 class WriteOnlyPasswordInput(forms.PasswordInput):
-    def __init__(self, attrs=None):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(
             attrs={"autocomplete": "new-password", **(attrs or {})}, render_value=False
         )
@@ -37,7 +41,7 @@ def _set_on(credential: Credential, secret: str) -> str:
     return ""
 
 
-class CredentialForm(forms.ModelForm):
+class CredentialForm(forms.ModelForm[Credential]):
     """Add or edit a credential. Key material: upload the console's JSON file or paste a PEM."""
 
     client_secret = forms.CharField(
@@ -99,13 +103,15 @@ class CredentialForm(forms.ModelForm):
             "private_key_id": "Filled in from the JSON key file; only needed with a bare PEM.",
         }
 
-    def __init__(self, *args, organization=None, **kwargs):
+    def __init__(self, *args: Any, organization: Organization | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization or getattr(self.instance, "organization", None)
         choices = list(Credential.Environment.choices)
         if not settings.SIMULATOR_ENABLED and self.instance.environment != "simulator":
             choices = [c for c in choices if c[0] != Credential.Environment.SIMULATOR]
-        self.fields["environment"].choices = choices
+        environment = self.fields["environment"]
+        assert isinstance(environment, forms.ChoiceField)
+        environment.choices = choices
         for secret in ("client_secret", "webhook_secret", "mqtt_client_key"):
             hint = _set_on(self.instance, secret)
             if hint:
@@ -118,8 +124,8 @@ class CredentialForm(forms.ModelForm):
             for name in ("client_secret", "private_key", "webhook_secret", "mqtt_client_key")
         }
 
-    def clean_name(self):
-        name = self.cleaned_data["name"].strip()
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
         taken = Credential.objects.filter(organization=self.organization, name=name)
         if self.instance.pk:
             taken = taken.exclude(pk=self.instance.pk)
@@ -127,8 +133,8 @@ class CredentialForm(forms.ModelForm):
             raise ValidationError("Another credential of this organization has that name.")
         return name
 
-    def clean_environment(self):
-        environment = self.cleaned_data["environment"]
+    def clean_environment(self) -> str:
+        environment: str = self.cleaned_data["environment"]
         if (
             self.instance.pk
             and environment != self.instance.environment
@@ -140,7 +146,7 @@ class CredentialForm(forms.ModelForm):
             )
         return environment
 
-    def clean_private_key_file(self):
+    def clean_private_key_file(self) -> KeyMaterial | None:
         upload = self.cleaned_data.get("private_key_file")
         if not upload:
             return None
@@ -148,14 +154,14 @@ class CredentialForm(forms.ModelForm):
             raise ValidationError("The key file is too large to be a private key file.")
         return parse_private_key(upload.read())
 
-    def clean_private_key_pem(self):
+    def clean_private_key_pem(self) -> KeyMaterial | None:
         text = self.cleaned_data.get("private_key_pem") or ""
         if not text.strip():
             return None
         return parse_private_key(text)
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         upload = cleaned.get("private_key_file")
         pasted = cleaned.get("private_key_pem")
         if upload and pasted:
@@ -193,15 +199,15 @@ class CredentialForm(forms.ModelForm):
             self.add_error(target, message)
         return cleaned
 
-    def _post_clean(self):
+    def _post_clean(self) -> None:
         # Whatever the field list (the admin builds its own), a blank secret field must never
         # overwrite the stored secret: only save() writes secrets, through set_secret().
         stored = {name: getattr(self.instance, name) for name in SECRET_FIELDS}
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's, absent from the stubs
         for name, value in stored.items():
             setattr(self.instance, name, value)
 
-    def save(self, commit=True):
+    def save(self, commit: bool = True) -> Credential:
         credential = super().save(commit=False)
         if self.organization is not None and not credential.organization_id:
             credential.organization = self.organization

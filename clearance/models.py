@@ -59,7 +59,7 @@ class Credential(models.Model):
             models.UniqueConstraint(fields=["organization", "name"], name="unique_credential_name")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.get_environment_display()})"
 
 
@@ -101,7 +101,7 @@ class Clearance(models.Model):
     class Meta:
         indexes = [models.Index(fields=["credential", "status"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.vehicle} {self.status}"
 
 
@@ -129,7 +129,7 @@ class ClearanceEvent(models.Model):
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["clearance", "at"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.from_status or '—'} → {self.to_status} ({self.source})"
 
 
@@ -146,7 +146,7 @@ class VehicleToken(models.Model):
     expires_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"Token for {self.clearance.vehicle}"
 
 
@@ -167,5 +167,5 @@ class WebhookDelivery(models.Model):
         ordering = ["-received_at"]
         verbose_name_plural = "webhook deliveries"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.event} {self.delivery_id}"

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
+from functools import partial, wraps
+from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from clearance.connect import forget_token, webhook_url_for
-from clearance.credential_services import record_check
+from clearance import tasks
+from clearance.clients import forget_token
 from clearance.forms import CredentialForm
 from clearance.models import Credential
-from clearance.services import _on_commit
+from clearance.services.credentials import record_check
+from clearance.services.webhooks import webhook_url_for
 from organizations.access import get_object_for_user, require_role, scoped
+from organizations.http import OrganizationRequest
 from organizations.models import Role
+
+View = Callable[..., HttpResponseBase]
 
 # A test still "running" after this long is reported as stuck (no worker?) and polling stops.
 CHECK_STALE_AFTER = timedelta(minutes=3)
@@ -36,25 +44,28 @@ class _SecretsHiddenFilter(SafeExceptionReporterFilter):
     """Hides what the view marked sensitive even with DEBUG on (`make run`): Django's default
     filter is off under DEBUG, so its debug page would show a pasted key or secret."""
 
-    def is_active(self, request):
+    def is_active(self, request: HttpRequest | None) -> bool:
         return True
 
 
-def hide_secrets_from_error_reports(view: Callable) -> Callable:
+def hide_secrets_from_error_reports(view: View) -> View:
     """Every POST parameter and every local variable (of the view and all it calls) is
     replaced by stars in error reports and on the debug page. For views that take secrets."""
 
     @sensitive_variables()
     @wraps(view)
-    def wrapper(request, *args, **kwargs):
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         request.exception_reporter_filter = _SecretsHiddenFilter()
         return view(request, *args, **kwargs)
 
     return sensitive_post_parameters()(wrapper)
 
 
-def _credential_for_owner(request, public_id) -> Credential:
-    return get_object_for_user(request, Credential, role=Role.OWNER, public_id=public_id)
+def _credential_for_owner(request: HttpRequest, public_id: UUID) -> Credential:
+    credential: Credential = get_object_for_user(
+        request, Credential, role=Role.OWNER, public_id=public_id
+    )
+    return credential
 
 
 def _check_state(credential: Credential) -> str:
@@ -70,7 +81,7 @@ def _check_state(credential: Credential) -> str:
     return "ok" if credential.last_check_ok else "failed"
 
 
-def _detail_context(credential: Credential, form: CredentialForm) -> dict:
+def _detail_context(credential: Credential, form: CredentialForm) -> dict[str, Any]:
     return {
         "credential": credential,
         "form": form,
@@ -81,7 +92,7 @@ def _detail_context(credential: Credential, form: CredentialForm) -> dict:
 
 
 @require_http_methods(["GET"])
-def credential_list(request):
+def credential_list(request: HttpRequest) -> HttpResponse:
     require_role(request, Role.OWNER)
     credentials = scoped(request, Credential).annotate(vehicle_count=Count("clearances"))
     rows = [
@@ -97,7 +108,7 @@ def credential_list(request):
 
 @hide_secrets_from_error_reports
 @require_http_methods(["GET", "POST"])
-def credential_add(request):
+def credential_add(request: HttpRequest) -> HttpResponse:
     membership = require_role(request, Role.OWNER)
     organization = membership.organization
     if request.method == "POST":
@@ -117,7 +128,7 @@ def credential_add(request):
 
 @hide_secrets_from_error_reports
 @require_http_methods(["GET", "POST"])
-def credential_detail(request, public_id):
+def credential_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     credential = _credential_for_owner(request, public_id)
     if request.method == "POST":
         form = CredentialForm(request.POST, request.FILES, instance=credential)
@@ -133,16 +144,13 @@ def credential_detail(request, public_id):
 
 
 @require_POST
-def credential_test(request, public_id):
+def credential_test(request: OrganizationRequest, public_id: UUID) -> HttpResponse:
     credential = _credential_for_owner(request, public_id)
     if _check_state(credential) != "running":
-        from clearance.credential_tasks import test_connection
-
         record_check(credential, ok=None, message="")
-        _on_commit(
-            test_connection,
+        tasks.test_connection.delay_on_commit(
             credential.pk,
-            on_error=lambda: record_check(credential, ok=False, message=CHECK_NOT_STARTED),
+            on_error=partial(record_check, credential, ok=False, message=CHECK_NOT_STARTED),
         )
     if request.htmx:
         return _render_check(request, credential)
@@ -154,12 +162,12 @@ def credential_test(request, public_id):
 
 
 @require_http_methods(["GET"])
-def credential_test_status(request, public_id):
+def credential_test_status(request: HttpRequest, public_id: UUID) -> HttpResponse:
     credential = _credential_for_owner(request, public_id)
     return _render_check(request, credential)
 
 
-def _render_check(request, credential: Credential):
+def _render_check(request: HttpRequest, credential: Credential) -> HttpResponse:
     return render(
         request,
         "clearance/credential_detail.html#check",
@@ -168,7 +176,7 @@ def _render_check(request, credential: Credential):
 
 
 @require_POST
-def credential_delete(request, public_id):
+def credential_delete(request: HttpRequest, public_id: UUID) -> HttpResponse:
     credential = _credential_for_owner(request, public_id)
     in_use = credential.clearances.count()
     if in_use:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from uuid import UUID
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from clearance import services
 from clearance.models import Credential
-from fleetportal.untrusted import UntrustedJsonError, parse_json
+from clearance.services import webhooks as services
+from untrusted import UntrustedJsonError, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 @csrf_exempt
 @login_not_required
 @require_POST
-def high_mobility(request: HttpRequest, public_id) -> JsonResponse:
+def high_mobility(request: HttpRequest, public_id: UUID) -> JsonResponse:
     credential = Credential.objects.filter(public_id=public_id).only("id", "webhook_secret").first()
     if credential is None:
         return JsonResponse({"error": "unknown webhook address"}, status=404)

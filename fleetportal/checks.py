@@ -1,15 +1,17 @@
 """System checks for deployment settings that Django's own --deploy checks do not cover."""
 
+from typing import Any
+
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 MIN_SECRET_KEY_LENGTH = 50
 _GENERATE_KEY = "Generate one with python -c 'import secrets; print(secrets.token_urlsafe(50))'."
 
 
 @register(Tags.security, deploy=True)
-def check_fleetportal_deploy(app_configs, **kwargs):
-    problems = []
+def check_fleetportal_deploy(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
     if settings.SIMULATOR_ENABLED:
         problems.append(
             Warning(

@@ -7,7 +7,7 @@ names the variable and says what was expected, instead of silently falling back 
 import os
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
@@ -24,6 +24,10 @@ def _raw(name: str) -> str | None:
     return value.strip() if value is not None else None
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = _raw(name)
     return default if value is None or value == "" else value
@@ -130,7 +134,7 @@ def env_database(name: str, default_sqlite_path: Path) -> dict[str, Any]:
         # concurrent writers (web + worker threads) queue instead of failing "database is locked".
         config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
         config["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
-    return config
+    return dict(config)
 
 
 _EMAIL_SCHEMES = "smtp://, smtps://, console://, locmem://, file:// or dummy://"

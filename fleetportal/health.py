@@ -3,6 +3,7 @@
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -20,8 +21,8 @@ def check_database() -> tuple[bool, str]:
 
 
 def check_broker(timeout: float = 2.0) -> tuple[bool, str]:
-    url = settings.CELERY_BROKER_URL
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    url: str = settings.CELERY_BROKER_URL
+    options: dict[str, Any] = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     if url.startswith("filesystem"):
         folder = Path(options["data_folder_in"])
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
@@ -31,7 +32,8 @@ def check_broker(timeout: float = 2.0) -> tuple[bool, str]:
     try:
         # A fresh connection each time: a pooled one could report a broker that has since gone.
         with Connection(url, transport_options=options, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            # kombu takes the timeout in seconds as a float (its stubs say int).
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)  # type: ignore[arg-type]
             conn.default_channel  # noqa: B018  (Redis connects lazily; this really talks to it)
     except Exception as exc:
         return False, type(exc).__name__

@@ -33,7 +33,7 @@ class SecretMaskingReporterFilter(SafeExceptionReporterFilter):
             return mask_url_passwords(cleansed, self.cleansed_substitute)
         return cleansed
 
-    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, Any]]:
+    def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
         variables = super().get_traceback_frame_variables(request, tb_frame)
         # `type() is str`, not isinstance: a lazy object must not be evaluated here.
         return [

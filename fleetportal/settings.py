@@ -4,7 +4,9 @@ import base64
 import hashlib
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import django_stubs_ext
 from celery.schedules import crontab  # noqa: F401  (kept for schedule entries below)
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -22,6 +24,10 @@ from fleetportal.env import (
     env_str,
 )
 
+# Django's generic classes (ModelAdmin[Credential], QuerySet[Vehicle]...) subscriptable at run time,
+# as the type annotations write them.
+django_stubs_ext.monkeypatch()
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLEETPORTAL_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -30,7 +36,7 @@ VERSION = "0.1.0"
 
 # --- Core -----------------------------------------------------------------------------------------
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -61,8 +67,11 @@ INSTALLED_APPS = [
     "organizations",
     "vehicles",
     "clearance",
+    "imports",
+    "telemetry",
     "notifications",
     "simulator",
+    "fleetportal",
 ]
 
 MIDDLEWARE = [
@@ -219,8 +228,6 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "fleetportal.reporting.SecretMaskingReporter
 MAP_TILE_URL = env_str("MAP_TILE_URL", "")
 _tile_origin = ""
 if MAP_TILE_URL:
-    from urllib.parse import urlsplit
-
     _parts = urlsplit(MAP_TILE_URL)
     # "{s}" is Leaflet's subdomain placeholder; a CSP host wildcard covers every subdomain.
     _tile_origin = f"{_parts.scheme}://{_parts.netloc.replace('{s}', '*')}"
@@ -303,7 +310,8 @@ LOGGING = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int | bool]
 if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest task time limit, so a running late-ack task is never handed out twice.
@@ -339,8 +347,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = (
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "clearance.tasks.*": {"queue": "hm"},
-    "vehicles.telemetry.tasks.*": {"queue": "hm"},
-    "vehicles.imports.tasks.*": {"queue": "imports"},
+    "telemetry.tasks.*": {"queue": "hm"},
+    "imports.tasks.*": {"queue": "imports"},
     "simulator.tasks.*": {"queue": "simulator"},
     "notifications.tasks.*": {"queue": "notifications"},
 }
@@ -446,10 +454,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
     },
     "pull-telemetry": {
-        "task": "vehicles.telemetry.tasks.pull_approved_vehicles",
+        "task": "telemetry.tasks.pull_approved_vehicles",
         "schedule": float(TELEMETRY_PULL_INTERVAL_SECONDS),
     },
-    "prune-telemetry": {"task": "vehicles.telemetry.tasks.prune_telemetry", "schedule": 3600.0},
+    "prune-telemetry": {"task": "telemetry.tasks.prune_telemetry", "schedule": 3600.0},
     "refresh-vehicle-tokens": {
         "task": "clearance.tasks.refresh_vehicle_tokens",
         "schedule": 300.0,

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from fleetportal import views
 
@@ -10,10 +11,20 @@ urlpatterns = [
     path("favicon.ico", views.favicon),
     path("", include("organizations.urls")),
     path("fleet/", include("vehicles.urls")),
-    path("imports/", include("vehicles.imports.urls")),
-    path("telemetry/", include("vehicles.telemetry.urls")),
+    path("imports/", include("imports.urls")),
+    path("telemetry/", include("telemetry.urls")),
     path("", include("clearance.urls")),
     path("notifications/", include("notifications.urls")),
+    # Import jobs and telemetry snapshots were administered under the vehicles app once;
+    # bookmarks of those admin pages still lead there.
+    re_path(
+        r"^admin/vehicles/importjob/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/imports/importjob/%(rest)s", query_string=True),
+    ),
+    re_path(
+        r"^admin/vehicles/telemetrysnapshot/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/telemetry/telemetrysnapshot/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -90,7 +90,7 @@ class EmailSubscriptionAdmin(admin.ModelAdmin):
 def _retry_now(model_admin, request, queryset, task) -> None:
     with transaction.atomic():
         count = queryset.filter(state=DeliveryState.PENDING).update(next_attempt_at=timezone.now())
-        tasks.wake_after_commit(task)
+        task.delay_on_commit()
     model_admin.message_user(request, f"{count} pending deliveries will be tried at once.")
 
 

@@ -130,7 +130,7 @@ def _immediate_emails(alerts: list[Alert], organization_ids: set[int], now: date
     )
     for organization_id, user_id in addressed:
         members_of[organization_id].append(user_id)
-    rules = {alert.rule.pk: alert.rule for alert in alerts}
+    rules = {alert.rule.pk: alert.rule for alert in alerts if alert.rule is not None}
     user_ids = {user_id for members in members_of.values() for user_id in members}
     modes = email_modes(user_ids, rules.values())
     emails = [
@@ -150,4 +150,4 @@ def _immediate_emails(alerts: list[Alert], organization_ids: set[int], now: date
         return
     OutgoingEmail.objects.bulk_create(emails, batch_size=1000)
     bulk.link_email_alerts([email.pk for email in emails], [alert.pk for alert in alerts])
-    tasks.wake_after_commit(tasks.send_emails)
+    tasks.send_emails.delay_on_commit()

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import Field
 
 from notifications.models import Alert, Notification, OutgoingEmail
 from organizations.models import Membership
@@ -45,15 +46,21 @@ def _table(model) -> str:
     return _q(model._meta.db_table)
 
 
-def _column(model, field: str) -> str:
-    return _q(model._meta.get_field(field).column)
+def _field(model, name: str) -> Field:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field), name  # a concrete column, not a reverse relation
+    return field
+
+
+def _column(model, name: str) -> str:
+    return _q(str(_field(model, name).column))
 
 
 def insert_open_alerts(alerts: list[Alert]) -> list[Alert]:
     """INSERT the alerts; those whose rule and vehicle already have an open alert are skipped
     (the partial unique index decides). Returns the inserted ones, with their ids."""
-    fields = [Alert._meta.get_field(name) for name in ALERT_COLUMNS]
-    columns = ", ".join(_q(f.column) for f in fields)
+    fields = [_field(Alert, name) for name in ALERT_COLUMNS]
+    columns = ", ".join(_q(str(f.column)) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     opened: list[Alert] = []
     for chunk in _chunks(alerts):

@@ -81,7 +81,7 @@ def prepare_digests(now: datetime | None = None) -> int:
             choice.digest_covered_until = slot
             choice.save()
     if written:
-        tasks.wake_after_commit(tasks.send_emails)
+        tasks.send_emails.delay_on_commit()
     return written
 
 

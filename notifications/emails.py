@@ -28,6 +28,12 @@ from organizations.models import Membership
 logger = logging.getLogger(__name__)
 
 LISTED = 50  # alerts listed in one email; the rest are counted and linked
+# The templates (notifications/email/<name>.txt and .html) of each kind of email.
+TEMPLATES: dict[str, str] = {
+    OutgoingEmail.Kind.ALERTS: "alerts",
+    OutgoingEmail.Kind.DIGEST: "digest",
+    OutgoingEmail.Kind.ENDPOINT_DISABLED: "endpoint_disabled",
+}
 
 
 class _UnfoldedHeader(str):
@@ -106,11 +112,7 @@ def subject_for(email: OutgoingEmail, alerts: list) -> str:
 
 def compose(email: OutgoingEmail, alerts: list) -> EmailMultiAlternatives:
     context = context_for(email, alerts)
-    template = {
-        OutgoingEmail.Kind.ALERTS: "alerts",
-        OutgoingEmail.Kind.DIGEST: "digest",
-        OutgoingEmail.Kind.ENDPOINT_DISABLED: "endpoint_disabled",
-    }[email.kind]
+    template = TEMPLATES[email.kind]
     with timezone.override(preferences.zone(preferences.settings_for(email.user).time_zone)):
         text = render_to_string(f"notifications/email/{template}.txt", context)
         html = render_to_string(f"notifications/email/{template}.html", context)
@@ -166,7 +168,7 @@ def send_one(pk: int) -> str:
         if _is_permanent(exc):
             return _finish(pk, DeliveryState.FAILED, words, attempted=True)
         return _retry(pk, words)
-    return _finish(pk, DeliveryState.DELIVERED, "", attempted=True, subject=message.subject)
+    return _finish(pk, DeliveryState.DELIVERED, "", attempted=True, subject=str(message.subject))
 
 
 def _finish(pk: int, state: str, error: str, *, attempted: bool = False, subject: str = "") -> str:
@@ -201,7 +203,7 @@ def _retry(pk: int, error: str) -> str:
         email.save()
     logger.warning("Email %s not sent (attempt %s): %s", pk, email.attempts, error)
     if retry_in is not None and retry_in <= tasks.HINT_HORIZON_SECONDS:
-        tasks.wake_after_commit(tasks.send_emails, countdown=retry_in)
+        tasks.send_emails.apply_async_on_commit(countdown=retry_in)
     return email.state
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -72,11 +73,11 @@ def vehicles_by_id(ids: Iterable[int], rule_kinds: Iterable[str] = ()) -> dict[i
 
 
 def with_rules(vehicles: dict[int, Vehicle]) -> set[int]:
-    return {v.organization_id for v in vehicles.values() if v.has_rules}
+    return {v.organization_id for v in vehicles.values() if getattr(v, "has_rules", False)}
 
 
 def with_endpoints(vehicles: dict[int, Vehicle]) -> set[int]:
-    return {v.organization_id for v in vehicles.values() if v.has_endpoints}
+    return {v.organization_id for v in vehicles.values() if getattr(v, "has_endpoints", False)}
 
 
 def enabled_rules(organization_ids: Iterable[int], kinds: Iterable[str]) -> list[AlertRule]:
@@ -87,7 +88,7 @@ def enabled_rules(organization_ids: Iterable[int], kinds: Iterable[str]) -> list
     )
 
 
-def _any_of(groups: dict[tuple[str, str], set[int]]) -> Q | None:
+def _any_of(groups: Mapping[tuple[str, Any], set[int]]) -> Q | None:
     """Q matching (rule or kind, vehicle ids) groups: ``{("kind", value): {vehicle ids}}``."""
     condition = None
     for (name, value), vehicle_ids in groups.items():
@@ -191,7 +192,7 @@ def on_defleet_refused(events: Sequence[DefleetRefused]) -> None:
 
 # --- telemetry ------------------------------------------------------------------------------------
 
-LEVELS = {
+LEVELS: dict[str, tuple[str, str]] = {
     RuleKind.BATTERY_LOW: ("battery_level", "Battery"),
     RuleKind.FUEL_LOW: ("fuel_level", "Fuel"),
 }
@@ -332,7 +333,7 @@ def evaluate_rule(rule: AlertRule, now: datetime) -> tuple[int, int]:
     # fleet's ids would be re-scanned for every open alert on PostgreSQL.
     still_meeting = meeting.filter(pk=OuterRef("vehicle_id"))
     with transaction.atomic():
-        cleared = alerts.close(Q(rule=rule) & ~Exists(still_meeting), now=now)
+        cleared = alerts.close(Q(rule=rule) & Q(~Exists(still_meeting)), now=now)
         newly = list(
             meeting.filter(~Exists(open_alert))
             .select_related("organization", "clearance")

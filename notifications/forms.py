@@ -12,9 +12,9 @@ from notifications.models import (
     WebhookEndpoint,
     time_zone_choices,
 )
+from telemetry.parse import ParsedTelemetry
+from telemetry.selectors import FIELD_LABELS
 from vehicles.forms import format_tags, parse_tags
-from vehicles.telemetry.parse import ParsedTelemetry
-from vehicles.telemetry.selectors import FIELD_LABELS
 
 FAILURE_FIELDS = [(name, FIELD_LABELS.get(name, name)) for name in ParsedTelemetry.SCALAR_FIELDS]
 
@@ -45,7 +45,9 @@ class AlertRuleForm(forms.ModelForm):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
-        self.fields["kind"].choices = [
+        kind_field = self.fields["kind"]
+        assert isinstance(kind_field, forms.ChoiceField)
+        kind_field.choices = [
             (kind, f"{c.label}: {c.watches}") for kind, c in conditions.CONDITIONS.items()
         ]
         if self.instance.pk and self.instance.tag_key:
@@ -65,7 +67,7 @@ class AlertRuleForm(forms.ModelForm):
         return next(iter(tags.items()), ("", ""))
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         kind = cleaned.get("kind")
         if not kind:
             return cleaned
@@ -74,7 +76,7 @@ class AlertRuleForm(forms.ModelForm):
         if condition.has_threshold:
             if threshold is None:
                 self.add_error("threshold", f"Say how many {condition.unit} for this rule.")
-            elif not condition.minimum <= threshold <= condition.maximum:
+            elif not (condition.minimum or 0) <= threshold <= (condition.maximum or 0):
                 self.add_error(
                     "threshold",
                     f"Choose between {condition.minimum:g} and {condition.maximum:g} "

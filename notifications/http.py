@@ -28,7 +28,7 @@ import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
-from fleetportal.untrusted import storable
+from untrusted import storable
 
 USER_AGENT = "FleetPortal-Webhooks/1"
 ANSWER_KEPT = 1000  # characters of the receiver's answer kept for the delivery log

@@ -1,9 +1,11 @@
 """Notification tasks: wakers that claim due delivery rows, and the periodic evaluations.
 
 What to send lives in PostgreSQL (``EventDelivery``, ``OutgoingEmail``); a task only wakes a
-worker to look. Each is queued after the commit that made work due, and beat's
-``wake_deliveries`` (every ``DELIVERY_RECONCILE_SECONDS``) wakes whatever is due anyway, so a
-lost, duplicated or delayed message costs at most one interval, never a delivery.
+worker to look. Each is queued after the commit that made work due (``delay_on_commit`` of
+clearance/work.py: a broker outage is logged, never raised), and beat's ``wake_deliveries``
+(every ``DELIVERY_RECONCILE_SECONDS``) wakes whatever is due anyway, so a lost, duplicated or
+delayed message costs at most one interval, never a delivery. Retries are per delivery row
+(notifications/delivery.py), not Celery retries.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from typing import Any
 
 from celery import shared_task
 from celery.worker import state as worker_state
-from django.db import transaction
 
+from clearance.work import BackgroundTask
 from notifications import delivery, digests, emails, evaluation, webhook_sender
 from notifications.models import EventDelivery, OutgoingEmail
 
 logger = logging.getLogger(__name__)
 
-TASK: dict[str, Any] = {"bind": True, "ignore_result": True, "acks_late": True}
+TASK: dict[str, Any] = {
+    "base": BackgroundTask,
+    "bind": True,
+    "ignore_result": True,
+    "acks_late": True,
+}
 # A retry due within this many seconds is also hinted with a delayed message; later ones are
 # left to the reconciler (long countdowns sit in the broker, and outlive its visibility timeout).
 HINT_HORIZON_SECONDS = 300
@@ -35,28 +42,12 @@ def shutting_down() -> bool:
     return bool(worker_state.should_stop or worker_state.should_terminate)
 
 
-def wake_after_commit(task, *, countdown: float | None = None) -> None:
-    """Queue ``task`` once the current transaction commits; a broker outage is logged only
-    (the rows are stored: the reconciler wakes a worker for them)."""
-
-    def send() -> None:
-        try:
-            if countdown:
-                task.apply_async(countdown=countdown)
-            else:
-                task.delay()
-        except Exception:
-            logger.exception("Could not queue %s; the reconciler will wake it", task.name)
-
-    transaction.on_commit(send)
-
-
 @shared_task(**TASK, soft_time_limit=SEND_BUDGET_SECONDS + 40, time_limit=SEND_BUDGET_SECONDS + 70)
 def send_webhooks(self) -> None:
     """Deliver due outgoing webhooks; continues itself while more are due."""
     _done, more = webhook_sender.send_due(budget_seconds=SEND_BUDGET_SECONDS, stop=shutting_down)
     if more and not shutting_down():
-        send_webhooks.delay()
+        send_webhooks.delay_on_commit()
 
 
 @shared_task(**TASK, soft_time_limit=SEND_BUDGET_SECONDS + 40, time_limit=SEND_BUDGET_SECONDS + 70)
@@ -64,26 +55,30 @@ def send_emails(self) -> None:
     """Send due notification emails; continues itself while more are due."""
     _done, more = emails.send_due(budget_seconds=SEND_BUDGET_SECONDS, stop=shutting_down)
     if more and not shutting_down():
-        send_emails.delay()
+        send_emails.delay_on_commit()
 
 
-@shared_task(bind=True, ignore_result=True, soft_time_limit=30, time_limit=60)
+@shared_task(base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=30, time_limit=60)
 def wake_deliveries(self) -> None:
     """Beat: wake a sender for whatever is due (messages lost, broker down, retries)."""
     due_webhooks = delivery.due(EventDelivery).count()
     for _ in range(min(due_webhooks, PARALLEL_SENDERS)):
-        send_webhooks.delay()
+        send_webhooks.delay_on_commit()
     if delivery.due(OutgoingEmail).exists():
-        send_emails.delay()
+        send_emails.delay_on_commit()
 
 
-@shared_task(bind=True, ignore_result=True, soft_time_limit=240, time_limit=270)
+@shared_task(
+    base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=240, time_limit=270
+)
 def evaluate_alert_rules(self) -> None:
     """Beat: the time-based rules (pending too long, silent) over the whole fleet."""
     evaluation.evaluate_time_rules()
 
 
-@shared_task(bind=True, ignore_result=True, soft_time_limit=120, time_limit=150)
+@shared_task(
+    base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=120, time_limit=150
+)
 def prepare_digests(self) -> None:
     """Beat: write the daily digests that are due in their members' time zones."""
     digests.prepare_digests()

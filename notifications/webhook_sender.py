@@ -111,16 +111,18 @@ def record(pk: int, outcome: Outcome) -> str:
                 row.next_attempt_at = now + timedelta(seconds=retry_in)
         row.save()
         endpoint.save(update_fields=["failing_since", "last_success_at"])
+        failing_since = endpoint.failing_since
         if (
             not outcome.delivered
             and endpoint.enabled
-            and delivery.gives_up(endpoint.failing_since, now)
+            and failing_since is not None
+            and delivery.gives_up(failing_since, now)
         ):
             disable(endpoint, now)
             retry_in = None
     if retry_in is not None and retry_in <= tasks.HINT_HORIZON_SECONDS:
         # A hint to try at the due time; the reconciler catches it if this message is lost.
-        tasks.wake_after_commit(tasks.send_webhooks, countdown=retry_in)
+        tasks.send_webhooks.apply_async_on_commit(countdown=retry_in)
     return row.state
 
 
@@ -155,7 +157,7 @@ def disable(endpoint: WebhookEndpoint, now) -> None:
             for user_id in owners.values_list("user_id", flat=True)
         ]
     )
-    tasks.wake_after_commit(tasks.send_emails)
+    tasks.send_emails.delay_on_commit()
     logger.warning(
         "Webhook endpoint %s disabled after failing since %s", endpoint.pk, endpoint.failing_since
     )

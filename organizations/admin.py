@@ -69,10 +69,11 @@ class MembershipForm(forms.ModelForm):
         fields = ["user", "organization", "role"]
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         saved = Membership.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         moving = saved is not None and data.get("organization") not in (None, saved.organization)
         if _leaves_no_owner(saved, new_role=None if moving else data.get("role")):
+            assert saved is not None  # only a saved owner can be the last one
             raise ValidationError(services.needs_an_owner_message(saved.organization))
         return data
 

@@ -5,6 +5,5 @@ class OrganizationsConfig(AppConfig):
     name = "organizations"
     verbose_name = "Organizations"
 
-    def ready(self):
-        from fleetportal import checks  # noqa: F401  (registers the deploy checks)
+    def ready(self) -> None:
         from organizations import login_throttle  # noqa: F401  (connects the failed-login log)

@@ -68,7 +68,7 @@ def invitation(request, token: str):
         if membership is not None:  # accepting twice changes nothing
             return render(request, TEMPLATE, _context(invitation, accepted=membership))
     try:
-        services.ensure_usable(invitation, user)
+        invitation = services.ensure_usable(invitation, user)
     except services.InvitationRefused as refused:
         return _refused(request, invitation, refused)
 

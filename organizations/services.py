@@ -4,10 +4,11 @@ invitation sent to their email address."""
 import logging
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -54,6 +55,38 @@ def lock_membership_changes(organization, acting: Membership | None = None) -> N
     list(Organization.objects.select_for_update().filter(pk=organization.pk).values_list("pk"))
     if acting is not None and not Membership.objects.filter(pk=acting.pk, role=Role.OWNER).exists():
         raise PermissionDenied("Only owners can change members.")
+
+
+class LastOwner(Exception):
+    """The change would leave the organization without an owner (message in words)."""
+
+
+def remove_member(target: Membership) -> None:
+    """Remove a member (under ``lock_membership_changes``); never the last owner."""
+    if target.role == Role.OWNER and not other_owner_count(target.organization, without=target):
+        raise LastOwner(
+            f"{target.user.get_username()} is the last owner. {MAKE_ANOTHER_OWNER_FIRST}"
+        )
+    target.delete()
+
+
+def change_role(target: Membership, role: str) -> bool:
+    """Give a member another role (under ``lock_membership_changes``); False when it is the
+    role they have already. The last owner stays owner."""
+    if (
+        target.role == Role.OWNER
+        and role != Role.OWNER
+        and not other_owner_count(target.organization, without=target)
+    ):
+        raise LastOwner(
+            f"{target.user.get_username()} is the last owner and stays owner. "
+            f"{MAKE_ANOTHER_OWNER_FIRST}"
+        )
+    if role == target.role:
+        return False
+    target.role = role
+    target.save(update_fields=["role"])
+    return True
 
 
 # --- invitations ----------------------------------------------------------------------------------
@@ -165,8 +198,10 @@ def revoke(invitation: Invitation, *, by: Membership) -> bool:
     return bool(changed)
 
 
-def ensure_usable(invitation: Invitation | None, user: AbstractBaseUser | None = None) -> None:
-    """Raise InvitationRefused with words when this invitation cannot be used by `user` now."""
+def ensure_usable(
+    invitation: Invitation | None, user: AbstractBaseUser | None = None
+) -> Invitation:
+    """The invitation, when `user` can use it now; InvitationRefused with words otherwise."""
     if invitation is None:
         raise InvitationRefused(
             "This invitation link is not valid. Check that you opened the whole link from the "
@@ -199,6 +234,7 @@ def ensure_usable(invitation: Invitation | None, user: AbstractBaseUser | None =
             f"{invitation.email} to accept it.",
             status=403,
         )
+    return invitation
 
 
 def _same_email(user, invitation: Invitation) -> bool:
@@ -248,7 +284,7 @@ def account_exists(email: str) -> bool:
     return get_user_model().objects.filter(email__iexact=email, is_active=True).exists()
 
 
-def create_account_and_accept(invitation: Invitation, form) -> AbstractBaseUser:
+def create_account_and_accept(invitation: Invitation, form: Any) -> User:
     """Open sign-up by invitation (INVITATIONS_CREATE_ACCOUNTS=1): the account for the invited
     email, made from the link's form, joins at once. `form` is a valid account form whose
     instance already carries the invited email."""

@@ -162,33 +162,18 @@ def member_update(request, pk: int):
         )
         name = target.user.get_username()
         action = request.POST.get("action")
-        if action == "remove":
-            if target.role == Role.OWNER and not services.other_owner_count(
-                organization, without=target
-            ):
-                messages.error(
-                    request, f"{name} is the last owner. {services.MAKE_ANOTHER_OWNER_FIRST}"
-                )
-            else:
-                target.delete()
+        try:
+            if action == "remove":
+                services.remove_member(target)
                 messages.success(request, f"{name} no longer has access to {organization.name}.")
-        elif action == "role" and request.POST.get("role") in Role.values:
-            role = request.POST["role"]
-            if (
-                target.role == Role.OWNER
-                and role != Role.OWNER
-                and not services.other_owner_count(organization, without=target)
-            ):
-                messages.error(
-                    request,
-                    f"{name} is the last owner and stays owner. {services.MAKE_ANOTHER_OWNER_FIRST}",
-                )
-            elif role != target.role:
-                target.role = role
-                target.save(update_fields=["role"])
-                messages.success(request, f"{name} is now {Role(role).label.lower()}.")
-        else:
-            messages.error(request, "Nothing changed: choose a role or remove.")
+            elif action == "role" and request.POST.get("role") in Role.values:
+                role = request.POST["role"]
+                if services.change_role(target, role):
+                    messages.success(request, f"{name} is now {Role(role).label.lower()}.")
+            else:
+                messages.error(request, "Nothing changed: choose a role or remove.")
+        except services.LastOwner as refused:
+            messages.error(request, str(refused))
     if target.user_id == request.user.pk and (action == "remove" or target.role != Role.OWNER):
         return redirect("home")  # the members page is for owners only
     return redirect("members")

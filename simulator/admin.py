@@ -4,9 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
-from fleetportal.forms import JSON_FORM_FIELD
+from untrusted.forms import JSON_FORM_FIELD
 
-from . import clock, services
+from . import clock, services, webhooks
 from .models import (
     AppKey,
     IssuedToken,
@@ -79,7 +79,7 @@ class SimulatedAppAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a ping webhook")
     def send_ping(self, request, queryset):
-        sent = sum(1 for app in queryset if services.send_ping(app))
+        sent = sum(1 for app in queryset if webhooks.send_ping(app))
         self.message_user(request, f"Queued {sent} ping(s).", messages.SUCCESS)
 
     @admin.action(description="Clear fault knobs")
@@ -145,7 +145,7 @@ class SimWebhookDeliveryAdmin(admin.ModelAdmin):
         for delivery in queryset:
             delivery.status = SimWebhookDelivery.Status.PENDING
             delivery.save(update_fields=["status"])
-            services._enqueue(delivery.pk)
+            webhooks._enqueue(delivery.pk)
 
 
 @admin.register(UsedJti)

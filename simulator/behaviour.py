@@ -167,8 +167,11 @@ def timeline(facts: Facts, now: datetime) -> list[Entry]:
     """Every status change of this round up to ``now``, oldest first."""
     entries = [Entry(facts.requested_at, "pending")]
     final = decision(facts)
-    decided = final is not None and final.timestamp <= now
-    if decided and (facts.deleted_at is None or final.timestamp <= facts.deleted_at):
+    if (
+        final is not None
+        and final.timestamp <= now
+        and (facts.deleted_at is None or final.timestamp <= facts.deleted_at)
+    ):
         entries.append(final)
     if facts.deleted_at is not None and facts.deleted_at <= now and facts.delete_action:
         if facts.delete_action == CARMAKER_REVOKED:

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from django.db import models
 
+from .behaviour import Facts
+
 DEFAULT_SCOPES = "fleet:clearance vehicle:eligibility-check vehicle:data"
 
 
@@ -121,8 +123,6 @@ class SimClearance(models.Model):
         return f"{self.vin} ({self.app})"
 
     def facts(self):
-        from .behaviour import Facts
-
         return Facts(
             vin=self.vin,
             brand=self.brand,

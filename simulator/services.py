@@ -1,11 +1,6 @@
-"""What the simulated HM does. Views are thin wrappers around these functions.
-
-Public helpers for other parts of the project (demo command, tests):
-
-* ``create_app(name, webhook_url=None, webhook_secret=None) -> (app, secrets)``
-* ``detect_changes()``: queue webhooks for time-driven status changes (the ``tick`` task).
-* ``clearance_status(app, vin)``: the status the simulator would report now.
-"""
+"""What the simulated HM does with applications, keys, clearances, eligibility and vehicle
+data. Views are thin wrappers around these functions; webhooks are in ``simulator.webhooks``,
+legacy vehicle tokens in ``simulator.tokens``, the list filter in ``simulator.filters``."""
 
 from __future__ import annotations
 
@@ -13,25 +8,17 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from fleetportal.untrusted import UntrustedJsonError, parse_json
-
-from . import clock
+from . import clock, filters, webhooks
 from .auth import (
-    authenticate_oauth_client,
-    hmac_sha1,
-    hmac_sha256,
-    issue_token,
     sha256,
 )
 from .behaviour import (
@@ -41,27 +28,22 @@ from .behaviour import (
     DeleteRefused,
     Entry,
     delete_action_for,
-    next_change_at,
     odometer_km,
     timeline,
     vin_error,
 )
-from .errors import ApiError, TokenError
+from .errors import ApiError
 from .models import (
     DEFAULT_SCOPES,
     AppKey,
     IssuedToken,
     SimClearance,
     SimulatedApp,
-    SimWebhookDelivery,
 )
 from .vehicle_data import vehicle_state, with_failures
 
 logger = logging.getLogger("simulator")
 
-WEBHOOK_USER_AGENT = "HM-Webhook/1.2.0"
-VEHICLE_TOKEN_LIFETIME = 3600
-VEHICLE_TOKEN_SCOPE = "diagnostics.get.odometer"
 GET_BY_VIN_LIMIT_PER_MINUTE = 60
 ACTIVE = ("pending", "approved", "revoking", "canceling")
 
@@ -155,7 +137,7 @@ def create_app(
     private_key, private_pem = register_key(app, AppKey.Kind.PRIVATE_KEY)
     sa_key, sa_pem = register_key(app, AppKey.Kind.SERVICE_ACCOUNT)
     if app.webhook_url:
-        send_ping(app)
+        webhooks.send_ping(app)
     return app, AppSecrets(
         app_id=str(app.app_id),
         name=app.name,
@@ -182,7 +164,7 @@ def set_webhook(app: SimulatedApp, url: str, secret: str | None = None) -> str:
     app.webhook_secret = secret or secrets.token_urlsafe(24)
     app.save(update_fields=["webhook_url", "webhook_secret"])
     if url:
-        send_ping(app)
+        webhooks.send_ping(app)
     return app.webhook_secret
 
 
@@ -288,103 +270,17 @@ def _request_one(app: SimulatedApp, item: dict, now: datetime) -> dict:
         clearance.notified_status = ""
         clearance.settled = False
         clearance.save()
-        sync_notifications(clearance, now)
+        webhooks.sync_notifications(clearance, now)
     return {"vin": vin, "status": "pending", "tags": tags}
 
 
-def _filter_error(detail: str) -> ApiError:
-    return ApiError(422, "Unprocessable Entity", detail, "filter")
-
-
-def parse_filter(raw: str | None) -> dict:
-    if not raw:
-        return {}
-    try:
-        value = parse_json(raw)
-    except UntrustedJsonError as exc:
-        raise _filter_error("filter should be URL encoded JSON") from exc
-    if not isinstance(value, dict):
-        raise _filter_error("filter should be a JSON object")
-    for field, condition in value.items():
-        if field not in ("vin", "status", "brand", "tags", "approved_at", "inserted_at"):
-            raise _filter_error(f"filtering by {field} is not supported")
-        if (
-            not isinstance(condition, dict)
-            or "operator" not in condition
-            or "value" not in condition
-        ):
-            raise _filter_error(f"filter on {field} needs operator and value")
-    return value
-
-
-def _compare(op: str, actual, expected) -> bool:
-    if op == "eq":
-        return actual == expected
-    if op == "in":
-        return isinstance(expected, list) and actual in expected
-    if actual is None:
-        return False
-    return {
-        "lt": actual < expected,
-        "gt": actual > expected,
-        "lte": actual <= expected,
-        "gte": actual >= expected,
-    }.get(op, False)
-
-
-def _time_value(raw: object) -> datetime:
-    if not isinstance(raw, str):
-        raise _filter_error("dates should be ISO8601 strings")
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise _filter_error(f"{raw} is not an ISO8601 date") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
-
-
-def _matches(clearance: SimClearance, entries: list[Entry], flt: dict) -> bool:
-    for field, condition in flt.items():
-        op, expected = condition["operator"], condition["value"]
-        if field in ("vin", "status", "brand"):
-            actual = {
-                "vin": clearance.vin,
-                "status": entries[-1].status,
-                "brand": clearance.brand,
-            }[field]
-            if op not in ("eq", "in"):
-                raise _filter_error(f"operator {op} is not supported for {field}")
-            if not _compare(op, actual, expected):
-                return False
-        elif field == "tags":
-            if op not in ("eq", "contains") or not isinstance(expected, dict):
-                raise _filter_error("tags filter needs eq or contains and an object")
-            tags = clearance.tags or {}
-            if op == "eq" and tags != expected:
-                return False
-            if op == "contains" and any(tags.get(k) != v for k, v in expected.items()):
-                return False
-        else:
-            if op not in ("eq", "lt", "gt", "lte", "gte"):
-                raise _filter_error(f"operator {op} is not supported for {field}")
-            if field == "inserted_at":
-                actual_time = clearance.requested_at
-            else:
-                approved = [e.timestamp for e in entries if e.status == "approved"]
-                actual_time = approved[-1] if approved else None
-            if not _compare(op, actual_time, _time_value(expected)):
-                return False
-    return True
-
-
 def list_clearances(app: SimulatedApp, raw_filter: str | None) -> list[dict]:
-    flt = parse_filter(raw_filter)
+    flt = filters.parse_filter(raw_filter)
     now = clock.now()
     answer = []
     for clearance in SimClearance.objects.filter(app=app).order_by("vin"):
         entries = timeline(clearance.facts(), now)
-        if _matches(clearance, entries, flt):
+        if filters.matches(clearance, entries, flt):
             answer.append(clearance_json(clearance, now))
     return answer
 
@@ -437,7 +333,7 @@ def delete_clearance(app: SimulatedApp, vin: str) -> dict:
         clearance.removal_delay_seconds = removal_delay()
         clearance.settled = False
         clearance.save()
-        sync_notifications(clearance, now)
+        webhooks.sync_notifications(clearance, now)
         # Revoking a clearance ends the legacy per-vehicle tokens too.
         IssuedToken.objects.filter(app=app, vin=clearance.vin, revoked_at__isnull=True).update(
             revoked_at=now
@@ -457,108 +353,8 @@ def revoke_as_carmaker(app: SimulatedApp, vin: str) -> SimClearance:
         clearance.delete_action = CARMAKER_REVOKED
         clearance.settled = False
         clearance.save()
-        sync_notifications(clearance, now)
+        webhooks.sync_notifications(clearance, now)
     return clearance
-
-
-# --- legacy per-vehicle tokens ------------------------------------------------------------------
-
-
-def _vehicle_token_pair(app: SimulatedApp, vin: str, authorization_id: str, now: datetime) -> dict:
-    access, _ = issue_token(
-        app,
-        IssuedToken.Kind.VEHICLE_ACCESS,
-        now=now,
-        lifetime=VEHICLE_TOKEN_LIFETIME,
-        vin=vin,
-        scope=VEHICLE_TOKEN_SCOPE,
-        authorization_id=authorization_id,
-    )
-    refresh, _ = issue_token(
-        app,
-        IssuedToken.Kind.VEHICLE_REFRESH,
-        now=now,
-        lifetime=None,
-        vin=vin,
-        scope=VEHICLE_TOKEN_SCOPE,
-        authorization_id=authorization_id,
-    )
-    return {
-        "access_token": access,
-        "authorization_id": authorization_id,
-        "expires_in": VEHICLE_TOKEN_LIFETIME,
-        "refresh_token": refresh,
-        "scope": VEHICLE_TOKEN_SCOPE,
-        "status": "approved",
-        "token_type": "bearer",
-    }
-
-
-def issue_vehicle_token(app: SimulatedApp, body: dict) -> dict:
-    vin = str(body.get("vin") or "").upper()
-    if not vin:
-        raise TokenError("vin can't be blank")
-    clearance = SimClearance.objects.filter(app=app, vin=vin).first()
-    now = clock.now()
-    if clearance is None or current_entry(clearance, now).status != "approved":
-        raise TokenError("vin is not approved for this fleet")
-    return _vehicle_token_pair(app, vin, str(uuid.uuid4()), now)
-
-
-def refresh_vehicle_token(body: dict, audiences: set[str]) -> dict:
-    app = authenticate_oauth_client(body, audiences)
-    raw = str(body.get("refresh_token") or "")
-    if not raw:
-        raise TokenError("refresh_token can't be blank")
-    now = clock.now()
-    with transaction.atomic():
-        token = (
-            IssuedToken.objects.select_for_update()
-            .filter(app=app, kind=IssuedToken.Kind.VEHICLE_REFRESH, token_hash=sha256(raw))
-            .first()
-        )
-        if token is None or token.revoked_at is not None:
-            raise TokenError("refresh_token is invalid")
-        clearance = SimClearance.objects.filter(app=app, vin=token.vin).first()
-        if clearance is None or current_entry(clearance, now).status != "approved":
-            raise TokenError("refresh_token is invalid")
-        token.revoked_at = now  # rotation: a refresh token works once
-        token.save(update_fields=["revoked_at"])
-        return _vehicle_token_pair(app, token.vin, token.authorization_id, now)
-
-
-def revoke_token(body: dict, audiences: set[str]) -> None:
-    """DELETE /v1/access_tokens (RFC 7009: an unknown token is not an error)."""
-    app = authenticate_oauth_client(body, audiences)
-    raw = str(body.get("token") or "")
-    if not raw:
-        raise TokenError("token can't be blank")
-    now = clock.now()
-    token = IssuedToken.objects.filter(app=app, token_hash=sha256(raw)).first()
-    if token is None or token.revoked_at is not None:
-        return
-    token.revoked_at = now
-    token.save(update_fields=["revoked_at"])
-    if token.kind == IssuedToken.Kind.VEHICLE_REFRESH and token.authorization_id:
-        IssuedToken.objects.filter(
-            app=app, authorization_id=token.authorization_id, revoked_at__isnull=True
-        ).update(revoked_at=now)
-
-
-def revoke_auth_token(raw: str) -> dict:
-    token = IssuedToken.objects.filter(
-        kind=IssuedToken.Kind.AUTH_TOKEN, token_hash=sha256(raw)
-    ).first()
-    if token is None:
-        raise ApiError(404, "Not found", "auth_token not found", "auth_token")
-    if token.revoked_at is None:
-        token.revoked_at = clock.now()
-        token.save(update_fields=["revoked_at"])
-    return {
-        "auth_token": raw,
-        "valid_from": token.issued_at.isoformat().replace("+00:00", "Z"),
-        "valid_until": token.revoked_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 # --- eligibility and vehicle data ---------------------------------------------------------------
@@ -596,143 +392,8 @@ def vehicle_data(app: SimulatedApp, vin: str) -> dict:
     return {"request_id": uuid.uuid4().hex, **state}
 
 
-# --- webhooks -----------------------------------------------------------------------------------
-
-
-def _queue_delivery(
-    app: SimulatedApp, event: str, vin: str, payload: dict
-) -> SimWebhookDelivery | None:
-    if not app.webhook_url:
-        return None
-    delivery = SimWebhookDelivery.objects.create(
-        app=app, event=event, vin=vin, body=json.dumps(payload, separators=(",", ":"))
-    )
-    transaction.on_commit(lambda: _enqueue(delivery.pk))
-    return delivery
-
-
-def _enqueue(delivery_pk: int) -> None:
-    from .tasks import deliver_webhook
-
-    try:
-        deliver_webhook.delay(delivery_pk)
-    except Exception:  # the broker being down must not break the simulated API
-        logger.exception("simulator: could not queue webhook delivery %s", delivery_pk)
-
-
-def send_ping(app: SimulatedApp) -> SimWebhookDelivery | None:
-    return _queue_delivery(
-        app, "ping", "", {"event": {"type": "ping"}, "application_id": str(app.app_id)}
-    )
-
-
-def _clearance_payload(clearance: SimClearance, entry: Entry) -> dict:
-    """What HM sends (PROTOCOL.md §5): the VIN, the new status in ``action`` and any ``detail``.
-    Nothing more -- in particular no time of the change: a receiver must not rely on one."""
-    event = {"action": entry.status}
-    if entry.reason:
-        event["detail"] = entry.reason
-    return {"vehicle": {"vin": clearance.vin}, "event": event}
-
-
-def sync_notifications(clearance: SimClearance, now: datetime) -> list[SimWebhookDelivery]:
-    """Queue a webhook for every status change since the last one notified. Call in a transaction."""
-    facts = clearance.facts()
-    entries = timeline(facts, now)
-    statuses = [entry.status for entry in entries]
-    new: list[Entry] = []
-    if clearance.notified_status != statuses[-1]:
-        start = 0
-        if clearance.notified_status in statuses:
-            start = len(statuses) - statuses[::-1].index(clearance.notified_status)
-        new = entries[start:]
-    deliveries = []
-    for entry in new:
-        delivery = _queue_delivery(
-            clearance.app,
-            "fleet_clearance_changed",
-            clearance.vin,
-            _clearance_payload(clearance, entry),
-        )
-        if delivery:
-            deliveries.append(delivery)
-    settled = next_change_at(facts, now) is None
-    if new or settled != clearance.settled:
-        clearance.notified_status = statuses[-1]
-        clearance.settled = settled
-        clearance.save(update_fields=["notified_status", "settled"])
-    return deliveries
-
-
-def detect_changes(now: datetime | None = None, *, limit: int = 1000) -> int:
-    """Find clearances whose status moved on by itself and queue their webhooks."""
-    now = now or clock.now()
-    queued = 0
-    with transaction.atomic():
-        rows = (
-            SimClearance.objects.select_for_update(skip_locked=True)
-            .select_related("app")
-            .filter(settled=False)
-            .order_by("pk")[:limit]
-        )
-        for clearance in rows:
-            queued += len(sync_notifications(clearance, now))
-    return queued
-
-
-def sign(secret: str, body: bytes) -> tuple[str, str]:
-    return f"sha256={hmac_sha256(secret, body)}", f"sha1={hmac_sha1(secret, body)}"
-
-
-def deliver(
-    delivery_pk: int, *, final_attempt: bool = True, timeout: tuple[float, float] = (3, 10)
-) -> bool:
-    """POST one delivery to the app's webhook URL, signed. True when the receiver answered 2xx."""
-    delivery = SimWebhookDelivery.objects.select_related("app").filter(pk=delivery_pk).first()
-    if delivery is None or delivery.status == SimWebhookDelivery.Status.DELIVERED:
-        return True
-    app = delivery.app
-    body = delivery.body.encode()
-    signature_256, signature_1 = sign(app.webhook_secret, body)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": WEBHOOK_USER_AGENT,
-        "X-HM-Delivery": str(delivery.delivery_id),
-        "X-HM-Event": delivery.event,
-        "X-HM-Signature-256": signature_256,
-        "X-HM-Signature": signature_1,
-    }
-    delivery.attempts += 1
-    ok = False
-    try:
-        if not app.webhook_url:
-            raise requests.RequestException("no webhook URL configured")
-        response = requests.post(
-            app.webhook_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        )
-        delivery.last_status_code = response.status_code
-        delivery.last_error = "" if response.ok else f"HTTP {response.status_code}"
-        ok = 200 <= response.status_code < 300
-    except requests.RequestException as exc:
-        delivery.last_error = f"{type(exc).__name__}"[:300]
-    if ok:
-        delivery.status = SimWebhookDelivery.Status.DELIVERED
-        delivery.delivered_at = clock.now()
-    elif final_attempt:
-        delivery.status = SimWebhookDelivery.Status.FAILED
-    delivery.save(
-        update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at"]
-    )
-    return ok
-
-
-def pending_deliveries(app: SimulatedApp | None = None) -> Iterable[SimWebhookDelivery]:
-    qs = SimWebhookDelivery.objects.filter(status=SimWebhookDelivery.Status.PENDING)
-    return qs.filter(app=app) if app else qs
-
-
 def travel(delta: timedelta) -> datetime:
     """Advance simulator time and process what became due (handy in shells and tests)."""
     new_now = clock.advance(delta)
-    detect_changes(new_now)
+    webhooks.detect_changes(new_now)
     return new_now

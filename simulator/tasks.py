@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import webhooks
 
 
 class WebhookNotDelivered(Exception):
@@ -12,7 +12,7 @@ class WebhookNotDelivered(Exception):
 @shared_task(bind=True, ignore_result=True, soft_time_limit=20, time_limit=30)
 def tick(self) -> int:
     """Periodic (beat, every few seconds): queue webhooks for time-driven status changes."""
-    return services.detect_changes()
+    return webhooks.detect_changes()
 
 
 @shared_task(
@@ -28,5 +28,5 @@ def tick(self) -> int:
 )
 def deliver_webhook(self, delivery_id: int) -> None:
     final = self.request.retries >= self.max_retries
-    if not services.deliver(delivery_id, final_attempt=final):
+    if not webhooks.deliver(delivery_id, final_attempt=final):
         raise WebhookNotDelivered(f"webhook delivery {delivery_id} not accepted")

@@ -105,7 +105,7 @@ def moment(p: VehicleProfile, at: datetime) -> Moment:
     cycles = int(cycles)
     # Only every other cycle is a trip; the others are a long stop.
     trip_cycle = cycles % 2 == 0
-    driven_s = ((cycles + 1) // 2) * p.drive_seconds
+    driven_s: float = ((cycles + 1) // 2) * p.drive_seconds
     if trip_cycle:
         driven_s += min(into, p.drive_seconds)
     else:

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from fleetportal.untrusted import UntrustedJsonError, parse_json
+from untrusted import UntrustedJsonError, parse_json
 
-from . import auth, services
+from . import auth, services, tokens
 from .errors import ApiError, TokenError
 from .models import SimulatedApp
 
@@ -47,8 +47,6 @@ def parse_body(request: HttpRequest) -> object:
 def form_or_json(request: HttpRequest) -> dict:
     content_type = request.content_type or ""
     if content_type == "application/x-www-form-urlencoded" and request.method != "POST":
-        from django.http import QueryDict
-
         return QueryDict(request.body).dict()
     try:
         body = parse_body(request)
@@ -123,14 +121,14 @@ def index(request: HttpRequest) -> HttpResponse:
 def access_tokens(request: HttpRequest) -> HttpResponse:
     body = form_or_json(request)
     if request.method == "DELETE":
-        services.revoke_token(body, audiences(request))
+        tokens.revoke_token(body, audiences(request))
         return respond(None)
     grant = body.get("grant_type")
     if grant == "client_credentials":
         _, answer = auth.client_credentials(body, audiences(request))
         return respond(answer)
     if grant in ("refresh_token", "refresh"):  # "refresh" is what the spec's examples send
-        return respond(services.refresh_vehicle_token(body, audiences(request)))
+        return respond(tokens.refresh_vehicle_token(body, audiences(request)))
     if not grant:
         raise TokenError("grant_type can't be blank")
     raise TokenError("grant_type is invalid", error="unsupported_grant_type")
@@ -152,7 +150,7 @@ def auth_tokens(request: HttpRequest) -> HttpResponse:
 
 @endpoint(("DELETE",))
 def auth_token_detail(request: HttpRequest, auth_token: str) -> HttpResponse:
-    return respond(services.revoke_auth_token(auth_token), 201)
+    return respond(tokens.revoke_auth_token(auth_token), 201)
 
 
 @endpoint(("GET", "POST"))
@@ -184,7 +182,7 @@ def cancel_activation(request: HttpRequest, vin: str) -> HttpResponse:
 def fleet_access_tokens(request: HttpRequest) -> HttpResponse:
     app = bearer_app(request, FLEET_SCOPE)
     body = parse_body(request)
-    return respond(services.issue_vehicle_token(app, body if isinstance(body, dict) else {}))
+    return respond(tokens.issue_vehicle_token(app, body if isinstance(body, dict) else {}))
 
 
 @endpoint(("POST",))

@@ -1,8 +1,5 @@
-import contextlib
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +10,12 @@ from django.test import Client
 from organizations.middleware import SESSION_KEY
 from organizations.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.support.worker import (
+    purge_broker,
+    start_worker,
+    wait_until_ready,
+    worker_mail_folder,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = ROOT.parent / "shared"
@@ -79,36 +82,6 @@ def user_factory(db):
 # --- A real Celery worker -------------------------------------------------------------------------
 
 
-def database_url_for_current_test_db() -> str:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def purge_broker() -> None:
-    if settings.CELERY_BROKER_URL.startswith("filesystem"):
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        return
-    from fleetportal.celery import app
-
-    with app.connection_for_write() as conn:
-        for queue in settings.CELERY_WORKER_QUEUES:
-            # A queue that was never declared has nothing to purge.
-            with contextlib.suppress(Exception):
-                conn.default_channel.queue_purge(queue)
-
-
-def worker_mail_folder() -> Path:
-    """Where the test worker's email backend writes every message it sends."""
-    return settings.VAR_DIR / f"test-mail-{os.getpid()}"
-
-
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen, log_path: Path):
         self.process = process
@@ -155,47 +128,18 @@ class WorkerManager:
         # each other.
         log_path = settings.VAR_DIR / f"test-celery-worker-{os.getpid()}-{self.starts}.log"
         live_url = self.live_server.url
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
-            "DATABASE_URL": database_url_for_current_test_db(),
-            "SITE_URL": live_url,
-            "HM_SIMULATOR_BASE_URL": f"{live_url}/simulator",
-            "CELERY_BROKER_URL": ""
-            if settings.CELERY_BROKER_URL.startswith("filesystem")
-            else settings.CELERY_BROKER_URL,
-            # The worker's emails are files a test can read (tests.notifications.mailbox).
-            "EMAIL_URL": f"file://{worker_mail_folder()}",
-        }
         purge_broker()
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "fleetportal",
-            "worker",
-            "-Q",
-            ",".join(settings.CELERY_WORKER_QUEUES),
-            "--concurrency",
-            "4",
-            "--pool",
-            "threads",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
-        with log_path.open("w") as log:
-            process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = start_worker(
+            log_path=log_path,
+            SITE_URL=live_url,
+            HM_SIMULATOR_BASE_URL=f"{live_url}/simulator",
+            # The worker's emails are files a test can read (tests.notifications.mailbox).
+            EMAIL_URL=f"file://{worker_mail_folder()}",
+        )
         worker = WorkerProcess(process, log_path)
-        deadline = time.monotonic() + 60
-        while "ready." not in worker.log():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"Celery worker did not start:\n{worker.log()[-3000:]}")
-            time.sleep(0.2)
+        if not wait_until_ready(process, log_path):
+            process.kill()
+            pytest.fail(f"Celery worker did not start:\n{worker.log()[-3000:]}")
         return worker
 
 

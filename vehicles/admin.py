@@ -1,15 +1,16 @@
-"""Admin for the vehicles app; the import-job admin lives with the importer."""
+"""Admin for vehicles, with their clearance shown read-only."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from clearance.admin import defleet_from_admin, reonboard_from_admin
 from clearance.models import Clearance
-from fleetportal.forms import JSON_FORM_FIELD
-from vehicles.imports import admin as imports_admin  # noqa: F401  (registers ImportJob)
+from untrusted.forms import JSON_FORM_FIELD
 from vehicles.models import Vehicle
-from vehicles.telemetry import admin as telemetry_admin  # noqa: F401  (snapshots)
 
 
 class ClearanceInline(admin.StackedInline):
@@ -19,7 +20,7 @@ class ClearanceInline(admin.StackedInline):
     extra = 0
     max_num = 1
     can_delete = False
-    fields = [
+    fields = readonly_fields = (
         "status",
         "credential",
         "status_changed_at",
@@ -28,8 +29,7 @@ class ClearanceInline(admin.StackedInline):
         "description",
         "last_error",
         "history",
-    ]
-    readonly_fields = fields
+    )
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -71,27 +71,14 @@ class VehicleAdmin(admin.ModelAdmin):
             return "not requested"
 
     @admin.action(description="Request clearance again (rejected, revoked, canceled, error)")
-    def request_clearance(self, request, queryset):
-        from clearance import services
-
-        result = services.reonboard(list(queryset.values_list("pk", flat=True)), actor=request.user)
-        reasons = ", ".join(f"{n} {why}" for why, n in result.skipped_reasons.items())
-        self.message_user(
+    def request_clearance(self, request: HttpRequest, queryset: QuerySet[Vehicle]) -> None:
+        reonboard_from_admin(
+            self,
             request,
-            f"{result.queued} vehicle(s) queued for clearance."
-            + (f" Skipped: {reasons}." if reasons else "")
-            + " Vehicles never requested are sent from the fleet page (they need a credential).",
+            list(queryset.values_list("pk", flat=True)),
+            " Vehicles never requested are sent from the fleet page (they need a credential).",
         )
 
     @admin.action(description="Defleet (revoke approved, cancel pending)")
-    def defleet(self, request, queryset):
-        from clearance import services
-
-        count = services.queue_defleet(
-            list(queryset.values_list("pk", flat=True)), actor=request.user
-        )
-        self.message_user(
-            request,
-            f"Defleet queued for {count} vehicle(s); refusals are shown on each vehicle.",
-            messages.INFO,
-        )
+    def defleet(self, request: HttpRequest, queryset: QuerySet[Vehicle]) -> None:
+        defleet_from_admin(self, request, list(queryset.values_list("pk", flat=True)), "vehicle")

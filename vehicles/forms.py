@@ -9,12 +9,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from clearance.fields import encrypted_field_names
 from clearance.models import Credential
+from clearance.selectors import credentials_for
+from clearance.wording import credential_label
 from organizations.models import Organization
 from vehicles.brands import BRAND_CHOICES
 from vehicles.models import Vehicle
-from vehicles.selectors import credential_label
 from vehicles.validation import InvalidValue, normalize_vin, parse_brand
 
 
@@ -104,19 +104,16 @@ class VehicleAddForm(forms.Form):
                 "aria-describedby": "vin-feedback id_vin_helptext",
             }
         )
-        # A picker: names only; the secrets stay encrypted in the database.
-        credentials = (
-            Credential.objects.filter(organization=organization)
-            .defer(*encrypted_field_names(Credential))
-            .order_by("name")
-        )
-        self.fields["credential"].queryset = credentials
+        credentials = credentials_for(organization)
+        credential_field = self.fields["credential"]
+        assert isinstance(credential_field, CredentialChoiceField)
+        credential_field.queryset = credentials
         self.credential_list = list(credentials)
         if len(self.credential_list) == 1:
             self.fields["credential"].initial = self.credential_list[0].pk
         else:
             # Several applications: nobody should send with the first by accident.
-            self.fields["credential"].empty_label = "Choose an HM application…"
+            credential_field.empty_label = "Choose an HM application…"
 
     @property
     def has_credentials(self) -> bool:

@@ -11,16 +11,7 @@ import difflib
 import re
 import unicodedata
 
-try:  # the HM client owns the official enum; keep a copy only as a fallback
-    from clearance.hm.types import BRAND_LABELS, FLEET_BRANDS
-except ImportError:  # pragma: no cover - only while the client package does not exist
-    FLEET_BRANDS = (
-        "bmw", "citroen", "ds", "mercedes-benz", "mini", "opel", "peugeot", "vauxhall", "jeep",
-        "fiat", "alfaromeo", "ford", "renault", "dacia", "toyota", "lexus", "porsche", "maserati",
-        "kia", "tesla", "volvo-cars", "skoda", "audi", "volkswagen", "seat", "cupra", "polestar",
-        "sandbox",
-    )  # fmt: skip
-    BRAND_LABELS = {slug: slug for slug in FLEET_BRANDS}
+from clearance.hm.types import BRAND_LABELS, FLEET_BRANDS
 
 __all__ = [
     "BRAND_ALIASES",

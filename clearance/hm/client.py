@@ -309,9 +309,10 @@ class HMClient:
 
     def get_vehicle_data(self, vin: str) -> dict[str, Any]:
         """GET /v1/vehicle-data/autoapi-13/{vin}: the raw Auto API JSON (REST shape)."""
-        return self._expect(
+        data: dict[str, Any] = self._expect(
             self._call("GET", f"/v1/vehicle-data/autoapi-13/{_vin(vin)}"), dict, "vehicle data"
         )
+        return data
 
 
 def _vin(vin: str) -> str:

@@ -214,7 +214,7 @@ def parse_hm_datetime(raw: object) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _list(raw: object) -> list:
+def _list(raw: object) -> list[Any]:
     return raw if isinstance(raw, list) else []
 
 

@@ -13,7 +13,7 @@ os.environ.setdefault("HM_MAX_RETRIES", "40")
 
 import pytest
 
-from clearance import services
+from clearance.work import BackgroundTask
 from simulator import clock as sim_clock
 
 
@@ -22,12 +22,12 @@ def queued_tasks(monkeypatch):
     """Record the tasks services would queue after commit instead of sending them."""
     calls = []
 
-    def record(task_name, *args):
+    def record(task, *args, on_error=None):
         from django.db import transaction
 
-        transaction.on_commit(lambda: calls.append((task_name, *args)))
+        transaction.on_commit(lambda: calls.append((task.name.rsplit(".", 1)[-1], *args)))
 
-    monkeypatch.setattr(services, "_on_commit", record)
+    monkeypatch.setattr(BackgroundTask, "delay_on_commit", record)
     return calls
 
 

@@ -9,9 +9,10 @@ import uuid
 
 from django.conf import settings
 
-from clearance.models import Clearance, Credential
+from clearance.models import Clearance
 from simulator import services as sim
-from tests.factories import CredentialFactory, OrganizationFactory, VehicleFactory
+from tests.factories import OrganizationFactory, VehicleFactory
+from tests.support.simulator import simulator_credential
 
 SEED_ODOMETER = "2HM00000000000001"
 SEED_PENDING = "2HM00000000000002"
@@ -25,20 +26,16 @@ def ordinary_vin(n: int) -> str:
 def wire(organization=None, *, webhooks: bool = True, approval_delay: int = 5, **app_knobs):
     """(credential, app): a simulator credential for a fresh simulated app (webhooks to us)."""
     organization = organization or OrganizationFactory()
-    app, secrets = sim.create_app(
-        f"App {uuid.uuid4().hex[:6]}", approval_delay_seconds=approval_delay
+    credential, app, _ = simulator_credential(
+        organization,
+        f"App {uuid.uuid4().hex[:6]}",
+        approval_delay_seconds=approval_delay,
+        webhook_secret="hook-" + uuid.uuid4().hex,
     )
     for name, value in app_knobs.items():
         setattr(app, name, value)
     if app_knobs:
         app.save()
-    credential = CredentialFactory(
-        organization=organization,
-        environment=Credential.Environment.SIMULATOR,
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-        webhook_secret="hook-" + uuid.uuid4().hex,
-    )
     if webhooks:
         url = f"{settings.SITE_URL}/webhooks/high-mobility/{credential.public_id}/"
         sim.set_webhook(app, url, credential.webhook_secret)

@@ -8,7 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 
-from clearance import connect
+from clearance import clients
 from clearance.hm import ClearanceRequest
 from clearance.models import Credential
 from simulator import clock as sim_clock
@@ -190,7 +190,7 @@ def test_hm_check_succeeds_with_each_auth_mode(simulator, tmp_path, mode, caplog
     caplog.set_level(logging.DEBUG)
     _app, secrets = simulator
     credential = add_credential(tmp_path, secrets, mode)
-    client = connect.hm_client_for(credential)
+    client = clients.hm_client_for(credential)
     client.request_clearances(
         [
             ClearanceRequest("2HM00000000000002", "sandbox"),
@@ -241,7 +241,7 @@ def test_hm_check_clock_skew(simulator, tmp_path, monkeypatch, mode):
     _app, secrets = simulator
     add_credential(tmp_path, secrets, mode)
     # This server's clock runs 10 minutes ahead: the signed iat is outside HM's window.
-    monkeypatch.setattr(connect, "_now", lambda: datetime.now(UTC) + timedelta(minutes=10))
+    monkeypatch.setattr(clients, "_now", lambda: datetime.now(UTC) + timedelta(minutes=10))
     with pytest.raises(CommandError, match=r"\(clock_skew\).*clock is probably wrong"):
         check()
 

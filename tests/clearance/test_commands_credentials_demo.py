@@ -5,8 +5,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from clearance.connect import check_connection, webhook_url_for
 from clearance.models import Clearance, ClearanceEvent, Credential
+from clearance.services.connection_check import check_connection
+from clearance.services.webhooks import webhook_url_for
 from simulator.models import SimulatedApp
 from vehicles.models import Vehicle
 

@@ -131,11 +131,11 @@ def test_admin_actions_call_the_lifecycle(admin_client, world, django_capture_on
         admin_client.post(changelist, {"action": "sync_now", "_selected_action": [clearance.pk]})
     sync.assert_called_once_with(credential.pk)
 
-    with mock.patch("clearance.services.queue_defleet", return_value=1) as defleet:
+    with mock.patch("clearance.services.defleet.queue_defleet", return_value=1) as defleet:
         admin_client.post(changelist, {"action": "defleet", "_selected_action": [clearance.pk]})
     assert defleet.call_args.args[0] == [clearance.vehicle_id]
 
-    with mock.patch("clearance.services.reonboard") as reonboard:
+    with mock.patch("clearance.services.onboarding.reonboard") as reonboard:
         reonboard.return_value.queued = 0
         reonboard.return_value.skipped_reasons = {"already queued": 1}
         response = admin_client.post(
@@ -145,7 +145,7 @@ def test_admin_actions_call_the_lifecycle(admin_client, world, django_capture_on
     assert "Skipped: 1 already queued" in response.content.decode()
 
     with (
-        mock.patch("clearance.credential_tasks.test_connection.delay") as test_connection,
+        mock.patch("clearance.tasks.test_connection.delay") as test_connection,
         django_capture_on_commit_callbacks(execute=True),
     ):
         admin_client.post(

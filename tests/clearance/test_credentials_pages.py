@@ -297,7 +297,7 @@ def test_test_button_starts_a_background_check_and_polls_until_done(
 ):
     credential = CredentialFactory(organization=organization)
     with (
-        mock.patch("clearance.credential_tasks.test_connection.delay") as delay,
+        mock.patch("clearance.tasks.test_connection.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = owner_client.post(check_url(credential), HTTP_HX_REQUEST="true")
@@ -309,7 +309,7 @@ def test_test_button_starts_a_background_check_and_polls_until_done(
     assert "<html" not in html  # just the partial
 
     # A second press while running does not queue another check.
-    with mock.patch("clearance.credential_tasks.test_connection.delay") as delay:
+    with mock.patch("clearance.tasks.test_connection.delay") as delay:
         owner_client.post(check_url(credential), HTTP_HX_REQUEST="true")
     delay.assert_not_called()
 
@@ -323,7 +323,7 @@ def test_test_button_starts_a_background_check_and_polls_until_done(
 
 def test_test_button_without_javascript_redirects(owner_client, organization):
     credential = CredentialFactory(organization=organization)
-    with mock.patch("clearance.credential_tasks.test_connection.delay"):
+    with mock.patch("clearance.tasks.test_connection.delay"):
         response = owner_client.post(check_url(credential))
     assert response.status_code == 302
     assert response["Location"] == detail_url(credential)
@@ -334,7 +334,7 @@ def test_a_check_nobody_finishes_is_reported_and_polling_stops(
 ):
     from datetime import UTC, datetime, timedelta
 
-    from clearance.credential_services import record_check
+    from clearance.services.credentials import record_check
 
     time_machine.move_to(datetime(2026, 5, 1, 12, 0, tzinfo=UTC), tick=False)
     credential = CredentialFactory(organization=organization)
@@ -346,7 +346,7 @@ def test_a_check_nobody_finishes_is_reported_and_polling_stops(
     assert "Is a background worker running?" in html
     assert "hx-trigger" not in html
     # And it can be started again.
-    with mock.patch("clearance.credential_tasks.test_connection.delay"):
+    with mock.patch("clearance.tasks.test_connection.delay"):
         html = owner_client.post(check_url(credential), HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-trigger="every 1s"' in html
 

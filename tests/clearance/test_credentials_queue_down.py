@@ -17,7 +17,7 @@ BROKER_DOWN = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connecti
 
 
 def _broker_down():
-    return mock.patch("clearance.credential_tasks.test_connection.delay", side_effect=BROKER_DOWN)
+    return mock.patch("clearance.tasks.test_connection.delay", side_effect=BROKER_DOWN)
 
 
 def check_url(credential):
@@ -53,7 +53,7 @@ def test_it_can_be_tried_again_once_the_broker_is_back(owner_client, organizatio
     credential = CredentialFactory(organization=organization)
     with _broker_down():
         owner_client.post(check_url(credential), HTTP_HX_REQUEST="true")
-    with mock.patch("clearance.credential_tasks.test_connection.delay") as delay:
+    with mock.patch("clearance.tasks.test_connection.delay") as delay:
         html = owner_client.post(check_url(credential), HTTP_HX_REQUEST="true").content.decode()
     delay.assert_called_once_with(credential.pk)
     assert 'hx-trigger="every 1s"' in html

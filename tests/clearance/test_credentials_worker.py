@@ -3,9 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from simulator import services as sim
 from tests.conftest import wait_for
-from tests.factories import CredentialFactory
+from tests.support.simulator import simulator_credential
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +27,7 @@ def _press(owner_client, credential) -> str:
 def test_test_connection_runs_in_the_worker_and_the_page_shows_the_result(
     transactional_db, celery_worker, owner_client, organization
 ):
-    _, secrets = sim.create_app("Button app", approval_delay_seconds=5)
-    credential = CredentialFactory(
-        organization=organization,
-        environment="simulator",
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-    )
+    credential, _, secrets = simulator_credential(organization, "Button app")
     first = _press(owner_client, credential)
     assert 'hx-trigger="every 1s"' in first  # the page polls while the worker works
 

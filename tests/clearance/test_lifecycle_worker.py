@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from django.db.models import Count
 
-from clearance import services, tasks
+from clearance import tasks
 from clearance.models import Clearance, ClearanceEvent, WebhookDelivery
+from clearance.services import defleet, onboarding
 from clearance.state import ALLOWED_MOVES
 from simulator import clock as sim_clock
-from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from simulator.models import IssuedToken, SimClearance, SimulatedApp, SimWebhookDelivery
 from tests.clearance.lifecycle_helpers import (
     SEED_ODOMETER,
@@ -40,7 +41,7 @@ def worker(transactional_db, celery_worker, live_server):
 def travel(delta):
     """Advance the shared simulator clock and let it send the webhooks that became due."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
 
 
 def all_in(credential, wanted: dict[str, str]):
@@ -69,8 +70,8 @@ def test_onboard_travel_and_defleet(worker, manager_user):
     other_credential, _ = wire(other_org, approval_delay=5)
     vehicles(other_org, [SEED_ODOMETER], brand="sandbox")
 
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential, actor=None)
-    services.queue_clearance_requests(other_org.vehicles.all(), credential=other_credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential, actor=None)
+    onboarding.queue_clearance_requests(other_org.vehicles.all(), credential=other_credential)
     everyone = [SEED_ODOMETER, SEED_PENDING, SEED_REJECTED, *ordinary]
     wait_for(
         all_in(credential, dict.fromkeys(everyone, "pending")),
@@ -105,14 +106,14 @@ def test_onboard_travel_and_defleet(worker, manager_user):
     redeliver = SimWebhookDelivery.objects.filter(app=app, event="fleet_clearance_changed")[:5]
     for delivery in redeliver:
         SimWebhookDelivery.objects.filter(pk=delivery.pk).update(status="pending")
-        assert sim.deliver(delivery.pk)
+        assert sim_webhooks.deliver(delivery.pk)
     assert WebhookDelivery.objects.count() == deliveries_before
     assert ClearanceEvent.objects.count() == events_before
 
     # Defleet one approved and one pending vehicle (a day later: pending can be canceled).
     travel(timedelta(days=1))
     to_defleet = list(org.vehicles.filter(vin__in=[ordinary[0], SEED_PENDING]))
-    assert services.queue_defleet(to_defleet, actor=manager_user) == 2
+    assert defleet.queue_defleet(to_defleet, actor=manager_user) == 2
     expected[ordinary[0]] = "revoking"
     expected[SEED_PENDING] = "canceling"
     wait_for(all_in(credential, expected), timeout=30, message="defleet answers")
@@ -146,7 +147,7 @@ def test_onboarding_500_vins_with_faults(worker, settings):
     vehicles(org, vins, brand="sandbox")
     log_start = len(worker.log())
     started = time.monotonic()
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(
         lambda: not Clearance.objects.filter(credential=credential, status="queued").exists(),
         timeout=60,

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from clearance import services
 from clearance.hm import AuthenticationError, HMServerError
 from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken
+from clearance.services import defleet, onboarding, sync, vehicle_tokens
 from simulator import clock as sim_clock
 from simulator import services as sim
 from simulator.models import IssuedToken, SimClearance
@@ -35,7 +35,7 @@ def org(simulator, organization):
 def onboard(org, vins, credential=None, **fields):
     credential = credential or wire(org, webhooks=False)[0]
     cars = vehicles(org, vins, brand=fields.pop("brand", "sandbox"), **fields)
-    result = services.queue_clearance_requests(cars, credential=credential)
+    result = onboarding.queue_clearance_requests(cars, credential=credential)
     return credential, cars, result
 
 
@@ -44,14 +44,14 @@ def test_queue_then_request_in_batches_with_control_measures(org, settings, queu
     credential, _ = wire(org, webhooks=False)
     vehicles(org, [SEED_ODOMETER], brand="sandbox", odometer_km=2050)
     vehicles(org, [ordinary_vin(i) for i in range(4)], brand="sandbox")
-    result = services.queue_clearance_requests(
+    result = onboarding.queue_clearance_requests(
         org.vehicles.all(), credential=credential, actor=None
     )
     assert result.queued == 5
     assert queued_tasks == [("request_clearances", credential.pk)]
     assert set(statuses(credential).values()) == {"queued"}
 
-    summary = services.request_clearances(credential.pk)
+    summary = onboarding.request_clearances(credential.pk)
     assert (summary.hm_calls, summary.batches, summary.sent) == (3, 3, 5)
     assert set(statuses(credential).values()) == {"pending"}
     assert SimClearance.objects.get(vin=SEED_ODOMETER).control_odometer_km == 2050
@@ -63,13 +63,13 @@ def test_queue_then_request_in_batches_with_control_measures(org, settings, queu
         ("queued", "pending", "api"),
     ]
     # Nothing left: a second run sends nothing.
-    assert services.request_clearances(credential.pk).hm_calls == 0
+    assert onboarding.request_clearances(credential.pk).hm_calls == 0
 
 
 def test_queue_skips_active_and_other_organizations(org):
     credential, cars, _ = onboard(org, [ordinary_vin(1)])
     stranger = vehicles(OrganizationFactory(), [ordinary_vin(2)])
-    again = services.queue_clearance_requests(cars + stranger, credential=credential)
+    again = onboarding.queue_clearance_requests(cars + stranger, credential=credential)
     assert again.queued == 0
     assert again.skipped == 1
     assert again.skipped_reasons == {"already queued": 1, "other organization": 1}
@@ -78,7 +78,7 @@ def test_queue_skips_active_and_other_organizations(org):
 
 def test_per_vin_error_is_explained(org):
     credential, _cars, _ = onboard(org, [ordinary_vin(1)], brand="unknown")
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     row = Clearance.objects.get()
     assert row.status == "error"
     assert row.last_error == "High Mobility refused the request: The brand is invalid."
@@ -89,10 +89,10 @@ def test_transient_error_keeps_the_batch_queued(org):
     credential, _app = wire(org, webhooks=False, next_fault_status=503, next_fault_count=1)
     onboard(org, [ordinary_vin(1), ordinary_vin(2)], credential=credential)
     with pytest.raises(HMServerError):
-        services.request_clearances(credential.pk)
+        onboarding.request_clearances(credential.pk)
     assert set(statuses(credential).values()) == {"queued"}
     assert not SimClearance.objects.exists()
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     assert set(statuses(credential).values()) == {"pending"}
 
 
@@ -103,7 +103,7 @@ def test_refused_credential_stops_and_explains(org):
     credential.client_secret = "wrong-secret"
     credential.save()
     onboard(org, [ordinary_vin(1)], credential=credential)
-    summary = services.request_clearances(credential.pk)
+    summary = onboarding.request_clearances(credential.pk)
     assert "did not accept the credentials" in summary.error
     row = Clearance.objects.get()
     assert row.status == "queued"
@@ -112,17 +112,17 @@ def test_refused_credential_stops_and_explains(org):
 
 def test_sync_is_one_call_and_writes_only_changes(org, django_assert_max_num_queries):
     credential, _cars, _ = onboard(org, [ordinary_vin(i) for i in range(40)])
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(seconds=30))
     with django_assert_max_num_queries(12):
-        summary = services.sync_clearances(credential)
+        summary = sync.sync_clearances(credential)
     assert summary.hm_calls == 1
     assert summary.moves == {("pending", "approved"): 40}
     assert set(statuses(credential).values()) == {"approved"}
     assert ClearanceEvent.objects.filter(source="poll", to_status="approved").count() == 40
     # Nothing moved: nothing written.
     with django_assert_max_num_queries(4):
-        again = services.sync_clearances(credential)
+        again = sync.sync_clearances(credential)
     assert (again.hm_calls, again.written, again.changed) == (1, 0, 0)
 
 
@@ -133,10 +133,10 @@ def test_sync_query_count_does_not_grow_with_rows(org, django_assert_num_queries
     counts = []
     for size in (5, 60):
         credential, _cars, _ = onboard(org, [f"2HMQ{size:03d}{i:010d}" for i in range(size)])
-        services.request_clearances(credential.pk)
+        onboarding.request_clearances(credential.pk)
         sim_clock.advance(timedelta(seconds=30))
         with CaptureQueriesContext(connection) as ctx:
-            services.sync_clearances(credential)
+            sync.sync_clearances(credential)
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
 
@@ -145,17 +145,17 @@ def test_seed_vins_through_sync(org):
     credential, _ = wire(org, webhooks=False)
     vehicles(org, [SEED_ODOMETER], brand="sandbox", odometer_km=2050)
     vehicles(org, [SEED_PENDING, SEED_REJECTED], brand="sandbox")
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
-    services.request_clearances(credential.pk)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential) == {
         SEED_ODOMETER: "approved",
         SEED_PENDING: "pending",
         SEED_REJECTED: "pending",
     }
     sim_clock.advance(timedelta(hours=3))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential)[SEED_REJECTED] == "rejected"
     assert statuses(credential)[SEED_PENDING] == "pending"
     rejected = Clearance.objects.get(vehicle__vin=SEED_REJECTED)
@@ -164,9 +164,9 @@ def test_seed_vins_through_sync(org):
 
 def test_odometer_seed_rejected_without_control_measure(org):
     credential, _cars, _ = onboard(org, [SEED_ODOMETER])
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     row = Clearance.objects.get()
     assert row.status == "rejected"
     assert "odometer" in row.description.lower()
@@ -176,7 +176,7 @@ def test_sync_resends_stuck_queued_rows(org, queued_tasks):
     credential, _cars, _ = onboard(org, [ordinary_vin(1)])
     queued_tasks.clear()
     Clearance.objects.update(status_known_at=timezone.now() - timedelta(hours=1))
-    summary = services.sync_clearances(credential)
+    summary = sync.sync_clearances(credential)
     assert summary.resent
     assert queued_tasks == [("request_clearances", credential.pk)]
 
@@ -188,7 +188,7 @@ def test_sync_adopts_a_request_whose_answer_was_lost(org, queued_tasks):
     sim.request_clearances(app, [{"vin": ordinary_vin(1), "brand": "sandbox"}])
     Clearance.objects.update(status_known_at=timezone.now() - timedelta(hours=1))
     queued_tasks.clear()
-    summary = services.sync_clearances(credential)
+    summary = sync.sync_clearances(credential)
     assert statuses(credential) == {ordinary_vin(1): "pending"}
     assert not summary.resent
     assert queued_tasks == []
@@ -197,20 +197,20 @@ def test_sync_adopts_a_request_whose_answer_was_lost(org, queued_tasks):
 
 def test_reonboard_after_rejection(org):
     credential, cars, _ = onboard(org, [SEED_ODOMETER])
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "rejected"}
     cars[0].odometer_km = 2050
     cars[0].save()
-    assert services.reonboard(cars).queued == 1
+    assert onboarding.reonboard(cars).queued == 1
     assert statuses(credential) == {SEED_ODOMETER: "queued"}
     # A sync before the new request is sent must not bring the old rejection back.
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "queued"}
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "approved"}
 
 
@@ -218,20 +218,20 @@ def test_defleet_approved_and_pending(org, owner_user):
     credential, _ = wire(org, webhooks=False)
     approved = vehicles(org, [ordinary_vin(1)], brand="sandbox")[0]
     pending = vehicles(org, [SEED_PENDING], brand="mercedes-benz")[0]
-    services.queue_clearance_requests([approved, pending], credential=credential)
-    services.request_clearances(credential.pk)
+    onboarding.queue_clearance_requests([approved, pending], credential=credential)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
 
     # Too early to cancel a pending request: explained, nothing changes.
-    (early,) = services.defleet([pending], actor=owner_user)
+    (early,) = defleet.defleet([pending], actor=owner_user)
     assert not early.ok
     assert "one day after it was sent" in early.message
     row = Clearance.objects.get(vehicle=pending)
     assert row.status == "pending" and "one day" in row.last_error
 
     sim_clock.advance(timedelta(days=1, minutes=1))
-    outcomes = {o.vin: o for o in services.defleet([approved, pending], actor=owner_user)}
+    outcomes = {o.vin: o for o in defleet.defleet([approved, pending], actor=owner_user)}
     assert outcomes[ordinary_vin(1)].ok and outcomes[ordinary_vin(1)].status == "revoking"
     assert outcomes[SEED_PENDING].ok and outcomes[SEED_PENDING].status == "canceling"
     event = Clearance.objects.get(vehicle=approved).events.latest("id")
@@ -239,11 +239,11 @@ def test_defleet_approved_and_pending(org, owner_user):
     assert Clearance.objects.get(vehicle=pending).last_error == ""
 
     # Again while in transition: refused locally, in words, without asking HM.
-    (twice,) = services.defleet([approved], actor=owner_user)
+    (twice,) = defleet.defleet([approved], actor=owner_user)
     assert not twice.ok and "already under way" in twice.message
 
     sim_clock.advance(timedelta(minutes=1))
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     assert statuses(credential) == {ordinary_vin(1): "revoked", SEED_PENDING: "canceled"}
 
 
@@ -251,21 +251,21 @@ def test_defleet_refusals_in_words(org, queued_tasks):
     credential, _ = wire(org, webhooks=False)
     sandbox_pending = vehicles(org, [SEED_PENDING], brand="sandbox")[0]
     approved = vehicles(org, [ordinary_vin(1)], brand="sandbox")[0]
-    services.queue_clearance_requests([sandbox_pending, approved], credential=credential)
-    services.request_clearances(credential.pk)
+    onboarding.queue_clearance_requests([sandbox_pending, approved], credential=credential)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(days=2))
-    services.sync_clearances(credential)
-    (unsupported,) = services.defleet([sandbox_pending])
+    sync.sync_clearances(credential)
+    (unsupported,) = defleet.defleet([sandbox_pending])
     assert "does not allow canceling a pending request" in unsupported.message
     # HM is already revoking while we still think approved: 409 in transition.
-    services.defleet([approved])
+    defleet.defleet([approved])
     Clearance.objects.filter(vehicle=approved).update(status="approved")
-    (conflict,) = services.defleet([approved])
+    (conflict,) = defleet.defleet([approved])
     assert not conflict.ok
     assert "already changing this clearance" in conflict.message
     assert ("sync_credential", credential.pk) in queued_tasks
     never = vehicles(org, [ordinary_vin(9)])[0]
-    (none,) = services.defleet([never])
+    (none,) = defleet.defleet([never])
     assert "No clearance was ever requested" in none.message
 
 
@@ -279,27 +279,27 @@ def test_service_account_vehicle_tokens(org, queued_tasks):
     credential.client_secret = keys.client_secret
     credential.save()
     _, cars, _ = onboard(org, [ordinary_vin(1)], credential=credential)
-    services.request_clearances(credential.pk)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     queued_tasks.clear()
-    services.sync_clearances(credential)
+    sync.sync_clearances(credential)
     clearance = Clearance.objects.get()
     assert clearance.status == "approved"
     assert queued_tasks == [("issue_vehicle_tokens", [clearance.pk])]
-    assert services.issue_vehicle_tokens([clearance.pk]) == 1
+    assert vehicle_tokens.issue_vehicle_tokens([clearance.pk]) == 1
     token = VehicleToken.objects.get()
     first_refresh = token.refresh_token
     # Not yet due: nothing happens.
-    assert not services.refresh_vehicle_token(token.pk, margin_seconds=60)
+    assert not vehicle_tokens.refresh_vehicle_token(token.pk, margin_seconds=60)
     # Due: refreshed, and the rotated refresh token is kept.
-    assert services.refresh_vehicle_token(token.pk, margin_seconds=7200)
+    assert vehicle_tokens.refresh_vehicle_token(token.pk, margin_seconds=7200)
     token.refresh_from_db()
     assert token.refresh_token and token.refresh_token != first_refresh
-    assert services.vehicle_access_token(clearance) == token.access_token
+    assert vehicle_tokens.vehicle_access_token(clearance) == token.access_token
     # The old refresh token no longer works at HM (rotation): a second refresh used the new one.
-    assert services.refresh_vehicle_token(token.pk, margin_seconds=7200)
+    assert vehicle_tokens.refresh_vehicle_token(token.pk, margin_seconds=7200)
     # Defleet revokes it.
-    (outcome,) = services.defleet(cars)
+    (outcome,) = defleet.defleet(cars)
     assert outcome.ok
     assert not VehicleToken.objects.exists()
     live = IssuedToken.objects.filter(
@@ -313,7 +313,7 @@ def test_incomplete_credential_is_explained_not_crashed(org):
     credential.client_secret = ""
     credential.save()
     onboard(org, [ordinary_vin(1)], credential=credential)
-    summary = services.request_clearances(credential.pk)
+    summary = onboarding.request_clearances(credential.pk)
     assert "missing" in summary.error
     assert "missing" in Clearance.objects.get().last_error
 
@@ -321,7 +321,7 @@ def test_incomplete_credential_is_explained_not_crashed(org):
 def test_factory_rows_without_known_time_count_as_stuck(org, queued_tasks):
     credential, _ = wire(org, webhooks=False)
     ClearanceFactory(vehicle__organization=org, credential=credential, status="queued")
-    assert services.sync_clearances(credential).resent
+    assert sync.sync_clearances(credential).resent
 
 
 def test_auth_error_type_is_permanent():

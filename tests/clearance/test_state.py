@@ -7,7 +7,7 @@ from itertools import product
 import pytest
 from django.utils import timezone
 
-from clearance import state
+from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
 from clearance.models import Clearance, ClearanceEvent, ClearanceStatus
@@ -228,7 +228,7 @@ def test_changelog_replay_records_every_step():
         "revoked",
         [("pending", 0, None), ("approved", 1, None), ("revoking", 2, None), ("revoked", 3, None)],
     )
-    changes = state.changes_from_hm(clearance, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(clearance, vehicle, learned_at=timezone.now())
     result = state.apply_changes([(clearance, c) for c in changes])
     assert [(b, a) for _, b, a in result.moves] == [
         ("pending", "approved"),
@@ -247,7 +247,7 @@ def test_changelog_replay_only_current_round():
         "pending",
         [("pending", 0, None), ("rejected", 1, "no"), ("pending", 5, None)],
     )
-    changes = state.changes_from_hm(clearance, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(clearance, vehicle, learned_at=timezone.now())
     assert [c.status for c in changes] == ["pending"]
 
 
@@ -256,13 +256,13 @@ def test_queued_row_takes_hm_status_only_when_our_request_reached_hm():
     learned = timezone.now()
     fresh = ClearanceFactory(status="queued")
     vehicle = fleet_vehicle(fresh.vehicle.vin, "pending", [("pending", 0, None)])
-    assert [c.status for c in state.changes_from_hm(fresh, vehicle, learned_at=learned)] == [
+    assert [c.status for c in changelog.changes_from_hm(fresh, vehicle, learned_at=learned)] == [
         "pending"
     ]
     # Re-onboarded after a revocation: the old round's "revoked" is not news.
     again = ClearanceFactory(status="queued", requested_at=learned - timedelta(days=3))
     old = fleet_vehicle(again.vehicle.vin, "revoked", [("approved", 0, None), ("revoked", 1, None)])
-    assert state.changes_from_hm(again, old, learned_at=learned) == []
+    assert changelog.changes_from_hm(again, old, learned_at=learned) == []
 
 
 @pytest.mark.django_db

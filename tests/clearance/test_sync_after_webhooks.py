@@ -12,10 +12,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from clearance import services, state
+from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
 from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.services import sync as sync_service
+from clearance.services import webhooks
 from clearance.state import Change, Outcome, Source
 from tests.clearance.lifecycle_helpers import clearance_payload, post_webhook
 from tests.factories import ClearanceFactory
@@ -72,14 +74,14 @@ def webhook(web, clearance, *actions: str) -> None:
     for action in actions:
         post_webhook(web, clearance.credential, clearance_payload(clearance.vehicle.vin, action))
     for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        services.process_webhook(delivery.pk)
+        webhooks.process_webhook(delivery.pk)
     clearance.refresh_from_db()
 
 
 def sync(clearance, vehicle, queued_tasks, capture) -> list[tuple]:
     queued_tasks.clear()
     with capture(execute=True):
-        summary = services.sync_clearances(clearance.credential, client=FakeHM(vehicle))
+        summary = sync_service.sync_clearances(clearance.credential, client=FakeHM(vehicle))
     clearance.refresh_from_db()
     return summary.changes
 
@@ -230,7 +232,7 @@ def test_sync_started_before_the_webhook_is_still_stale(
         webhook(web, clearance, "approved", "revoking")
     learned_before = clearance.status_known_at - timedelta(seconds=1)
     vehicle = listed(vin, "approved", ("pending", 0), ("approved", 1))
-    changes = state.changes_from_hm(clearance, vehicle, learned_at=learned_before)
+    changes = changelog.changes_from_hm(clearance, vehicle, learned_at=learned_before)
     result = state.apply_changes([(clearance, c) for c in changes], now=learned_before)
     assert result.applied == 0
     assert clearance.status == "revoking"
@@ -241,7 +243,7 @@ def test_status_missing_from_changelog_never_replays_backward():
     the older steps of the round are not news."""
     row = ClearanceFactory(status="revoking", requested_at=timezone.now() - timedelta(hours=1))
     vehicle = listed(row.vehicle.vin, "revoking", ("pending", 0), ("approved", 1))
-    changes = state.changes_from_hm(row, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(row, vehicle, learned_at=timezone.now())
     result = state.apply_changes([(row, c) for c in changes])
     assert result.moves == []
     assert not ClearanceEvent.objects.filter(clearance=row).exists()
@@ -261,7 +263,7 @@ def test_changelog_replay_starts_at_the_latest_entry_of_our_status():
         ("approved", 6),
         ("revoked", 8),
     )
-    changes = state.changes_from_hm(row, vehicle, learned_at=timezone.now())
+    changes = changelog.changes_from_hm(row, vehicle, learned_at=timezone.now())
     assert [(c.status, c.at) for c in changes] == [("approved", hm(6)), ("revoked", hm(8))]
 
 
@@ -306,7 +308,7 @@ def test_hm_still_converges_when_the_graph_has_no_way_there(queued_tasks):
         status_known_at=timezone.now() - timedelta(minutes=30),
     )
     vehicle = listed(row.vehicle.vin, "approved", ("pending", 0), ("rejected", 1), ("approved", 4))
-    summary = services.sync_clearances(row.credential, client=FakeHM(vehicle))
+    summary = sync_service.sync_clearances(row.credential, client=FakeHM(vehicle))
     row.refresh_from_db()
     assert row.status == "approved"
     assert [(b, a) for _, b, a in summary.changes] == [("rejected", "approved")]

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from clearance import services
 from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.services import defleet, onboarding, sync, webhooks
 from simulator import clock as sim_clock
 from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from simulator.models import SimWebhookDelivery
 from tests.clearance.lifecycle_helpers import ordinary_vin, vehicles
 from tests.factories import CredentialFactory
@@ -19,7 +20,7 @@ from tests.factories import CredentialFactory
 @pytest.fixture
 def sa_credential(simulator, organization, monkeypatch):
     """A service-account credential (legacy vehicle tokens) with webhooks from its app."""
-    monkeypatch.setattr(sim, "_enqueue", lambda pk: None)  # delivered by hand below
+    monkeypatch.setattr(sim_webhooks, "_enqueue", lambda pk: None)  # delivered by hand below
     app, keys = sim.create_app(f"SA {uuid.uuid4().hex[:6]}", approval_delay_seconds=5)
     credential = CredentialFactory(
         organization=organization,
@@ -39,11 +40,11 @@ def sa_credential(simulator, organization, monkeypatch):
 def travel(delta):
     """Advance the simulator, post the webhooks that became due, apply them as the task would."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
     for delivery in SimWebhookDelivery.objects.filter(status="pending").order_by("pk"):
-        assert sim.deliver(delivery.pk)
+        assert sim_webhooks.deliver(delivery.pk)
     for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        services.process_webhook(delivery.pk)
+        webhooks.process_webhook(delivery.pk)
 
 
 def history(clearance):
@@ -58,8 +59,8 @@ def test_simulated_webhooks_then_sync_record_each_move_once(
     sa_credential, organization, queued_tasks
 ):
     cars = vehicles(organization, [ordinary_vin(7)], brand="sandbox")
-    services.queue_clearance_requests(cars, credential=sa_credential)
-    services.request_clearances(sa_credential.pk)
+    onboarding.queue_clearance_requests(cars, credential=sa_credential)
+    onboarding.request_clearances(sa_credential.pk)
     travel(timedelta(seconds=6))
     clearance = Clearance.objects.get()
     assert clearance.status == "approved"
@@ -67,7 +68,7 @@ def test_simulated_webhooks_then_sync_record_each_move_once(
     assert ("issue_vehicle_tokens", [clearance.pk]) in queued_tasks
 
     queued_tasks.clear()
-    summary = services.sync_clearances(sa_credential)
+    summary = sync.sync_clearances(sa_credential)
     assert summary.changes == []
     assert [t for t, *_ in queued_tasks if t != "request_clearances"] == []
     assert [(a, b) for a, b, _ in history(clearance)] == [
@@ -76,14 +77,14 @@ def test_simulated_webhooks_then_sync_record_each_move_once(
         ("pending", "approved"),
     ]
 
-    (outcome,) = services.defleet(cars)
+    (outcome,) = defleet.defleet(cars)
     assert outcome.ok
     travel(timedelta(seconds=6))
     clearance.refresh_from_db()
     assert clearance.status == "revoked"
     before = history(clearance)
     queued_tasks.clear()
-    summary = services.sync_clearances(sa_credential)
+    summary = sync.sync_clearances(sa_credential)
     assert summary.changes == []
     assert history(clearance) == before
     assert [t for t, *_ in queued_tasks if t != "request_clearances"] == []

@@ -6,9 +6,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from clearance import services
 from clearance.hm import HMServerError, RateLimited
-from clearance.tasks import retry_countdown
+from clearance.services import onboarding
+from clearance.work import retry_countdown
 from simulator import clock as sim_clock
 from tests.clearance.lifecycle_helpers import ordinary_vin, vehicles, wire
 
@@ -34,8 +34,8 @@ def test_backoff_honours_hm_retry_after(settings):
 def test_clearance_sync_command(simulator, organization):
     credential, _ = wire(organization, webhooks=False)
     cars = vehicles(organization, [ordinary_vin(1), ordinary_vin(2)], brand="sandbox")
-    services.queue_clearance_requests(cars, credential=credential)
-    services.request_clearances(credential.pk)
+    onboarding.queue_clearance_requests(cars, credential=credential)
+    onboarding.request_clearances(credential.pk)
     sim_clock.advance(timedelta(seconds=30))
     out = StringIO()
     call_command("clearance_sync", f"--org={organization.slug}", stdout=out)
@@ -69,7 +69,7 @@ def test_request_task_retries_then_leaves_the_rows_queued_with_words(settings, m
         calls.append(credential_id)
         raise HMServerError()
 
-    monkeypatch.setattr(services, "request_clearances", down)
+    monkeypatch.setattr(onboarding, "request_clearances", down)
     tasks.request_clearances.apply(args=(row.credential_id,))
     assert len(calls) == 3  # the first try and two retries
     row = Clearance.objects.get(pk=row.pk)
@@ -99,8 +99,8 @@ def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch)
         received_at=timezone.now() - timedelta(minutes=10)
     )
     synced, applied = [], []
-    monkeypatch.setattr(tasks.sync_credential, "delay", synced.append)
-    monkeypatch.setattr(tasks.process_webhook, "delay", applied.append)
+    monkeypatch.setattr(tasks.sync_credential, "delay_on_commit", synced.append)
+    monkeypatch.setattr(tasks.process_webhook, "delay_on_commit", applied.append)
     tasks.sync_all_clearances.apply()
     assert sorted(synced) == sorted([first.credential_id, second.credential_id])
     assert applied == [lost.pk]

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from clearance import services
 from clearance.models import ClearanceEvent, WebhookDelivery
+from clearance.services import webhooks
 from tests.clearance.lifecycle_helpers import clearance_payload, post_webhook
 from tests.factories import ClearanceFactory
 
@@ -28,7 +28,7 @@ def pending():
 def run_tasks(callbacks):
     """The on-commit callbacks queue Celery tasks; run what they would run, here."""
     for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        services.process_webhook(delivery.pk)
+        webhooks.process_webhook(delivery.pk)
 
 
 def test_signed_webhook_is_stored_answered_and_applied(
@@ -113,7 +113,7 @@ def test_duplicated_delivery_is_ignored(client, pending, django_capture_on_commi
     assert WebhookDelivery.objects.count() == 1
     run_tasks(callbacks)
     # The task itself running twice (at-least-once broker) is harmless too.
-    assert services.process_webhook(WebhookDelivery.objects.get().pk) == "already processed"
+    assert webhooks.process_webhook(WebhookDelivery.objects.get().pk) == "already processed"
     assert ClearanceEvent.objects.filter(clearance=pending).count() == 1
 
 
@@ -157,7 +157,7 @@ def test_undated_reordered_webhooks_use_receive_order_and_the_graph(client, pend
     post_webhook(client, credential, clearance_payload(vin, "revoking"))
     # Processed newest first: the older "approved" was received before the current status.
     for delivery in WebhookDelivery.objects.order_by("-pk"):
-        services.process_webhook(delivery.pk)
+        webhooks.process_webhook(delivery.pk)
     pending.refresh_from_db()
     assert pending.status == "revoking"
 
@@ -196,7 +196,7 @@ def test_lost_webhook_task_is_reapplied_by_the_beat(pending):
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
         received_at=timezone.now() - timedelta(minutes=5)
     )
-    assert services.unprocessed_webhooks() == [delivery.pk]
+    assert webhooks.unprocessed_webhooks() == [delivery.pk]
 
 
 def test_a_burst_is_drained_in_receive_order(client, pending):
@@ -204,8 +204,8 @@ def test_a_burst_is_drained_in_receive_order(client, pending):
     post_webhook(client, pending.credential, clearance_payload(vin, "approved"))
     post_webhook(client, pending.credential, clearance_payload(vin, "revoking"))
     post_webhook(client, pending.credential, clearance_payload(vin, "revoked"))
-    assert services.process_pending_webhooks() == 3
-    assert services.process_pending_webhooks() == 0
+    assert webhooks.process_pending_webhooks() == 3
+    assert webhooks.process_pending_webhooks() == 0
     pending.refresh_from_db()
     assert pending.status == "revoked"
     assert not WebhookDelivery.objects.filter(processed_at__isnull=True).exists()

@@ -16,7 +16,7 @@ import pytest
 
 from clearance.models import Clearance
 from simulator import clock as sim_clock
-from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from tests.clearance.lifecycle_helpers import wire
 from tests.e2e.conftest import log_in
 from tests.factories import ClearanceFactory
@@ -39,7 +39,7 @@ def worker(transactional_db, celery_worker, live_server):
 def travel(delta: timedelta) -> None:
     """Move the simulator's shared clock and let it send the webhooks that became due."""
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
 
 
 def mark_document(page) -> None:
@@ -149,14 +149,14 @@ def test_bulk_defleet_everything_matching_the_filter(
 ):
     from playwright.sync_api import expect
 
-    from clearance import services
+    from clearance.services import onboarding
     from tests.clearance.lifecycle_helpers import statuses, vehicles
     from tests.conftest import wait_for
 
     credential, _app = wire(organization, approval_delay=5)
     matching = ["2HMBULKA00000000A", "2HMBULKB00000000B"]
     vehicles(organization, [*matching, "2HMKEEP0000000001"], brand="sandbox")
-    services.queue_clearance_requests(organization.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(organization.vehicles.all(), credential=credential)
     every = [*matching, "2HMKEEP0000000001"]
     wait_for(lambda: set(statuses(credential).values()) == {"pending"}, message="pending")
     travel(timedelta(minutes=10))
@@ -198,14 +198,14 @@ def test_bulk_defleet_refused_by_the_carmaker_shows_on_the_rows(
     so beforehand, and after the background defleet the refusal shows on each row, live."""
     from playwright.sync_api import expect
 
-    from clearance import services
+    from clearance.services import onboarding
     from tests.clearance.lifecycle_helpers import statuses, vehicles
     from tests.conftest import wait_for
 
     credential, _app = wire(organization, approval_delay=3600)
     vins = ["2HMREFUSE0000000A", "2HMREFUSE0000000B"]
     vehicles(organization, vins, brand="sandbox")
-    services.queue_clearance_requests(organization.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(organization.vehicles.all(), credential=credential)
     wait_for(lambda: set(statuses(credential).values()) == {"pending"}, message="pending")
 
     page = new_page()

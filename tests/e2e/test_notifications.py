@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from clearance import services
+from clearance.services import onboarding
 from notifications.models import (
     AlertRule,
     EmailMode,
@@ -22,7 +22,7 @@ from notifications.models import (
     WebhookEndpoint,
 )
 from simulator import clock as sim_clock
-from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from tests.clearance.lifecycle_helpers import SEED_ODOMETER, vehicles, wire
 from tests.e2e.conftest import log_in
 from tests.notifications.conftest import make_rule
@@ -66,7 +66,7 @@ def test_the_bell_counts_a_rejection_live_and_leads_to_the_vehicle(
     make_rule(organization, RuleKind.CLEARANCE_REJECTED, name="Rejections")
     credential, _app = wire(organization, approval_delay=5)
     (car,) = vehicles(organization, [SEED_ODOMETER], brand="sandbox")  # no odometer: rejected
-    services.queue_clearance_requests([car], credential=credential)
+    onboarding.queue_clearance_requests([car], credential=credential)
     page = new_page()
     watch_bell(page)
     log_in(page, live_server, manager_user)
@@ -75,7 +75,7 @@ def test_the_bell_counts_a_rejection_live_and_leads_to_the_vehicle(
     page.wait_for_function("document.querySelector('#bell .bell-count').textContent === ''")
 
     sim_clock.advance(timedelta(seconds=10))
-    sim.detect_changes()  # HM's rejection webhook -> the worker -> the alert
+    sim_webhooks.detect_changes()  # HM's rejection webhook -> the worker -> the alert
     expect(page.locator("#bell .bell-count")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("#bell")).to_have_attribute("title", "Notifications: 1 unread")
     page.screenshot(path=str(screenshots / "notifications-bell.png"))

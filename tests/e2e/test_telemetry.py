@@ -14,11 +14,11 @@ import pytest
 from django.urls import reverse
 
 from simulator.vehicle_data import vehicle_state
+from telemetry import services
+from telemetry.parse import parse_rest
 from tests.conftest import logged_in_client, wait_for
 from tests.factories import ClearanceFactory
 from tests.utils import require
-from vehicles.telemetry import services
-from vehicles.telemetry.parse import parse_rest
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from fleetportal.errors import user_reason
+from imports.models import ImportJob
 from tests.factories import UserFactory, VehicleFactory
-from vehicles.models import ImportJob
 
 ERROR_URLS = "tests.fleetportal.error_urls"
 

@@ -11,10 +11,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from imports.models import ImportJob
 from tests.clearance.lifecycle_helpers import clearance_payload, post_webhook
 from tests.factories import CredentialFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv
-from vehicles.models import ImportJob
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ from email.message import EmailMessage
 import pytest
 from django.urls import reverse
 
+from imports import services
+from imports.models import ImportJob
 from tests.imports.helpers import fleet_csv
-from vehicles.imports import services
-from vehicles.models import ImportJob
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,9 @@ import tracemalloc
 
 import pytest
 
+from imports.parse import CsvFileError, open_fleet_csv
+from imports.rows import RowValidator, parse_odometer, parse_tags
 from tests.imports.helpers import GeneratedCsv, fleet_csv, make_vin
-from vehicles.imports.parse import CsvFileError, open_fleet_csv
-from vehicles.imports.rows import RowValidator, parse_odometer, parse_tags
 from vehicles.validation import InvalidValue
 
 GOOD_VIN = "1M8GDM9AXKP042788"  # valid check digit

@@ -9,10 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clearance.models import Clearance, ClearanceEvent
+from imports import files, planning, services, writing
+from imports.models import ImportChunk, ImportJob
 from tests.factories import CredentialFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
-from vehicles.imports import services
-from vehicles.models import ImportChunk, ImportJob, Vehicle
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,8 @@ def test_the_file_is_kept_in_the_database_in_chunks(organization, manager_user, 
     job = services.import_job_create(
         organization=organization, user=manager_user, upload=SimpleUploadedFile("big.csv", data)
     )
-    assert ImportChunk.objects.filter(job=job).count() == -(-len(data) // services.CHUNK_BYTES) > 1
-    with services.open_job_file(job) as stream:
+    assert ImportChunk.objects.filter(job=job).count() == -(-len(data) // files.CHUNK_BYTES) > 1
+    with files.open_job_file(job) as stream:
         assert stream.read() == data
     assert job.size == len(data) and len(job.sha256) == 64
 
@@ -75,7 +76,7 @@ def test_a_broken_file_fails_with_its_message(organization, manager_user):
 
 def test_errors_need_explicit_confirmation(organization, manager_user, queued):
     job = upload(organization, manager_user, fleet_csv(3) + b"BAD,bmw,,,,\n")
-    with pytest.raises(services.ImportRejected, match="1 row with errors will be skipped"):
+    with pytest.raises(planning.ImportRejected, match="1 row with errors will be skipped"):
         services.import_job_confirm(job, user=manager_user, accept_skipped=False)
     assert Vehicle.objects.count() == 0
     job = run(job, manager_user, accept_skipped=True)
@@ -113,11 +114,11 @@ def test_importing_the_same_file_twice_changes_nothing(organization, manager_use
     before = list(Vehicle.objects.order_by("vin").values())
     second = upload(organization, manager_user, data)
     assert (second.created, second.updated, second.skipped) == (0, 0, 20)
-    with pytest.raises(services.ImportRejected, match="nothing to import"):
+    with pytest.raises(planning.ImportRejected, match="nothing to import"):
         services.import_job_confirm(second, user=manager_user, accept_skipped=True)
     # the same through import_rows directly (what the command does)
     with io.BytesIO(data) as stream:
-        counts = services.import_rows(stream, organization, credential=None, update_existing=True)
+        counts = writing.import_rows(stream, organization, credential=None, update_existing=True)
     assert (counts.created, counts.updated, counts.skipped) == (0, 0, 20)
     assert list(Vehicle.objects.order_by("vin").values()) == before
     assert Clearance.objects.count() == 0  # no credential: vehicles are "not requested"
@@ -174,7 +175,7 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
     settings.IMPORT_BATCH_SIZE = 5
     job = upload(organization, manager_user, fleet_csv(12))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    real = services._write_batch
+    real = writing._write_batch
     calls = {"n": 0}
 
     def crash_on_second_batch(*args, **kwargs):
@@ -184,7 +185,7 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
         return real(*args, **kwargs)
 
     with (
-        mock.patch.object(services, "_write_batch", crash_on_second_batch),
+        mock.patch.object(writing, "_write_batch", crash_on_second_batch),
         pytest.raises(RuntimeError),
     ):
         services.import_job_run(job.pk)
@@ -206,7 +207,7 @@ def test_a_vin_added_meanwhile_is_skipped_not_a_failed_import(
     settings.IMPORT_BATCH_SIZE = 5
     job = upload(organization, manager_user, fleet_csv(12))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    real = services._classify
+    real = planning._classify
     calls = {"n": 0}
 
     def add_a_vin_after_the_second_check(rows, *args):
@@ -216,7 +217,7 @@ def test_a_vin_added_meanwhile_is_skipped_not_a_failed_import(
             VehicleFactory(organization=organization, vin=rows[0].vin, brand="bmw")
         return batch
 
-    with mock.patch.object(services, "_classify", add_a_vin_after_the_second_check):
+    with mock.patch.object(planning, "_classify", add_a_vin_after_the_second_check):
         services.import_job_run(job.pk)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE
@@ -252,14 +253,14 @@ def test_cancel_deletes_the_stored_file(organization, manager_user):
     services.import_job_cancel(job)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.CANCELED and not job.chunks.exists()
-    with pytest.raises(services.ImportRejected):
+    with pytest.raises(planning.ImportRejected):
         services.import_job_cancel(job)
 
 
 def test_error_report_lists_every_issue_in_file_order(organization, manager_user):
     lines = ["vin,brand,colour"] + [f"BAD{i},Trabant,red" for i in range(1000)]
     job = upload(organization, manager_user, "\n".join(lines).encode())
-    assert job.errors == 1000 and len(job.error_sample) == services.ERROR_SAMPLE_SIZE
+    assert job.errors == 1000 and len(job.error_sample) == planning.ERROR_SAMPLE_SIZE
     report = list(services.error_report_rows(job))
     assert report[0] == ["row", "column", "level", "message", "vin"]
     assert report[1][:3] == ["1", "colour", "warning"]
@@ -270,7 +271,7 @@ def test_error_report_lists_every_issue_in_file_order(organization, manager_user
 
 def test_size_cap(organization, manager_user, settings):
     settings.IMPORT_MAX_UPLOAD_MB = 1
-    with pytest.raises(services.ImportRejected, match="the limit is 1 MB"):
+    with pytest.raises(planning.ImportRejected, match="the limit is 1 MB"):
         services.import_job_create(
             organization=organization,
             user=manager_user,
@@ -284,7 +285,7 @@ def test_eligibility_check_of_new_vins(organization, manager_user, settings):
     credential = CredentialFactory(organization=organization)
     client = mock.Mock()
     client.check_eligibility.side_effect = lambda vin, brand: mock.Mock(eligible=vin != make_vin(1))
-    with mock.patch("clearance.connect.hm_client_for", return_value=client):
+    with mock.patch("imports.eligibility.hm_client_for", return_value=client):
         job = upload(
             organization,
             manager_user,
@@ -310,8 +311,8 @@ def test_files_of_old_finished_imports_are_pruned(organization, manager_user):
         status=ImportJob.Status.DONE, finished_at=timezone.now() - timedelta(days=31)
     )
     recent = upload(organization, manager_user, fleet_csv(3))  # uploading prunes
-    assert not services.job_file_kept(done)
-    assert services.job_file_kept(recent)
+    assert not files.job_file_kept(done)
+    assert files.job_file_kept(recent)
 
 
 @pytest.mark.parametrize(
@@ -361,10 +362,10 @@ def test_preview_keeps_the_first_warnings_apart_from_the_errors(organization, ma
     data = "\n".join(["vin,brand,license_plate,nickname,tags,odometer_km", *rows, "BAD,bmw,,,,"])
     job = upload(organization, manager_user, data.encode())
     assert (job.errors, job.warnings) == (1, 60)
-    errors = services.sample_issues(job, "error")
-    warnings = services.sample_issues(job, "warning")
+    errors = planning.sample_issues(job, "error")
+    warnings = planning.sample_issues(job, "warning")
     assert [issue["row"] for issue in errors] == [62]
-    assert len(warnings) == services.ERROR_SAMPLE_SIZE and warnings[0]["row"] == 2
+    assert len(warnings) == planning.ERROR_SAMPLE_SIZE and warnings[0]["row"] == 2
     assert "check digit" in warnings[0]["message"] and warnings[0]["column"] == "vin"
 
 
@@ -372,8 +373,8 @@ def test_an_old_sample_without_levels_counts_as_errors(organization):
     job = ImportJob(
         organization=organization, error_sample=[{"row": 2, "column": "", "message": "x"}]
     )
-    assert services.sample_issues(job, "error") == job.error_sample
-    assert services.sample_issues(job, "warning") == []
+    assert planning.sample_issues(job, "error") == job.error_sample
+    assert planning.sample_issues(job, "warning") == []
 
 
 def test_error_report_gives_the_vin_as_written_when_it_is_invalid(organization, manager_user):
@@ -385,7 +386,7 @@ def test_error_report_gives_the_vin_as_written_when_it_is_invalid(organization, 
     vins = {row[0]: row[4] for row in report[1:]}
     assert vins == {"2": "too-short", "3": '=HYPERLINK("http://evil")', "4": make_vin(1)}
     # Downloaded, every cell is formula-safe (the same guard as the fleet export).
-    from vehicles.exports import csv_lines
+    from imports.exports import csv_lines
 
     text = "".join(csv_lines(report))
     assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text
@@ -395,19 +396,19 @@ def test_a_change_to_the_fleet_makes_the_preview_stale(
     organization, other_organization, manager_user, queued, django_capture_on_commit_callbacks
 ):
     job = upload(organization, manager_user, fleet_csv(3))
-    assert not services.preview_is_stale(job)
+    assert not planning.preview_is_stale(job)
     VehicleFactory(organization=other_organization, vin=make_vin(0))
-    assert not services.preview_is_stale(job)  # another organization's fleet does not count
+    assert not planning.preview_is_stale(job)  # another organization's fleet does not count
     vehicle = VehicleFactory(organization=organization, vin=make_vin(0))  # e.g. another import
-    assert services.preview_is_stale(job)
-    with pytest.raises(services.PreviewStale, match="Check the file again"):
+    assert planning.preview_is_stale(job)
+    with pytest.raises(planning.PreviewStale, match="Check the file again"):
         services.import_job_confirm(job, user=manager_user, accept_skipped=False)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.PREVIEW and job.confirmed_at is None
     assert Vehicle.objects.filter(organization=organization).count() == 1  # nothing imported
 
     with (
-        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        mock.patch("imports.tasks.validate_import_job.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         services.import_job_recheck(job)
@@ -417,24 +418,24 @@ def test_a_change_to_the_fleet_makes_the_preview_stale(
     services.import_job_validate(job.pk)
     job.refresh_from_db()
     assert (job.status, job.created, job.skipped) == ("preview", 2, 1)
-    assert not services.preview_is_stale(job)
+    assert not planning.preview_is_stale(job)
 
     vehicle.nickname = "edited"
     vehicle.save()
-    assert services.preview_is_stale(job)
+    assert planning.preview_is_stale(job)
     services.import_job_recheck(job)
     services.import_job_validate(job.pk)
     job.refresh_from_db()
     vehicle.delete()
-    assert services.preview_is_stale(job)
+    assert planning.preview_is_stale(job)
 
 
 def test_only_a_preview_can_be_checked_again(organization, manager_user, queued):
     job = run(upload(organization, manager_user, fleet_csv(2)), manager_user)
     assert job.status == ImportJob.Status.DONE
-    with pytest.raises(services.ImportRejected, match="not waiting for confirmation"):
+    with pytest.raises(planning.ImportRejected, match="not waiting for confirmation"):
         services.import_job_recheck(job)
-    assert not services.preview_is_stale(job)
+    assert not planning.preview_is_stale(job)
 
 
 def test_windows_1252_file_is_previewed_and_imported(organization, manager_user, queued):

@@ -15,12 +15,14 @@ from django.core.management.base import CommandError
 from django.db import DataError
 from django.urls import reverse
 
+from imports import planning, services, tasks, writing
+from imports.encoding import SNIFF_BYTES
+from imports.models import ImportJob
+from imports.parse import open_fleet_csv
+from imports.rows import RowValidator
 from tests.imports.helpers import fleet_csv, make_vin
 from tests.imports.test_services import run, upload
-from vehicles.imports import services, tasks
-from vehicles.imports.parse import SNIFF_BYTES, open_fleet_csv
-from vehicles.imports.rows import RowValidator
-from vehicles.models import ImportJob, Vehicle
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +47,7 @@ def test_nul_in_a_cell_past_the_first_64_kb_is_a_row_error_and_the_rest_imports(
     job = upload(organization, manager_user, data)
     assert job.status == ImportJob.Status.PREVIEW, job.message
     assert (job.total, job.created, job.errors) == (2001, 2000, 1)
-    [error] = services.sample_issues(job, "error")
+    [error] = planning.sample_issues(job, "error")
     assert error["row"] == 2002 and error["column"] == "nickname"
     assert "NUL character" in error["message"] and "Remove it" in error["message"]
     _stored_as_json(job.error_sample)
@@ -108,7 +110,7 @@ def test_dry_run_of_the_command_counts_the_nul_row(tmp_path, organization):
 
 # --- an import failing part-way --------------------------------------------------------------
 
-_write_batch = services._write_batch
+_write_batch = writing._write_batch
 
 
 def _failing_on_batch(number: int):
@@ -132,7 +134,7 @@ def test_a_job_failing_in_its_second_batch_keeps_the_first_whole_and_says_so(
     settings.IMPORT_BATCH_SIZE = 500
     job = upload(organization, manager_user, fleet_csv(1500))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    with mock.patch.object(services, "_write_batch", _failing_on_batch(2)):
+    with mock.patch.object(writing, "_write_batch", _failing_on_batch(2)):
         # The task as the worker runs it: its on_failure marks the job failed.
         tasks.run_import_job.apply(args=[job.pk])
     job.refresh_from_db()
@@ -152,7 +154,7 @@ def test_a_job_failing_in_its_first_batch_says_nothing_was_imported(
 ):
     job = upload(organization, manager_user, fleet_csv(10))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    with mock.patch.object(services, "_write_batch", _failing_on_batch(1)):
+    with mock.patch.object(writing, "_write_batch", _failing_on_batch(1)):
         tasks.run_import_job.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED and not Vehicle.objects.exists()
@@ -168,7 +170,7 @@ def test_the_command_failing_in_its_third_batch_reports_the_two_it_kept(
     path = tmp_path / "fleet.csv"
     path.write_bytes(fleet_csv(1000))
     with (
-        mock.patch.object(services, "_write_batch", _failing_on_batch(3)),
+        mock.patch.object(writing, "_write_batch", _failing_on_batch(3)),
         pytest.raises(CommandError) as excinfo,
     ):
         call_command("vehicles_import", str(path), "--org", "acme", stdout=io.StringIO())
@@ -191,7 +193,7 @@ def test_the_command_failing_in_its_first_batch_says_nothing_was_imported(tmp_pa
     path = tmp_path / "fleet.csv"
     path.write_bytes(fleet_csv(3))
     with (
-        mock.patch.object(services, "_write_batch", _failing_on_batch(1)),
+        mock.patch.object(writing, "_write_batch", _failing_on_batch(1)),
         pytest.raises(CommandError, match="Nothing was imported"),
     ):
         call_command("vehicles_import", str(path), "--org", "acme", stdout=io.StringIO())

@@ -10,10 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from imports import files, services, writing
+from imports.models import ImportJob
 from tests.factories import ClearanceFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
-from vehicles.imports import services
-from vehicles.models import ImportJob, Vehicle
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +47,7 @@ def test_upload_creates_a_job_and_queues_validation(
     manager_client, organization, django_capture_on_commit_callbacks
 ):
     with (
-        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        mock.patch("imports.tasks.validate_import_job.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = post_file(manager_client, fleet_csv(3), update_existing="on")
@@ -85,7 +86,7 @@ def test_preview_shows_counts_errors_and_needs_the_checkbox(
     assert "will be skipped" in response.content.decode()
     job.refresh_from_db()
     assert job.status == ImportJob.Status.PREVIEW
-    with mock.patch("vehicles.imports.tasks.run_import_job.delay"):
+    with mock.patch("imports.tasks.run_import_job.delay"):
         manager_client.post(
             reverse("imports:confirm", args=[job.public_id]), {"accept_skipped": "1"}
         )
@@ -195,8 +196,8 @@ def test_exported_file_imports_back_unchanged(manager_client, organization, othe
     post_file(manager_client, exported, name="export.csv")
     job = validated(ImportJob.objects.get())
     assert (job.total, job.skipped, job.errors) == (1, 1, 0)
-    with services.open_job_file(job) as stream:
-        counts = services.import_rows(
+    with files.open_job_file(job) as stream:
+        counts = writing.import_rows(
             stream, other_organization, credential=None, update_existing=False
         )
     copy = Vehicle.objects.get(organization=other_organization)
@@ -219,12 +220,12 @@ def test_admin_lists_import_jobs(client, organization, manager_user, admin_user)
         error_sample=[{"row": 3, "column": "vin", "message": "The VIN is missing."}],
     )
     client.force_login(admin_user)
-    listing = client.get(reverse("admin:vehicles_importjob_changelist"))
+    listing = client.get(reverse("admin:imports_importjob_changelist"))
     assert listing.status_code == 200 and b"fleet.csv" in listing.content
-    detail = client.get(reverse("admin:vehicles_importjob_change", args=[job.pk]))
+    detail = client.get(reverse("admin:imports_importjob_change", args=[job.pk]))
     assert detail.status_code == 200 and b"The VIN is missing." in detail.content
     client.post(
-        reverse("admin:vehicles_importjob_changelist"),
+        reverse("admin:imports_importjob_changelist"),
         {"action": "cancel_jobs", "_selected_action": [job.pk]},
     )
     job.refresh_from_db()
@@ -274,7 +275,7 @@ def test_a_stale_preview_offers_to_check_the_file_again(
     page = manager_client.get(url).content.decode()
     assert "The fleet changed since this file was checked" in page
     assert "Import 3 new vehicles" not in page and "Check the file again" in page
-    with mock.patch("vehicles.imports.tasks.run_import_job.delay") as run_delay:
+    with mock.patch("imports.tasks.run_import_job.delay") as run_delay:
         response = manager_client.post(reverse("imports:confirm", args=[job.public_id]))
     assert response.status_code == 302 and not run_delay.called
     job.refresh_from_db()
@@ -282,7 +283,7 @@ def test_a_stale_preview_offers_to_check_the_file_again(
     recheck = reverse("imports:recheck", args=[job.public_id])
     assert viewer_client.post(recheck).status_code == 403
     with (
-        mock.patch("vehicles.imports.tasks.validate_import_job.delay") as delay,
+        mock.patch("imports.tasks.validate_import_job.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = manager_client.post(recheck)
@@ -292,3 +293,21 @@ def test_a_stale_preview_offers_to_check_the_file_again(
     validated(job)
     page = manager_client.get(url).content.decode()
     assert "Import 2 new vehicles" in page and "The fleet changed" not in page
+
+
+def test_an_upload_the_task_queue_cannot_take_fails_in_words(
+    manager_client, django_capture_on_commit_callbacks
+):
+    with (
+        mock.patch(
+            "imports.tasks.validate_import_job.delay", side_effect=ConnectionError("broker down")
+        ),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_file(manager_client, fleet_csv(3))
+    job = ImportJob.objects.get()
+    assert response.status_code == 302  # the job page, not an error page
+    assert job.status == ImportJob.Status.FAILED
+    assert "task queue is unreachable" in job.message
+    page = manager_client.get(response["Location"]).content.decode()
+    assert "task queue is unreachable" in page

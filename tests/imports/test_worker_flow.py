@@ -8,12 +8,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
-from clearance.models import Clearance, Credential
-from simulator import services as simulator
+from clearance.models import Clearance
+from imports.models import ImportJob
 from tests.conftest import wait_for
-from tests.factories import CredentialFactory
 from tests.imports.helpers import fleet_csv
-from vehicles.models import ImportJob, Vehicle
+from tests.support.simulator import simulator_credential
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +27,7 @@ def test_upload_preview_confirm_import_through_a_real_worker(
     transactional_db, celery_worker, organization, manager_client, settings
 ):
     settings.IMPORT_BATCH_SIZE = 20
-    _, secrets = simulator.create_app("Import test app", approval_delay_seconds=5)
-    credential = CredentialFactory(
-        organization=organization,
-        environment=Credential.Environment.SIMULATOR,
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-    )
+    credential, _, _ = simulator_credential(organization, "Import test app")
     data = fleet_csv(50, brand="sandbox") + b"BAD,bmw,,,,\n"
     response = manager_client.post(
         reverse("imports:upload"),

@@ -7,7 +7,7 @@ import shutil
 import time
 from email.message import Message
 
-from tests.conftest import worker_mail_folder
+from tests.support.worker import worker_mail_folder
 
 SEPARATOR = "-" * 79
 

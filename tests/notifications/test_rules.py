@@ -15,11 +15,11 @@ from clearance.models import ClearanceEvent
 from notifications import evaluation
 from notifications import rules as rule_services
 from notifications.models import Alert, Notification, RuleKind
+from telemetry import services as telemetry_store
+from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, MembershipFactory, VehicleFactory
 from tests.notifications.conftest import make_rule
 from vehicles import events as fleet_events
-from vehicles.telemetry import services as telemetry
-from vehicles.telemetry.parse import parse_rest
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def reading(vehicle, *, battery=None, fuel=None, failure_field=None, minutes=0):
                 "failure": {"reason": "execution_timeout", "description": "No answer"},
             }
         }
-    return telemetry.record_snapshot(vehicle, parse_rest(payload), source="pull")
+    return telemetry_store.record_snapshot(vehicle, parse_rest(payload), source="pull")
 
 
 def test_a_rejection_fires_once_and_again_only_after_re_onboarding(organization, owner_user):

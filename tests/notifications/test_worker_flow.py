@@ -14,8 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from clearance import services
 from clearance.models import Clearance
+from clearance.services import defleet, onboarding, sync
+from imports.models import ImportJob
 from notifications import outgoing, signing, tasks
 from notifications.models import (
     Alert,
@@ -30,7 +31,9 @@ from organizations.middleware import SESSION_KEY
 from organizations.models import Role
 from simulator import clock as sim_clock
 from simulator import services as sim
+from simulator import webhooks as sim_webhooks
 from simulator.vehicle_data import profile, vehicle_state
+from telemetry.tasks import pull_vehicle_telemetry
 from tests.clearance.lifecycle_helpers import (
     SEED_ODOMETER,
     SEED_PENDING,
@@ -43,8 +46,7 @@ from tests.factories import MembershipFactory, OrganizationFactory
 from tests.imports.helpers import fleet_csv
 from tests.notifications import mailbox
 from tests.notifications.conftest import make_endpoint, make_rule
-from vehicles.models import ImportJob, Vehicle
-from vehicles.telemetry.tasks import pull_vehicle_telemetry
+from vehicles.models import Vehicle
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +61,7 @@ def worker(transactional_db, celery_worker, live_server):
 
 def travel(delta):
     sim_clock.advance(delta)
-    sim.detect_changes()
+    sim_webhooks.detect_changes()
 
 
 def status_of(vehicle):
@@ -97,7 +99,7 @@ def test_clearance_rules_fire_once_through_the_worker(worker, receiver):
     (pending,) = vehicles(org, [SEED_PENDING], brand="mercedes-benz")  # never decided
     (approved,) = vehicles(org, [ordinary_vin(1)], brand="sandbox")
     (refused,) = vehicles(org, ["2HMSHORTVIN00001"], brand="sandbox")  # 16 characters: error
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: status_of(refused) == "error", message="HM's error for the short VIN")
     travel(timedelta(seconds=10))
     wait_for(lambda: status_of(rejected) == "rejected", message="the odometer rejection")
@@ -105,7 +107,7 @@ def test_clearance_rules_fire_once_through_the_worker(worker, receiver):
     sim.revoke_as_carmaker(app, approved.vin)
     wait_for(lambda: status_of(approved) == "revoked", message="the carmaker's revocation")
     # A pending request younger than a day: HM refuses to cancel it.
-    services.queue_defleet([pending], actor=owner)
+    defleet.queue_defleet([pending], actor=owner)
     wait_for(lambda: alerts_of(rules[RuleKind.DEFLEET_REFUSED]).exists(), message="refusal")
 
     expected = {
@@ -117,7 +119,7 @@ def test_clearance_rules_fire_once_through_the_worker(worker, receiver):
     for kind in expected:
         wait_for(lambda kind=kind: alerts_of(rules[kind]).exists(), message=f"{kind} alert")
     # The news again (a sync lists every vehicle) fires nothing more.
-    assert services.sync_clearances(credential).hm_calls == 1
+    assert sync.sync_clearances(credential).hm_calls == 1
     for kind, vehicle in expected.items():
         (alert,) = alerts_of(rules[kind])
         assert alert.vehicle_id == vehicle.pk, kind
@@ -144,7 +146,7 @@ def test_time_based_rules_fire_once_through_the_periodic_task(worker):
     credential, _app = wire(org, approval_delay=5)
     (pending,) = vehicles(org, [SEED_PENDING], brand="mercedes-benz")
     (quiet,) = vehicles(org, [ordinary_vin(2)], brand="sandbox")
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: status_of(quiet) == "pending", message="the requests")
     travel(timedelta(seconds=10))
     wait_for(lambda: status_of(quiet) == "approved", message="the approval")
@@ -185,7 +187,7 @@ def test_telemetry_rules_fire_once_through_the_worker(worker):
     ev_vin, fuel_vin = _vin_where(True, 10), _vin_where(False, 10)
     credential, app = wire(org, approval_delay=5)
     ev, fuelled = vehicles(org, [ev_vin, fuel_vin], brand="sandbox")
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: {status_of(ev), status_of(fuelled)} == {"pending"}, message="the requests")
     travel(timedelta(seconds=10))
     wait_for(lambda: {status_of(ev), status_of(fuelled)} == {"approved"}, message="approvals")
@@ -228,7 +230,7 @@ def test_a_rejection_reaches_a_failing_receiver_after_retries(worker, receiver):
     endpoint = make_endpoint(org, receiver.url(), events=[outgoing.CLEARANCE_CHANGED])
     credential, _app = wire(org, approval_delay=5)
     (car,) = vehicles(org, [SEED_ODOMETER], brand="sandbox")
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: status_of(car) == "pending", message="the request")
     receiver.wait_for(2)  # requested (queued), then pending
     receiver.plan.fail_first = 2  # from now on the receiver fails on purpose, twice
@@ -276,7 +278,7 @@ def test_an_email_the_worker_sends_has_text_html_and_unsubscribe(worker):
     make_rule(org, RuleKind.CLEARANCE_REJECTED, name="Rejections")
     credential, _app = wire(org, approval_delay=5)
     (car,) = vehicles(org, [SEED_ODOMETER], brand="sandbox")
-    services.queue_clearance_requests(org.vehicles.all(), credential=credential)
+    onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: status_of(car) == "pending", message="the request")
     travel(timedelta(seconds=10))
     (message,) = mailbox.wait_for(lambda m: len(m) >= 1)

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from simulator import services
+from simulator import services, webhooks
 from simulator.behaviour import CARMAKER_REVOKED_REASON
 from simulator.errors import ApiError
 from simulator.models import SimWebhookDelivery
@@ -16,7 +16,7 @@ VIN = "WBADT43452G296403"
 def approved(app, sim_clock):
     services.request_clearances(app, [{"vin": VIN, "brand": "bmw"}])
     sim_clock.advance(timedelta(seconds=10))
-    services.detect_changes()
+    webhooks.detect_changes()
     assert services.clearance_status(app, VIN) == "approved"
 
 
@@ -32,7 +32,7 @@ def test_the_carmaker_revokes_an_approved_access_with_a_webhook(sim_app, sim_clo
     assert [entry["status"] for entry in listed["changelog"]][-2:] == ["approved", "revoked"]
     # Nothing changes afterwards, and a DELETE is refused: the access is already removed.
     sim_clock.advance(timedelta(hours=1))
-    assert services.detect_changes() == 0
+    assert webhooks.detect_changes() == 0
     with pytest.raises(ApiError) as refused:
         services.delete_clearance(app, VIN)
     assert refused.value.status == 409

@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from clearance.hm import PrivateKeyAuth
 from simulator import clock, services, tasks
+from simulator import webhooks as sim_webhooks
 from simulator.models import SimClearance, SimWebhookDelivery
 
 
@@ -58,7 +59,7 @@ def hooked_app(db, sim_clock, receiver):
 
 def deliver_all():
     for delivery in SimWebhookDelivery.objects.filter(status="pending").order_by("pk"):
-        services.deliver(delivery.pk)
+        sim_webhooks.deliver(delivery.pk)
 
 
 def test_ping_on_creation_signed(hooked_app, receiver):
@@ -106,7 +107,7 @@ def test_delete_sends_revoking_then_revoked(hooked_app, receiver, sim_clock):
     sim_clock.advance(timedelta(seconds=6))
     services.delete_clearance(app, "WBADT43452G296403")  # also queues the missed "approved"
     sim_clock.advance(timedelta(seconds=6))
-    services.detect_changes()
+    sim_webhooks.detect_changes()
     deliver_all()
     actions = [
         json.loads(b)["event"]["action"] for h, b in receiver.requests if h["X-HM-Event"] != "ping"
@@ -117,12 +118,12 @@ def test_delete_sends_revoking_then_revoked(hooked_app, receiver, sim_clock):
 def test_failed_delivery_is_retried_then_marked(hooked_app, receiver):
     receiver.status = 500
     delivery = SimWebhookDelivery.objects.get(event="ping")
-    assert services.deliver(delivery.pk, final_attempt=False) is False
+    assert sim_webhooks.deliver(delivery.pk, final_attempt=False) is False
     delivery.refresh_from_db()
     assert (
         delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status_code == 500
     )
-    assert services.deliver(delivery.pk, final_attempt=True) is False
+    assert sim_webhooks.deliver(delivery.pk, final_attempt=True) is False
     delivery.refresh_from_db()
     assert delivery.status == "failed"
 

@@ -8,8 +8,8 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
+from telemetry import pull, tasks
 from tests.factories import ClearanceFactory
-from vehicles.telemetry import services, tasks
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 LOCK = "telemetry:pull-approved:lock"
@@ -24,7 +24,7 @@ def sent(monkeypatch) -> list[tuple[int, int]]:
         assert expires is not None and expires > countdown  # a stale pull is dropped
         out.append((args[0], countdown))
 
-    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "apply_async", apply_async)
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "apply_async_on_commit", apply_async)
     return out
 
 
@@ -47,7 +47,7 @@ def test_it_queues_only_approved_vehicles_and_skips_overlapping_runs(organizatio
     ClearanceFactory(vehicle__organization=organization, status="pending")
     assert run_beat() == 1
     assert [vehicle_id for vehicle_id, _ in sent] == [approved.vehicle_id]
-    cache.delete(services._status_key(approved.vehicle.public_id))  # the pull is done
+    cache.delete(pull._status_key(approved.vehicle.public_id))  # the pull is done
     assert tasks.pull_approved_vehicles.run() == 0  # overlapping run skipped (lock still held)
     assert len(sent) == 1
 
@@ -62,7 +62,7 @@ def test_a_vehicle_whose_pull_still_waits_is_not_queued_again(fleet, sent, setti
     assert len(sent) == 4
     # One pull ran and finished; only that vehicle is due again.
     with time_machine.travel(NOW + timedelta(seconds=310), tick=False):
-        services.set_pull_status(fleet[0], "ok", "Received 12 values from High Mobility.")
+        pull.set_pull_status(fleet[0], "ok", "Received 12 values from High Mobility.")
         assert run_beat() == 1
     assert sent[-1][0] == fleet[0].pk
 
@@ -70,10 +70,10 @@ def test_a_vehicle_whose_pull_still_waits_is_not_queued_again(fleet, sent, setti
 @time_machine.travel(NOW, tick=False)
 def test_a_refresh_waiting_or_a_pull_running_counts_as_queued(fleet, sent, monkeypatch):
     monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a, **kw: None)
-    assert services.request_refresh(fleet[0]) is True
-    services.set_pull_status(fleet[1], "running", "Waiting for High Mobility…")
-    services.set_pull_status(fleet[2], "retrying", "Trying again shortly.")
-    services.set_pull_status(fleet[3], "failed", "The vehicle is offline or asleep.")
+    assert pull.request_refresh(fleet[0]) is True
+    pull.set_pull_status(fleet[1], "running", "Waiting for High Mobility…")
+    pull.set_pull_status(fleet[2], "retrying", "Trying again shortly.")
+    pull.set_pull_status(fleet[3], "failed", "The vehicle is offline or asleep.")
     assert run_beat() == 1
     assert [vehicle_id for vehicle_id, _ in sent] == [fleet[3].pk]
 
@@ -105,11 +105,13 @@ def test_a_scheduled_pull_expires_when_its_marker_lapses(fleet, settings, monkey
     settings.TELEMETRY_PULL_INTERVAL_SECONDS = 300
     options: list[dict] = []
     monkeypatch.setattr(
-        tasks.pull_vehicle_telemetry, "apply_async", lambda args, **kw: options.append(kw)
+        tasks.pull_vehicle_telemetry,
+        "apply_async_on_commit",
+        lambda args, **kw: options.append(kw),
     )
     run_beat()
     assert [o["expires"] for o in options] == [450, 525, 600, 675]
-    status = services.get_pull_status(fleet[3])
+    status = pull.get_pull_status(fleet[3])
     assert datetime.fromisoformat(status["until"]) == NOW + timedelta(seconds=675)
 
 
@@ -124,14 +126,14 @@ def test_the_spread_stays_below_the_broker_visibility_timeout(fleet, sent, setti
 def test_the_refresh_button_does_not_wait_for_a_scheduled_pull(fleet, sent, monkeypatch):
     refreshed: list[int] = []
 
-    def delay_on_commit(vehicle_id, requested=False):
+    def delay_on_commit(vehicle_id, requested=False, on_error=None):
         assert requested is True  # its answer is shown as "Refreshed: ..."
         refreshed.append(vehicle_id)
 
     monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", delay_on_commit)
     run_beat()
-    assert services.pull_is_waiting(services.get_pull_status(fleet[3]))
+    assert pull.pull_is_waiting(pull.get_pull_status(fleet[3]))
     # The scheduled pull may start minutes from now; the user asked for data now.
-    assert services.request_refresh(fleet[3]) is True
-    assert services.request_refresh(fleet[3]) is False  # but only once
+    assert pull.request_refresh(fleet[3]) is True
+    assert pull.request_refresh(fleet[3]) is False  # but only once
     assert refreshed == [fleet[3].pk]

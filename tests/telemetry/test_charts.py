@@ -4,7 +4,7 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
-from vehicles.telemetry.charts import Series, line_chart, sparkline
+from telemetry.charts import Series, line_chart, sparkline
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 

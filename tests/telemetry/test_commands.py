@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from telemetry.stream import StreamSetupError, config_for, topic_for
 from tests.factories import CredentialFactory
-from vehicles.telemetry.stream import StreamSetupError, config_for, topic_for
 
 
 def test_stream_consume_explains_a_missing_credential(organization):
     with pytest.raises(CommandError, match="no credentials"):
         call_command("stream_consume", "--org", organization.slug)
-    with pytest.raises(CommandError, match="No credential named"):
+    with pytest.raises(CommandError, match="No HM application named"):
         call_command("stream_consume", "--org", organization.slug, "--credential", "nope")
 
 
@@ -62,7 +62,7 @@ def test_hm_credentials_connect_with_tls_to_the_hm_broker(organization, settings
     assert (config.host, config.port) == (settings.HM_MQTT_HOST, settings.HM_MQTT_PORT)
     assert config.client_id == "cert-id" and config.tls is not None
     # The SSL context loads the certificate and key (temporary files are gone afterwards).
-    from vehicles.telemetry.mqtt import tls_context
+    from telemetry.mqtt import tls_context
 
     assert tls_context(config.tls) is not None
 

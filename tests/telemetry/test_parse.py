@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils import require
-from vehicles.telemetry.parse import (
+from telemetry.parse import (
     Coordinates,
     TelemetryParseError,
     parse_json,
@@ -16,6 +15,7 @@ from vehicles.telemetry.parse import (
     parse_stream,
     parse_timestamp,
 )
+from tests.utils import require
 
 from . import schemas
 

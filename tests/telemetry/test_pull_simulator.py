@@ -1,4 +1,4 @@
-"""Pull over real HTTP: our HM client (clearance.connect) against the simulator on a live server."""
+"""Pull over real HTTP: our HM client (clearance.clients) against the simulator on a live server."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import time_machine
 
 from simulator import clock
 from simulator import services as sim
-from tests.factories import ClearanceFactory, CredentialFactory
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry import services
+from telemetry import pull
+from telemetry.models import TelemetrySnapshot
+from tests.factories import ClearanceFactory
+from tests.support.simulator import simulator_credential
 
 VIN = "2HM00000000000004"
 
@@ -20,14 +21,9 @@ VIN = "2HM00000000000004"
 def simulated(transactional_db, live_server, settings, organization):
     settings.HM_SIMULATOR_BASE_URL = f"{live_server.url}/simulator"
     clock.reset()
-    app, secrets = sim.create_app("Telemetry test app", approval_delay_seconds=5)
-    credential = CredentialFactory(
-        organization=organization,
-        environment="simulator",
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-        app_id=secrets.app_id,
-    )
+    credential, app, secrets = simulator_credential(organization, "Telemetry test app")
+    credential.app_id = secrets.app_id
+    credential.save(update_fields=["app_id"])
     clearance = ClearanceFactory(
         vehicle__organization=organization,
         vehicle__vin=VIN,
@@ -42,11 +38,11 @@ def test_pull_stores_the_simulators_moving_vehicle(simulated):
     app, clearance = simulated
     sim.request_clearances(app, [{"vin": VIN, "brand": "sandbox"}])
     clock.advance(timedelta(seconds=30))  # approved after 5 s
-    first = services.pull_vehicle(clearance.vehicle_id)
+    first = pull.pull_vehicle(clearance.vehicle_id)
     assert first.ok, first.message
     # Twenty minutes later for everyone (our clock and the simulator's).
     with time_machine.travel(datetime.now(UTC) + timedelta(minutes=20), tick=True):
-        second = services.pull_vehicle(clearance.vehicle_id)
+        second = pull.pull_vehicle(clearance.vehicle_id)
     assert second.ok, second.message
     a, b = TelemetrySnapshot.objects.filter(vehicle=clearance.vehicle).order_by("captured_at")
     gap = b.captured_at - a.captured_at  # HM's (simulated) timestamps, not our receive times
@@ -57,7 +53,7 @@ def test_pull_stores_the_simulators_moving_vehicle(simulated):
 
 def test_pull_without_consent_is_explained(simulated):
     _app, clearance = simulated  # never requested at the simulator: HM answers 403
-    outcome = services.pull_vehicle(clearance.vehicle_id)
+    outcome = pull.pull_vehicle(clearance.vehicle_id)
     assert not outcome.ok
     assert "no active consent" in outcome.message.lower()
     assert not TelemetrySnapshot.objects.exists()

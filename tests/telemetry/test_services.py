@@ -8,11 +8,11 @@ import pytest
 import time_machine
 
 from clearance.hm import errors as hm
+from telemetry import pull, services
+from telemetry.models import TelemetrySnapshot
+from telemetry.mqtt import PermanentMessageError
+from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry import services
-from vehicles.telemetry.mqtt import PermanentMessageError
-from vehicles.telemetry.parse import parse_rest
 
 SAMPLES = Path(__file__).parent / "samples"
 NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
@@ -228,18 +228,18 @@ def approved(organization):
 
 def use_client(monkeypatch, answer) -> FakeClient:
     client = FakeClient(answer)
-    monkeypatch.setattr(services, "_client_for", lambda credential: client)
+    monkeypatch.setattr(pull, "_client_for", lambda credential: client)
     return client
 
 
 def test_pull_stores_a_snapshot(approved, monkeypatch):
     client = use_client(monkeypatch, sample("rest_full.json"))
-    outcome = services.pull_vehicle(approved.vehicle_id)
+    outcome = pull.pull_vehicle(approved.vehicle_id)
     assert outcome.ok, outcome.message
     assert client.calls == ["1HMD3W5DA8C7Y5DNA"] and client.closed
     snap = TelemetrySnapshot.objects.get(pk=outcome.snapshot_id)
     assert snap.source == "pull"
-    assert services.get_pull_status(approved.vehicle)["state"] == "ok"
+    assert pull.get_pull_status(approved.vehicle)["state"] == "ok"
 
 
 @pytest.mark.parametrize(
@@ -281,43 +281,43 @@ def test_pull_stores_a_snapshot(approved, monkeypatch):
 )
 def test_pull_explains_hm_answers_in_words(approved, monkeypatch, error, words, retryable):
     use_client(monkeypatch, error)
-    outcome = services.pull_vehicle(approved.vehicle_id)
+    outcome = pull.pull_vehicle(approved.vehicle_id)
     assert not outcome.ok
     assert words in outcome.message.lower()
     assert outcome.retryable is retryable
     assert not TelemetrySnapshot.objects.exists()
-    status = services.get_pull_status(approved.vehicle)
+    status = pull.get_pull_status(approved.vehicle)
     assert status["message"] == outcome.message
 
 
 def test_pull_needs_an_approved_clearance(organization, monkeypatch):
     client = use_client(monkeypatch, {})
     clearance = ClearanceFactory(vehicle__organization=organization, status="pending")
-    outcome = services.pull_vehicle(clearance.vehicle_id)
+    outcome = pull.pull_vehicle(clearance.vehicle_id)
     assert not outcome.ok and "once the clearance is approved" in outcome.message
     assert client.calls == []
     no_clearance = VehicleFactory(organization=organization)
-    assert "no clearance" in services.pull_vehicle(no_clearance.pk).message
+    assert "no clearance" in pull.pull_vehicle(no_clearance.pk).message
 
 
 def test_refresh_queues_once_on_commit(approved, django_capture_on_commit_callbacks, monkeypatch):
-    from vehicles.telemetry import tasks
+    from telemetry import tasks
 
     sent: list[int] = []
     monkeypatch.setattr(
         tasks.pull_vehicle_telemetry, "delay", lambda pk, requested: sent.append(pk)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.request_refresh(approved.vehicle) is True
-        assert services.request_refresh(approved.vehicle) is False  # already queued
+        assert pull.request_refresh(approved.vehicle) is True
+        assert pull.request_refresh(approved.vehicle) is False  # already queued
     assert sent == [approved.vehicle_id]
-    assert services.get_pull_status(approved.vehicle)["state"] == "queued"
+    assert pull.get_pull_status(approved.vehicle)["state"] == "queued"
 
 
 def test_pull_task_retries_transient_errors(approved, monkeypatch):
     from celery.exceptions import Retry
 
-    from vehicles.telemetry import tasks
+    from telemetry import tasks
 
     use_client(monkeypatch, hm.HMServerError(status_code=500))
     with pytest.raises(Retry):

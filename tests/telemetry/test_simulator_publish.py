@@ -13,9 +13,9 @@ from django.core.management import call_command
 from simulator import clock
 from simulator import services as sim
 from simulator.management.commands.simulator_publish import approved_targets
+from telemetry.mqtt import MqttConfig, StreamConsumer, config_from_url
+from telemetry.parse import parse_stream
 from tests.utils import require
-from vehicles.telemetry.mqtt import MqttConfig, StreamConsumer, config_from_url
-from vehicles.telemetry.parse import parse_stream
 
 from .test_stream import broker_up
 

@@ -20,11 +20,12 @@ import pytest
 from django.conf import settings
 
 from simulator.publisher import Publisher, Target, envelope, topic_for
-from tests.conftest import ROOT, database_url_for_current_test_db, wait_for
+from telemetry.models import TelemetrySnapshot
+from telemetry.stream import consumer_for
+from tests.conftest import ROOT, wait_for
 from tests.factories import ClearanceFactory, CredentialFactory, OrganizationFactory
+from tests.support.db import database_url
 from tests.utils import require
-from vehicles.models import TelemetrySnapshot
-from vehicles.telemetry.stream import consumer_for
 
 from . import schemas
 
@@ -149,7 +150,7 @@ def test_stream_consume_command_stops_cleanly_on_sigterm(broker, fleet):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fleetportal.settings_test",
-        "DATABASE_URL": database_url_for_current_test_db(),
+        "DATABASE_URL": database_url(),
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [

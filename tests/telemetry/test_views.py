@@ -9,11 +9,11 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from telemetry import pull, services, tasks
+from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, VehicleFactory
 from tests.telemetry import schemas
 from tests.utils import require
-from vehicles.telemetry import services, tasks
-from vehicles.telemetry.parse import parse_rest
 
 SAMPLES = Path(__file__).parent / "samples"
 NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)
@@ -117,7 +117,7 @@ def test_refresh_queues_a_pull_and_polls(
     html = response.content.decode()
     assert 'hx-trigger="every 2s"' in html and "Refreshing" in html
     # The worker finishes: the next poll shows the result and slows down.
-    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.", requested=True)
+    pull.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.", requested=True)
     html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "Refresh failed" in html and "offline or asleep" in html
     assert 'hx-trigger="every 30s"' in html
@@ -162,7 +162,7 @@ def test_fleet_map_lists_last_positions(
 
 
 def test_last_seen_map(organization, with_data):
-    from vehicles.telemetry.selectors import last_seen_map
+    from telemetry.selectors import last_seen_map
 
     other = VehicleFactory(organization=organization)
     seen = last_seen_map([with_data.pk, other.pk])
@@ -173,7 +173,7 @@ def test_admin_lists_snapshots(client, with_data, django_user_model):
     admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(admin)
     response = client.get(
-        reverse("admin:vehicles_telemetrysnapshot_changelist") + "?q=1HMD3W5DA8C7Y5DNA"
+        reverse("admin:telemetry_telemetrysnapshot_changelist") + "?q=1HMD3W5DA8C7Y5DNA"
     )
     assert response.status_code == 200
     assert "1HMD3W5DA8C7Y5DNA" in response.content.decode()
@@ -200,7 +200,7 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
 
 
 def test_a_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
-    services.mark_pull_scheduled(vehicle.public_id, wait=timedelta(minutes=10))
+    pull.mark_pull_scheduled(vehicle.public_id, wait=timedelta(minutes=10))
     html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
 
@@ -286,7 +286,7 @@ def ignition_states_in_the_schema() -> list[str]:
 
 
 def test_every_ignition_state_of_the_schema_is_shown_in_words():
-    from vehicles.telemetry.selectors import IGNITION_WORDS, _display
+    from telemetry.selectors import IGNITION_WORDS, _display
 
     states = ignition_states_in_the_schema()
     assert states == sorted(IGNITION_WORDS)  # a new state in HM's schema needs words here
@@ -327,9 +327,9 @@ def get_panel(client, vehicle) -> str:
 @time_machine.travel(NOW, tick=False)
 def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, monkeypatch):
     use_answer = sample("rest_full.json")
-    monkeypatch.setattr(services, "_client_for", lambda credential: FakeHM(use_answer))
-    services.mark_pull_scheduled(with_data.public_id, wait=timedelta(minutes=5))
-    assert services.pull_vehicle(with_data.pk).ok  # the scheduled pull (requested=False)
+    monkeypatch.setattr(pull, "_client_for", lambda credential: FakeHM(use_answer))
+    pull.mark_pull_scheduled(with_data.public_id, wait=timedelta(minutes=5))
+    assert pull.pull_vehicle(with_data.pk).ok  # the scheduled pull (requested=False)
     html = get_panel(viewer_client, with_data)
     assert "Refreshed" not in html and "Received" not in html
     assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
@@ -339,14 +339,14 @@ def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, 
 
 @time_machine.travel(NOW, tick=False)
 def test_a_running_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
-    services.set_pull_status(vehicle, "running", "Waiting for High Mobility…")
+    pull.set_pull_status(vehicle, "running", "Waiting for High Mobility…")
     html = get_panel(viewer_client, vehicle)
     assert "Refreshing" not in html and "Waiting for High Mobility" not in html
 
 
 @time_machine.travel(NOW, tick=False)
 def test_a_failed_scheduled_pull_says_so_without_calling_it_a_refresh(viewer_client, vehicle):
-    services.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
+    pull.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
     html = get_panel(viewer_client, vehicle)
     assert "The last automatic update got no data" in html and "offline or asleep" in html
     assert "Refresh failed" not in html and "Refreshed" not in html
@@ -354,9 +354,7 @@ def test_a_failed_scheduled_pull_says_so_without_calling_it_a_refresh(viewer_cli
 
 def test_the_answer_to_a_refresh_is_shown_then_goes(viewer_client, vehicle):
     with time_machine.travel(NOW, tick=False):
-        services.set_pull_status(
-            vehicle, "ok", "Received 8 values from High Mobility.", requested=True
-        )
+        pull.set_pull_status(vehicle, "ok", "Received 8 values from High Mobility.", requested=True)
         html = get_panel(viewer_client, vehicle)
         assert "Refreshed <time" in html and "just now</time>:" in html
         assert "Received 8 values" in html
@@ -367,15 +365,13 @@ def test_the_answer_to_a_refresh_is_shown_then_goes(viewer_client, vehicle):
 @time_machine.travel(NOW, tick=False)
 def test_a_scheduled_pull_does_not_overwrite_a_refresh_under_way(vehicle, monkeypatch):
     monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a, **kw: None)
-    monkeypatch.setattr(
-        services, "_client_for", lambda credential: FakeHM(sample("rest_full.json"))
-    )
-    assert services.request_refresh(vehicle)
-    services.pull_vehicle(vehicle.pk)  # a scheduled pull that happened to run first
-    status = services.get_pull_status(vehicle)
+    monkeypatch.setattr(pull, "_client_for", lambda credential: FakeHM(sample("rest_full.json")))
+    assert pull.request_refresh(vehicle)
+    pull.pull_vehicle(vehicle.pk)  # a scheduled pull that happened to run first
+    status = pull.get_pull_status(vehicle)
     assert status["state"] == "queued" and status["requested"]
-    services.pull_vehicle(vehicle.pk, requested=True)  # the Refresh's own pull
-    status = services.get_pull_status(vehicle)
+    pull.pull_vehicle(vehicle.pk, requested=True)  # the Refresh's own pull
+    status = pull.get_pull_status(vehicle)
     assert status["state"] == "ok" and status["requested"]
 
 
@@ -406,7 +402,7 @@ def test_refresh_is_offered_only_for_an_approved_clearance(
     url = reverse("telemetry:refresh", args=[vehicle.public_id])
     response = manager_client.post(url, headers={"HX-Request": "true"})
     assert response.status_code == 200 and words in response.content.decode().replace("\xa0", " ")
-    assert sent == [] and services.get_pull_status(vehicle) is None
+    assert sent == [] and pull.get_pull_status(vehicle) is None
 
 
 def test_refresh_needs_a_clearance_and_a_credential(manager_client, organization):
@@ -531,3 +527,18 @@ def test_the_panel_page_works_without_javascript(manager_client, with_data):
     assert "<html" in html and "Loading telemetry" not in html
     assert 'method="post"' in html and f'action="{panel_url(with_data)}refresh/"' in html
     assert "12,346 km" in html
+
+
+def test_a_refresh_the_task_queue_cannot_take_says_so(
+    manager_client, vehicle, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay", broker_down)
+    url = reverse("telemetry:refresh", args=[vehicle.public_id])
+    with django_capture_on_commit_callbacks(execute=True):
+        manager_client.post(url, headers={"HX-Request": "true"})
+    assert pull.get_pull_status(vehicle)["state"] == "failed"
+    html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
+    assert "task queue is unreachable" in html

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clearance.models import Clearance
+from clearance.wording import cancel_refusal_expected
 from tests.factories import ClearanceFactory
 from tests.vehicles.test_fleet_overview import make_fleet
-from vehicles.selectors import cancel_refusal_expected
 
 pytestmark = pytest.mark.django_db
 

@@ -2,9 +2,9 @@ import pytest
 from django.urls import reverse
 
 from clearance.models import Clearance, ClearanceStatus
+from clearance.selectors import filter_fleet, fleet_status_counts
 from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
 from vehicles.models import Vehicle
-from vehicles.selectors import filter_fleet, fleet_status_counts
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from clearance import services
 from clearance.models import Clearance, ClearanceEvent, ClearanceStatus
+from clearance.services import defleet as defleet_service
 from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
 from vehicles.models import Vehicle
 
@@ -46,10 +46,12 @@ def fake_delete(monkeypatch):
             )
             clearance.status = to
             clearance.save()
-            outcomes.append(services.DefleetOutcome(vehicle.pk, vehicle.vin, True, status=to))
+            outcomes.append(
+                defleet_service.DefleetOutcome(vehicle.pk, vehicle.vin, True, status=to)
+            )
         return outcomes
 
-    monkeypatch.setattr(services, "defleet", defleet)
+    monkeypatch.setattr(defleet_service, "defleet", defleet)
     return calls
 
 
@@ -61,7 +63,7 @@ def queued_defleets(monkeypatch):
         calls.extend(v.vin for v in vehicles)
         return len(calls)
 
-    monkeypatch.setattr(services, "queue_defleet", queue_defleet)
+    monkeypatch.setattr(defleet_service, "queue_defleet", queue_defleet)
     return calls
 
 
@@ -268,7 +270,7 @@ def test_defleet_refusal_is_explained(manager_client, organization, monkeypatch)
 
     def refuse(vehicles, *, actor=None, clients=None):
         return [
-            services.DefleetOutcome(
+            defleet_service.DefleetOutcome(
                 clearance.vehicle.pk,
                 clearance.vehicle.vin,
                 False,
@@ -276,7 +278,7 @@ def test_defleet_refusal_is_explained(manager_client, organization, monkeypatch)
             )
         ]
 
-    monkeypatch.setattr(services, "defleet", refuse)
+    monkeypatch.setattr(defleet_service, "defleet", refuse)
     response = manager_client.post(
         reverse("vehicles:defleet", args=[clearance.vehicle.public_id]), follow=True
     )
@@ -397,7 +399,7 @@ def test_a_defleet_hm_did_not_answer_is_retried_in_the_background(
 
     def time_out(vehicles, *, actor=None, clients=None):
         return [
-            services.DefleetOutcome(
+            defleet_service.DefleetOutcome(
                 clearance.vehicle.pk,
                 clearance.vehicle.vin,
                 False,
@@ -406,7 +408,7 @@ def test_a_defleet_hm_did_not_answer_is_retried_in_the_background(
             )
         ]
 
-    monkeypatch.setattr(services, "defleet", time_out)
+    monkeypatch.setattr(defleet_service, "defleet", time_out)
     response = manager_client.post(
         reverse("vehicles:defleet", args=[clearance.vehicle.public_id]), follow=True
     )

@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clearance.models import Credential
+from clearance.wording import credential_label, last_heard_from_hm
 from tests.factories import ClearanceFactory, CredentialFactory
-from vehicles.selectors import credential_label, last_heard_from_hm
 
 pytestmark = pytest.mark.django_db
 

@@ -1,30 +1,37 @@
 """``python manage.py clearance_sync [--org SLUG]``: sync clearances with HM now, print what changed."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
-from clearance import services
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
 from clearance.hm import HMError
+from clearance.management.lookup import credential_for, organization_for
 from clearance.models import Credential
+from clearance.services import sync
 
 
 class Command(BaseCommand):
     help = "Sync every credential's clearances with High Mobility now (one list call each)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", help="Only this organization (slug).")
         parser.add_argument("--credential", help="Only this credential (name).")
 
-    def handle(self, *args, org=None, credential=None, **options):
-        credentials = Credential.objects.select_related("organization").order_by(
+    def handle(
+        self, *args: Any, org: str | None = None, credential: str | None = None, **options: Any
+    ) -> None:
+        wanted = Credential.objects.select_related("organization").order_by(
             "organization__slug", "name"
         )
         if org:
-            credentials = credentials.filter(organization__slug=org)
-            if not credentials.exists():
-                raise CommandError(f"No credentials for organization {org!r}.")
-        if credential:
-            credentials = credentials.filter(name=credential)
-        credentials = [c for c in credentials if c.clearances.exists()]
+            organization = organization_for(org)
+            wanted = wanted.filter(organization=organization)
+            if credential:
+                named = credential_for(organization, credential)
+                wanted = wanted.filter(pk=named.pk if named else 0)
+        elif credential:
+            wanted = wanted.filter(name=credential)
+        credentials = [c for c in wanted if c.clearances.exists()]
         if not credentials:
             self.stdout.write("No credential has clearances to sync.")
             return
@@ -32,7 +39,7 @@ class Command(BaseCommand):
         for cred in credentials:
             label = f"{cred.organization.slug} / {cred.name}"
             try:
-                summary = services.sync_clearances(cred)
+                summary = sync.sync_clearances(cred)
             except (HMError, ValueError) as exc:
                 failures += 1
                 message = exc.message if isinstance(exc, HMError) else str(exc)

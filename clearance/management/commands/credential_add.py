@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from clearance.connect import webhook_url_for
-from clearance.credential_services import credential_create, parse_private_key
 from clearance.models import Credential
+from clearance.services.credentials import credential_create, parse_private_key
+from clearance.services.webhooks import webhook_url_for
 from organizations.models import Organization
 
 
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         "(use - for standard input) and stored encrypted; they are never printed."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", required=True, help="Organization slug.")
         parser.add_argument("--name", required=True, help="A name for the credential.")
         parser.add_argument(
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-secret-file", help="File holding the webhook secret.")
         parser.add_argument("--app-id", default="", help="HM application id (for MQTT topics).")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         organization = Organization.objects.filter(slug=options["org"]).first()
         if organization is None:
             raise CommandError(f"No organization with the slug {options['org']!r}.")

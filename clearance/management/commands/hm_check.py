@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from clearance.connect import base_url_for, check_connection
-from clearance.credential_services import record_check
-from clearance.models import Clearance, Credential
+from clearance.clients import base_url_for
+from clearance.management.lookup import credential_for, organization_for
+from clearance.models import Clearance
+from clearance.services.connection_check import check_connection
+from clearance.services.credentials import record_check
 
 
 class Command(BaseCommand):
@@ -18,28 +20,14 @@ class Command(BaseCommand):
         "say why in words (wrong secret, expired key, clock skew, unreachable host...) and exit 1."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--org", required=True, help="Organization slug.")
         parser.add_argument("--credential", required=True, help="Credential name.")
 
-    def handle(self, *args, **options):
-        try:
-            credential = Credential.objects.filter(
-                organization__slug=options["org"], name=options["credential"]
-            ).first()
-        except ImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
-        if credential is None:
-            names = list(
-                Credential.objects.filter(organization__slug=options["org"]).values_list(
-                    "name", flat=True
-                )
-            )
-            hint = f" Known: {', '.join(names)}." if names else ""
-            raise CommandError(
-                f"No credential named {options['credential']!r} in organization "
-                f"{options['org']!r}.{hint}"
-            )
+    def handle(self, *args: Any, **options: Any) -> None:
+        organization = organization_for(options["org"])
+        credential = credential_for(organization, options["credential"])
+        assert credential is not None  # --credential is required
         self.stdout.write(
             f"Credential {credential.name!r}: {credential.get_environment_display()}, "
             f"{credential.get_auth_mode_display()}"

@@ -6,12 +6,15 @@ drop the old key. Rows already on the first key are left alone, so it is safe to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.db.models import TextField, Value
+from django.db.models import Model, TextField, Value
 from django.db.models.functions import Cast
 
 from clearance import fields
@@ -19,7 +22,7 @@ from clearance import fields
 BATCH = 500
 
 
-def encrypted_fields():
+def encrypted_fields() -> Iterator[tuple[type[Model], fields.EncryptedTextField]]:
     """(model, field) for every EncryptedTextField of every installed model."""
     for model in apps.get_models():
         for field in model._meta.concrete_fields:
@@ -30,12 +33,12 @@ def encrypted_fields():
 class Command(BaseCommand):
     help = "Re-encrypt every stored secret with the first key of FIELD_ENCRYPTION_KEYS."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would change; write nothing."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         first = Fernet(settings.FIELD_ENCRYPTION_KEYS[0].encode())
         total_rotated = total_current = 0
         failures: list[str] = []

@@ -1,0 +1,38 @@
+"""What every lifecycle flow shares: a failure in words on clearance rows, vehicle ids from
+what callers hand over (a queryset, vehicles or ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from clearance.hm import HMError
+from clearance.models import Clearance
+from vehicles.models import Vehicle
+
+
+def words(exc: Exception) -> str:
+    if isinstance(exc, HMError):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+def record_error(rows: QuerySet[Clearance] | Iterable[Clearance], message: str) -> None:
+    """Write ``message`` as the clearances' last error (their status does not change)."""
+    now = timezone.now()
+    if isinstance(rows, QuerySet):
+        rows.update(last_error=message, last_error_at=now)
+        return
+    Clearance.objects.filter(pk__in=[r.pk for r in rows]).update(
+        last_error=message, last_error_at=now
+    )
+
+
+def vehicle_ids(vehicles: Iterable[Vehicle | int] | QuerySet[Vehicle] | None) -> list[int]:
+    if vehicles is None:
+        return []
+    if isinstance(vehicles, QuerySet):
+        return list(vehicles.values_list("pk", flat=True))
+    return [v if isinstance(v, int) else v.pk for v in vehicles]

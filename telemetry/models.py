@@ -1,0 +1,59 @@
+"""Telemetry history: one TelemetrySnapshot per pull answer or stream message."""
+
+from django.db import models
+from django.utils import timezone
+
+from vehicles.models import Vehicle
+
+
+class TelemetrySnapshot(models.Model):
+    """One Auto API answer (pull) or stream message, raw and normalised.
+
+    ``captured_at`` is HM's newest timestamp in the payload, so old data is never shown as fresh;
+    only when HM gave none is it our receive time, marked by ``fields_meta["captured_at_source"]
+    == "receive_time"``. ``fields_meta`` keeps every normalised field with its own HM
+    timestamp and failure: ``{"fuel_level": {"value", "timestamp", "failure"}, "doors": [...]}``.
+    """
+
+    class Source(models.TextChoices):
+        PULL = "pull", "Pulled (REST)"
+        STREAM = "stream", "Streamed (MQTT)"
+
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.CASCADE, related_name="telemetry")
+    captured_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    # MQTT message id (at-least-once delivery: the same id twice is stored once).
+    message_id = models.CharField(max_length=100, blank=True, default="")
+    data = models.JSONField()
+    fields_meta = models.JSONField(default=dict, blank=True)
+    odometer_km = models.FloatField(null=True, blank=True)
+    fuel_level = models.FloatField(null=True, blank=True)
+    battery_level = models.FloatField(null=True, blank=True)
+    estimated_range_km = models.FloatField(null=True, blank=True)
+    charging_state = models.CharField(max_length=40, blank=True, default="")
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    heading_deg = models.FloatField(null=True, blank=True)
+    speed_kmh = models.FloatField(null=True, blank=True)
+    ignition = models.CharField(max_length=20, blank=True, default="")
+    doors_locked = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        # The table kept its name when the model moved here from the vehicles app.
+        db_table = "vehicles_telemetrysnapshot"
+        ordering = ["-captured_at"]
+        indexes = [
+            models.Index(fields=["vehicle", "-captured_at"]),
+            models.Index(fields=["captured_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["vehicle", "message_id"],
+                condition=~models.Q(message_id=""),
+                name="unique_telemetry_message_per_vehicle",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.vehicle} at {self.captured_at:%Y-%m-%d %H:%M}"

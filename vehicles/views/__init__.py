@@ -1,0 +1,1 @@
+"""The fleet pages: the overview and bulk actions (``fleet``), one vehicle (``vehicle``)."""
