@@ -53,6 +53,8 @@ run: export DJANGO_DEBUG ?= 1
 run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 # The demo's approved vehicles show new telemetry every minute instead of every five.
 run: export TELEMETRY_PULL_INTERVAL_SECONDS ?= 60
+# Webhook endpoints on this machine (a local receiver) are allowed in the demo.
+run: export OUTGOING_WEBHOOKS_ALLOW_PRIVATE ?= 1
 run: export PORT := $(PORT)
 run: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 run: $(VENV)/.installed-run

@@ -45,6 +45,7 @@ from django.db.models import Field
 from django.utils import timezone
 
 from clearance.models import Clearance, ClearanceEvent, ClearanceStatus
+from vehicles import events as fleet_events
 
 logger = logging.getLogger(__name__)
 
@@ -321,6 +322,7 @@ def apply_change(clearance: Clearance, change: Change) -> Decision:
         if decision.event is not None:
             decision.event.clearance = locked
             decision.event.save()
+            publish_changes([decision.event])
     for name in UPDATE_FIELDS:
         setattr(clearance, name, getattr(locked, name))
     return decision
@@ -371,7 +373,27 @@ def apply_changes(
         bulk_write(result.changed, [*UPDATE_FIELDS, *extra_fields])
     if result.events:
         ClearanceEvent.objects.bulk_create(result.events, batch_size=1000)
+        publish_changes(result.events)
     return result
+
+
+def publish_changes(recorded: Sequence[ClearanceEvent]) -> None:
+    """Tell the fleet's listeners (alerts, outgoing webhooks) about recorded moves, in the
+    transaction that recorded them (see vehicles/events.py)."""
+    fleet_events.publish(
+        [
+            fleet_events.ClearanceChanged(
+                vehicle_id=event.clearance.vehicle_id,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                at=event.at,
+                source=event.source,
+                detail=event.detail,
+                reason=event.clearance.description or event.clearance.last_error,
+            )
+            for event in recorded
+        ]
+    )
 
 
 def bulk_write(rows: Sequence[Clearance], field_names: Sequence[str]) -> None:

@@ -31,8 +31,8 @@ def check_fleetportal_deploy(app_configs: Any, **kwargs: Any) -> list[CheckMessa
     if not settings.EMAIL_CONFIGURED:
         problems.append(
             Warning(
-                "EMAIL_URL is not set: emails (member invitations) are printed to the web "
-                "process's output instead of being sent.",
+                "EMAIL_URL is not set: emails (member invitations, alerts) are printed to the "
+                "output of the web and worker processes instead of being sent.",
                 hint="Set EMAIL_URL, e.g. smtp://user:password@mail.example.com:587/?tls=1.",
                 id="fleetportal.W003",
             )

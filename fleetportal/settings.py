@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "clearance",
     "imports",
     "telemetry",
+    "notifications",
     "simulator",
     "fleetportal",
 ]
@@ -106,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "organizations.context_processors.organization",
+                "notifications.context_processors.bell",
             ],
             "builtins": ["organizations.templatetags.fleet"],
         },
@@ -348,8 +350,9 @@ CELERY_TASK_ROUTES = {
     "telemetry.tasks.*": {"queue": "hm"},
     "imports.tasks.*": {"queue": "imports"},
     "simulator.tasks.*": {"queue": "simulator"},
+    "notifications.tasks.*": {"queue": "notifications"},
 }
-CELERY_WORKER_QUEUES = ["default", "hm", "imports", "simulator"]
+CELERY_WORKER_QUEUES = ["default", "hm", "imports", "simulator", "notifications"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -421,6 +424,29 @@ SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
 )
 MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
 
+# --- Notifications: alert rules, email and outgoing webhooks ------------------------------
+# How often an open page asks for the bell's unread count (paused while the tab is hidden).
+NOTIFICATION_BELL_POLL_SECONDS = env_int("NOTIFICATION_BELL_POLL_SECONDS", 30, minimum=1)
+# How often the time-based alert rules (pending too long, silent) run over the whole fleet, and
+# due daily digests are written.
+ALERT_EVALUATION_INTERVAL_SECONDS = env_int("ALERT_EVALUATION_INTERVAL_SECONDS", 300, minimum=10)
+# How often beat wakes a sender for email and webhook deliveries that are due (a lost task
+# message delays a delivery by at most this long).
+DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 30, minimum=1)
+# Failed deliveries (email, webhooks): exponential backoff from the base, capped; retried this
+# many hours, then failed. A webhook endpoint failing that long is disabled.
+DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 30.0, minimum=0.1)
+DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 3600.0, minimum=1.0)
+DELIVERY_RETRY_HOURS = env_float("DELIVERY_RETRY_HOURS", 24.0, minimum=0.01)
+# Outgoing webhooks: loopback/private/link-local addresses are refused unless this is on (tests,
+# `make run`); cloud metadata addresses always. HTTPS is required unless DEBUG.
+OUTGOING_WEBHOOKS_ALLOW_PRIVATE = env_bool("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", False)
+OUTGOING_WEBHOOKS_REQUIRE_HTTPS = env_bool("OUTGOING_WEBHOOKS_REQUIRE_HTTPS", not DEBUG)
+OUTGOING_WEBHOOKS_CONNECT_TIMEOUT = env_float("OUTGOING_WEBHOOKS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+OUTGOING_WEBHOOKS_READ_TIMEOUT = env_float("OUTGOING_WEBHOOKS_READ_TIMEOUT", 10.0, minimum=0.1)
+# CA bundle to verify receivers' certificates with (empty: the bundled public CAs).
+OUTGOING_WEBHOOKS_CA_FILE = env_str("OUTGOING_WEBHOOKS_CA_FILE", "")
+
 # --- Beat schedule (exactly one beat process runs it) ---------------------------------------------
 CELERY_BEAT_SCHEDULE = {
     "sync-clearances": {
@@ -437,5 +463,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
 }
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "evaluate-alert-rules": {
+            "task": "notifications.tasks.evaluate_alert_rules",
+            "schedule": float(ALERT_EVALUATION_INTERVAL_SECONDS),
+        },
+        "prepare-digests": {
+            "task": "notifications.tasks.prepare_digests",
+            "schedule": float(ALERT_EVALUATION_INTERVAL_SECONDS),
+        },
+        "wake-deliveries": {
+            "task": "notifications.tasks.wake_deliveries",
+            "schedule": float(DELIVERY_RECONCILE_SECONDS),
+        },
+    }
+)
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}

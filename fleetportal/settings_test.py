@@ -16,6 +16,10 @@ os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # Messages stay in memory (django.core.mail.outbox); Django's test runner does the same.
 os.environ.setdefault("EMAIL_URL", "locmem://")
+# Webhook receivers in tests listen on 127.0.0.1 over plain HTTP; retries come within seconds.
+os.environ.setdefault("OUTGOING_WEBHOOKS_ALLOW_PRIVATE", "1")
+os.environ.setdefault("OUTGOING_WEBHOOKS_REQUIRE_HTTPS", "0")
+os.environ.setdefault("DELIVERY_RETRY_BASE_SECONDS", "1")
 
 from fleetportal.settings import *  # noqa: F403
 from fleetportal.settings import STORAGES

@@ -14,6 +14,7 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("telemetry/", include("telemetry.urls")),
     path("", include("clearance.urls")),
+    path("notifications/", include("notifications.urls")),
     # Import jobs and telemetry snapshots were administered under the vehicles app once;
     # bookmarks of those admin pages still lead there.
     re_path(

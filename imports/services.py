@@ -39,6 +39,7 @@ from imports.planning import (
 from imports.rows import VehicleRow
 from imports.writing import import_rows
 from organizations.models import Organization
+from vehicles import events as fleet_events
 
 logger = logging.getLogger(__name__)
 
@@ -217,9 +218,12 @@ def import_job_run(job_id: int) -> None:
     except CsvFileError as exc:  # the file was fine at preview; only a broken store gets here
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
         return
-    ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.IMPORTING).update(
-        status=ImportJob.Status.DONE, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.IMPORTING).update(
+            status=ImportJob.Status.DONE, finished_at=timezone.now()
+        )
+        if finished:
+            publish_finished(job_id)
 
 
 def _resumed(job: ImportJob, counts: Counts) -> dict[str, int]:
@@ -255,8 +259,42 @@ def _not_queued(job_id: int) -> None:
 
 
 def _finish(job: ImportJob, status: str, *, message: str = "") -> None:
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=status, message=message, finished_at=timezone.now()
+    with transaction.atomic():
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=status, message=message, finished_at=timezone.now()
+        )
+        if job.confirmed_at is not None:  # an import that ran, not a file refused at preview
+            publish_finished(job.pk)
+
+
+# What an import.finished event counts.
+FINISHED_COUNTS = (
+    "total",
+    "processed",
+    "created",
+    "updated",
+    "skipped",
+    "errors",
+    "warnings",
+    "queued_requests",
+)
+
+
+def publish_finished(job_id: int) -> None:
+    """Tell the fleet's listeners (outgoing webhooks) that a confirmed import ended."""
+    job = ImportJob.objects.get(pk=job_id)
+    fleet_events.publish(
+        [
+            fleet_events.ImportFinished(
+                organization_id=job.organization_id,
+                import_id=str(job.public_id),
+                file_name=job.original_name,
+                status=job.status,
+                finished_at=job.finished_at or timezone.now(),
+                counts={name: getattr(job, name) for name in FINISHED_COUNTS},
+                message=job.message,
+            )
+        ]
     )
 
 

@@ -36,12 +36,15 @@ python="${PYTHON:-python3}"
 mkdir -p "$work"
 say() { printf '%s\n' "$*"; }
 
-# Started processes, each the leader of its own process group; all stopped on any exit.
+# Started processes, each the leader of its own process group; all stopped on any exit. TERM
+# goes to the leader only (gunicorn's master, Celery's main process): it stops its children
+# itself once their work is done. A TERM to the whole group would kill a Celery pool child in
+# the middle of a task (WorkerLostError in the log). What is left after the grace is killed.
 declare -A pids=()
 stop_all() {
   local name pid waited
   for name in "${!pids[@]}"; do
-    kill -TERM -- "-${pids[$name]}" 2>/dev/null || true
+    kill -TERM "${pids[$name]}" 2>/dev/null || true
   done
   for name in "${!pids[@]}"; do
     pid="${pids[$name]}"

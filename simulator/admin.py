@@ -41,6 +41,7 @@ class SimulatedAppForm(forms.ModelForm):
             "retry_after_seconds",
             "next_fault_status",
             "next_fault_count",
+            "failing_fields",
         )
 
     def clean_webhook_secret(self):
@@ -89,6 +90,7 @@ class SimulatedAppAdmin(admin.ModelAdmin):
             latency_ms=None,
             next_fault_status=None,
             next_fault_count=0,
+            failing_fields="",
         )
 
 
@@ -99,6 +101,18 @@ class SimClearanceAdmin(admin.ModelAdmin):
     search_fields = ("vin",)
     readonly_fields = ("history", "notified_status", "settled")
     formfield_overrides = {models.JSONField: JSON_FORM_FIELD}
+    actions = ["revoke_as_carmaker"]
+
+    @admin.action(description="Revoke as the carmaker would (the owner withdrew consent)")
+    def revoke_as_carmaker(self, request, queryset):
+        done = 0
+        for clearance in queryset.select_related("app"):
+            try:
+                services.revoke_as_carmaker(clearance.app, clearance.vin)
+            except ValueError:
+                continue
+            done += 1
+        self.message_user(request, f"Revoked {done} approved clearance(s).", messages.SUCCESS)
 
     @admin.display(description="status now")
     def current_status(self, obj):

@@ -13,7 +13,9 @@ Seed VINs (DESIGN.md §6):
 * any other VIN: approved after a short delay (``SIMULATOR_APPROVAL_DELAY_SECONDS``).
 
 A delete turns an approved clearance into ``revoking`` and a pending one into ``canceling``; they
-become ``revoked`` / ``canceled`` after ``removal_delay`` seconds.
+become ``revoked`` / ``canceled`` after ``removal_delay`` seconds. The carmaker (or the vehicle's
+owner in the brand's app) may also end an approved access: ``revoked`` at once, without
+``revoking`` (the simulator's admin action and ``services.revoke_as_carmaker``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ ODOMETER_MISMATCH_REASON = (
     "The odometer control measure does not match the vehicle (expected 2050 kilometers)."
 )
 OWNER_REJECTED_REASON = "The vehicle owner did not confirm the data access within 3 hours."
+CARMAKER_REVOKED_REASON = "The vehicle owner withdrew the consent in the brand's app."
+# ``delete_action`` of an access the carmaker ended (not a DELETE of ours).
+CARMAKER_REVOKED = "revoked"
 
 # The simulator keeps its own copy of HM's brand lists: it stands in for a foreign server and
 # never imports the portal's client (see DESIGN.md §2).
@@ -132,7 +137,7 @@ class Facts:
     removal_delay: timedelta
     control_odometer_km: float | None = None
     deleted_at: datetime | None = None
-    delete_action: str = ""  # "revoking" | "canceling"
+    delete_action: str = ""  # "revoking" | "canceling" | "revoked" (by the carmaker)
 
 
 def odometer_km(value: object, unit: object) -> float | None:
@@ -169,6 +174,9 @@ def timeline(facts: Facts, now: datetime) -> list[Entry]:
     ):
         entries.append(final)
     if facts.deleted_at is not None and facts.deleted_at <= now and facts.delete_action:
+        if facts.delete_action == CARMAKER_REVOKED:
+            entries.append(Entry(facts.deleted_at, "revoked", CARMAKER_REVOKED_REASON))
+            return entries
         entries.append(Entry(facts.deleted_at, facts.delete_action))
         done_at = facts.deleted_at + facts.removal_delay
         if done_at <= now:
@@ -188,7 +196,7 @@ def next_change_at(facts: Facts, now: datetime) -> datetime | None:
     final = decision(facts)
     if final is not None and facts.deleted_at is None:
         candidates.append(final.timestamp)
-    if facts.deleted_at is not None and facts.delete_action:
+    if facts.deleted_at is not None and facts.delete_action in ("revoking", "canceling"):
         candidates.append(facts.deleted_at + facts.removal_delay)
     future = [when for when in candidates if when > now]
     return min(future) if future else None

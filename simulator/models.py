@@ -48,6 +48,13 @@ class SimulatedApp(models.Model):
         help_text="Answer the next requests with this status (500, 429, 503...).",
     )
     next_fault_count = models.PositiveIntegerField(default=0)
+    failing_fields = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="Vehicle data fields reported as a failure instead of a value, separated by "
+        "spaces: battery_level fuel_level odometer_km speed_kmh coordinates.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -22,6 +22,7 @@ from .auth import (
     sha256,
 )
 from .behaviour import (
+    CARMAKER_REVOKED,
     ELIGIBILITY_BRANDS,
     FLEET_BRANDS,
     DeleteRefused,
@@ -39,7 +40,7 @@ from .models import (
     SimClearance,
     SimulatedApp,
 )
-from .vehicle_data import vehicle_state
+from .vehicle_data import vehicle_state, with_failures
 
 logger = logging.getLogger("simulator")
 
@@ -340,6 +341,22 @@ def delete_clearance(app: SimulatedApp, vin: str) -> dict:
     return {"vin": clearance.vin, "status": action, "tags": clearance.tags or {}}
 
 
+def revoke_as_carmaker(app: SimulatedApp, vin: str) -> SimClearance:
+    """The carmaker (or the owner in the brand's app) ends an approved access: revoked at once,
+    with its webhook, as HM tells a fleet. Raises ValueError unless the access is approved."""
+    now = clock.now()
+    with transaction.atomic():
+        clearance = SimClearance.objects.select_for_update().get(app=app, vin=vin.upper())
+        if current_entry(clearance, now).status != "approved":
+            raise ValueError(f"{clearance.vin} is not approved")
+        clearance.deleted_at = now
+        clearance.delete_action = CARMAKER_REVOKED
+        clearance.settled = False
+        clearance.save()
+        webhooks.sync_notifications(clearance, now)
+    return clearance
+
+
 # --- eligibility and vehicle data ---------------------------------------------------------------
 
 
@@ -371,6 +388,7 @@ def vehicle_data(app: SimulatedApp, vin: str) -> dict:
     if clearance is None or current_entry(clearance, now).status != "approved":
         raise ApiError(403, "Forbidden", "No active consent for this vehicle", request_id=True)
     state = vehicle_state(vin, now, brand=clearance.brand)
+    state = with_failures(state, app.failing_fields.split(), now)
     return {"request_id": uuid.uuid4().hex, **state}
 
 

@@ -226,3 +226,26 @@ def vehicle_state(vin: str, at: datetime, *, brand: str = "sandbox") -> dict:
         ),
     }
     return state
+
+
+# Where each normalised field lives in the Auto API state: (capability, property).
+FIELD_PROPERTIES: dict[str, tuple[str, str]] = {
+    "battery_level": ("charging", "battery_level"),
+    "fuel_level": ("diagnostics", "fuel_level"),
+    "odometer_km": ("diagnostics", "odometer"),
+    "speed_kmh": ("diagnostics", "speed"),
+    "coordinates": ("vehicle_location", "coordinates"),
+}
+SIMULATED_FAILURE = {
+    "reason": "execution_timeout",
+    "description": "The vehicle did not answer in time (simulated)",
+}
+
+
+def with_failures(state: dict, fields: list[str], at: datetime) -> dict:
+    """``state`` with each of ``fields`` (that the vehicle has) reported as HM's failure."""
+    for name in fields:
+        capability, prop = FIELD_PROPERTIES.get(name, ("", ""))
+        if prop and prop in state.get(capability, {}):
+            state[capability][prop] = {"timestamp": _ts(at), "failure": dict(SIMULATED_FAILURE)}
+    return state

@@ -18,6 +18,8 @@ from clearance.models import Credential
 from telemetry.models import TelemetrySnapshot
 from telemetry.mqtt import PermanentMessageError
 from telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json
+from telemetry.selectors import FIELD_LABELS
+from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,27 @@ def captured_at_is_receive_time(snapshot: TelemetrySnapshot) -> bool:
 
 def _value(reading: Any) -> Any:
     return reading.value if reading is not None else None
+
+
+def recorded_event(
+    vehicle_id: int, snapshot: TelemetrySnapshot, parsed: ParsedTelemetry
+) -> fleet_events.TelemetryRecorded:
+    """What the alert rules need of a stored snapshot: levels, reported fields, failures."""
+    readings = {name: getattr(parsed, name) for name in ParsedTelemetry.SCALAR_FIELDS}
+    return fleet_events.TelemetryRecorded(
+        vehicle_id=vehicle_id,
+        captured_at=snapshot.captured_at,
+        battery_level=snapshot.battery_level,
+        fuel_level=snapshot.fuel_level,
+        reported=frozenset(
+            name for name, reading in readings.items() if reading and reading.has_value
+        ),
+        failures={
+            name: f"{FIELD_LABELS.get(name, name)}: {reading.failure.in_words}"
+            for name, reading in readings.items()
+            if reading and reading.failure
+        },
+    )
 
 
 def record_snapshot(
@@ -127,9 +150,13 @@ def record_snapshot(
             # "Last seen" for the fleet list: only ever moves forward; one UPDATE, no read.
             # Data without any HM time may be old, so it does not make the car "seen" now.
             if receive_time_reason != NO_HM_TIMESTAMP:
-                Vehicle.objects.filter(pk=vehicle.pk).filter(
-                    Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=snapshot.captured_at)
-                ).update(last_seen_at=snapshot.captured_at)
+                newest = (
+                    Vehicle.objects.filter(pk=vehicle.pk)
+                    .filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=snapshot.captured_at))
+                    .update(last_seen_at=snapshot.captured_at)
+                )
+                if newest:  # older data arriving late never fires or clears an alert
+                    fleet_events.publish([recorded_event(vehicle.pk, snapshot, parsed)])
     except IntegrityError:
         if message_id:  # a concurrent consumer stored the same message first
             return None

@@ -10,7 +10,12 @@ from django.test import Client
 from organizations.middleware import SESSION_KEY
 from organizations.models import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.support.worker import purge_broker, start_worker, wait_until_ready
+from tests.support.worker import (
+    purge_broker,
+    start_worker,
+    wait_until_ready,
+    worker_mail_folder,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = ROOT.parent / "shared"
@@ -125,7 +130,11 @@ class WorkerManager:
         live_url = self.live_server.url
         purge_broker()
         process = start_worker(
-            log_path=log_path, SITE_URL=live_url, HM_SIMULATOR_BASE_URL=f"{live_url}/simulator"
+            log_path=log_path,
+            SITE_URL=live_url,
+            HM_SIMULATOR_BASE_URL=f"{live_url}/simulator",
+            # The worker's emails are files a test can read (tests.notifications.mailbox).
+            EMAIL_URL=f"file://{worker_mail_folder()}",
         )
         worker = WorkerProcess(process, log_path)
         if not wait_until_ready(process, log_path):

@@ -15,6 +15,7 @@ PACKAGES = (
     "vehicles",
     "imports",
     "telemetry",
+    "notifications",
     "simulator",
     "fleetportal",
     "untrusted",

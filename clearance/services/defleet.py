@@ -26,6 +26,7 @@ from clearance.models import Clearance, ClearanceStatus
 from clearance.services.common import record_error, vehicle_ids, words
 from clearance.services.vehicle_tokens import revoke_vehicle_tokens
 from clearance.state import Source
+from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 S = ClearanceStatus
@@ -154,7 +155,11 @@ def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient])
         return outcome
     except HMError as exc:
         outcome.message = explain_delete_refusal(exc, clearance)
-        record_error([clearance], outcome.message)
+        with transaction.atomic():
+            record_error([clearance], outcome.message)
+            fleet_events.publish(
+                [fleet_events.DefleetRefused(clearance.vehicle_id, outcome.message, learned_at)]
+            )
         if isinstance(exc, ConflictError):
             tasks.sync_credential.delay_on_commit(clearance.credential_id)
         return outcome

@@ -110,6 +110,7 @@ def queue_clearance_requests(
             for row in new_rows
         ]
         ClearanceEvent.objects.bulk_create(events, batch_size=1000)
+        state.publish_changes(events)
         result.queued += len(new_rows)
         result.clearance_ids += [row.pk for row in new_rows]
 

@@ -24,6 +24,7 @@ import pytest
 from tests.e2e.conftest import browser, new_page  # noqa: F401 (fixtures: Debian's Chromium)
 
 BASE_URL = os.environ.get("ACCEPTANCE_BASE_URL", "").rstrip("/")
+STATIC_URL = "/static/"
 
 # Without a server URL there is nothing to run against: not collected (rather than skipped), so
 # `make test` stays quiet and CI never shows a skip; the acceptance step gives the URL.
@@ -73,3 +74,43 @@ def artifacts() -> Path:
     folder = Path(os.environ.get("ACCEPTANCE_ARTIFACTS_DIR", "var/acceptance"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+class Traffic:
+    """What the browser asked for and got: every static file it requested (a response the
+    browser blocks, such as an error page for a stylesheet, arrives as no response at all, so
+    each is fetched again later), the statuses it saw for them, and any 5xx."""
+
+    def __init__(self, context, base_url: str):
+        self.base_url = base_url
+        self.static_requested: set[str] = set()
+        self.static: dict[str, int] = {}
+        self.server_errors: list[str] = []
+        context.on("request", self._asked)
+        context.on("response", self._seen)
+
+    def _asked(self, request) -> None:
+        if request.url.startswith(self.base_url + STATIC_URL):
+            self.static_requested.add(request.url)
+
+    def _seen(self, response) -> None:
+        if response.url.startswith(self.base_url + STATIC_URL):
+            self.static[response.url] = response.status
+        if response.status >= 500:
+            self.server_errors.append(f"{response.status} {response.request.method} {response.url}")
+
+
+@pytest.fixture
+def page(base_url, login, new_page):  # noqa: F811 (new_page is the fixture imported above)
+    """A page logged in as the owner, recording the traffic; no server error, no console error."""
+    page = new_page()
+    page.traffic = Traffic(page.context, base_url)
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", login.username)
+    page.fill("input[name=password]", login.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/fleet/**")
+    assert not page.traffic.server_errors, "\n".join(page.traffic.server_errors)
+    yield page
+    assert not page.traffic.server_errors, "\n".join(page.traffic.server_errors)
+    assert not page.problems, "\n".join(page.problems)

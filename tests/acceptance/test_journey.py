@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
+from tests.acceptance.conftest import STATIC_URL
 from vehicles.validation import vin_check_digit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -27,7 +28,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 # Approval and removal take SIMULATOR_APPROVAL/REMOVAL_DELAY_SECONDS (5 s) plus the simulator's
 # 2 s tick, a webhook and the page's poll; the rest is slack for a busy 2-core machine.
 LIVE_TIMEOUT_MS = 90_000
-STATIC_URL = "/static/"
 HASHED_NAME = re.compile(r"\.[0-9a-f]{12}(\.[^./]+)?$")
 CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]+)['"]?\s*\)""")
 # Pages whose static files are checked (the journey's own pages are added to these).
@@ -52,45 +52,6 @@ def new_vins(count: int) -> tuple[str, list[str]]:
         draft = f"2HMACPT{n}0{serial}"
         vins.append(draft[:8] + vin_check_digit(draft) + draft[9:])
     return serial, vins
-
-
-class Traffic:
-    """What the browser asked for and got: every static file it requested (a response the
-    browser blocks, such as an error page for a stylesheet, arrives as no response at all, so
-    each is fetched again later), the statuses it saw for them, and any 5xx."""
-
-    def __init__(self, context, base_url: str):
-        self.base_url = base_url
-        self.static_requested: set[str] = set()
-        self.static: dict[str, int] = {}
-        self.server_errors: list[str] = []
-        context.on("request", self._asked)
-        context.on("response", self._seen)
-
-    def _asked(self, request) -> None:
-        if request.url.startswith(self.base_url + STATIC_URL):
-            self.static_requested.add(request.url)
-
-    def _seen(self, response) -> None:
-        if response.url.startswith(self.base_url + STATIC_URL):
-            self.static[response.url] = response.status
-        if response.status >= 500:
-            self.server_errors.append(f"{response.status} {response.request.method} {response.url}")
-
-
-@pytest.fixture
-def page(base_url, login, new_page):
-    page = new_page()
-    page.traffic = Traffic(page.context, base_url)
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", login.username)
-    page.fill("input[name=password]", login.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/fleet/**")
-    assert not page.traffic.server_errors, "\n".join(page.traffic.server_errors)
-    yield page
-    assert not page.traffic.server_errors, "\n".join(page.traffic.server_errors)
-    assert not page.problems, "\n".join(page.problems)
 
 
 def mark_document(page) -> None:

@@ -3,6 +3,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.test import RequestFactory
 
+from notifications.models import AlertRule
 from organizations.models import Membership, Organization, Role
 
 pytestmark = pytest.mark.django_db
@@ -25,3 +26,14 @@ def test_demo_is_idempotent_and_its_printed_login_works(capsys, monkeypatch):
     # Logins are throttled per client address, so authentication always comes with a request.
     request = RequestFactory().post("/login/")
     assert authenticate(request, username="demo", password=password) is not None
+
+
+def test_the_demo_has_alert_rules_once_and_leaves_the_users_own(capsys):
+    call_command("demo")
+    organization = Organization.objects.get(name="Demo Fleet")
+    names = set(AlertRule.objects.filter(organization=organization).values_list("name", flat=True))
+    assert {"Clearance rejected", "Pending over 10 days", "Battery below 25 %"} <= names
+    AlertRule.objects.filter(name="Clearance rejected").delete()
+    call_command("demo")
+    assert not AlertRule.objects.filter(name="Clearance rejected").exists()
+    assert "Alert rules:" in capsys.readouterr().out

@@ -18,7 +18,7 @@ CODE_BLOCK = re.compile(r"```.*?```", re.S)
 # Environment variables the docs mention, by the prefixes the settings use.
 SETTING = re.compile(
     r"\b((?:DJANGO|HM|CLEARANCE|IMPORT|TELEMETRY|SIMULATOR|CELERY|DATABASE|CACHE|FIELD|MAP|"
-    r"VEHICLE|WEB|WORKER|DEMO|LOG|FLEETPORTAL)_[A-Z0-9_]*[A-Z0-9])\b"
+    r"VEHICLE|WEB|WORKER|DEMO|LOG|FLEETPORTAL|ALERT|DELIVERY|OUTGOING|EMAIL|NOTIFICATION)_[A-Z0-9_]*[A-Z0-9])\b"
 )
 COMMAND = re.compile(r"manage\.py (\w+)")
 

@@ -8,14 +8,16 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 # Public on purpose: the login page, the health check for load balancers, the favicon, HM's webhook receiver
-# (authenticated by its HMAC signature), the simulator (authenticates like HM, with tokens) and the
-# invitation link (its unguessable token is the credential; it offers to log in or sign up).
+# (authenticated by its HMAC signature), the simulator (authenticates like HM, with tokens), the
+# invitation link (its unguessable token is the credential; it offers to log in or sign up) and the
+# unsubscribe link of notification emails (a signed token; RFC 8058 one-click, without a session).
 PUBLIC_PREFIXES = (
     "login/",
     "healthz",
     "favicon.ico",
     "webhooks/",
     "simulator/",
+    "notifications/unsubscribe/",
     "invitations/<str:token>/",
 )
 DUMMY = {"uuid": str(uuid.uuid4()), "int": "1", "slug": "x", "str": "x", "path": "x"}

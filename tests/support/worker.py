@@ -32,6 +32,11 @@ def purge_broker() -> None:
                 conn.default_channel.queue_purge(queue)
 
 
+def worker_mail_folder() -> Path:
+    """Where the test worker's email backend writes every message it sends."""
+    return settings.VAR_DIR / f"test-mail-{os.getpid()}"
+
+
 def worker_environment(**extra: str) -> dict[str, str]:
     """The environment of a worker that shares this process's database and broker."""
     return {

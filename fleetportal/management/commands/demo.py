@@ -12,6 +12,7 @@ from clearance.models import Clearance, Credential
 from clearance.services.credentials import set_secret
 from clearance.services.onboarding import queue_clearance_requests
 from clearance.services.webhooks import webhook_url_for
+from notifications.models import AlertRule, EmailMode, RuleKind
 from organizations.models import Membership, Organization, Role
 from simulator import services as sim
 from simulator.models import SimulatedApp
@@ -29,6 +30,14 @@ SEED_VEHICLES = [
     ("2HM00000000000003", None, "Rejected after 3 h"),
 ]
 ORDINARY_VINS = [f"2HMFLEET{n:09d}" for n in range(1, 6)]
+# Alert rules of a fresh demo organization: (name, kind, threshold, email).
+DEMO_RULES = [
+    ("Clearance rejected", RuleKind.CLEARANCE_REJECTED, None, EmailMode.IMMEDIATE),
+    ("Revoked by the carmaker", RuleKind.CLEARANCE_REVOKED, None, EmailMode.IMMEDIATE),
+    ("Pending over 10 days", RuleKind.PENDING_TOO_LONG, 10, EmailMode.DIGEST),
+    ("Battery below 25 %", RuleKind.BATTERY_LOW, 25, EmailMode.DIGEST),
+    ("Fuel below 25 %", RuleKind.FUEL_LOW, 25, EmailMode.DIGEST),
+]
 
 
 def _demo_password() -> str:
@@ -63,14 +72,30 @@ class Command(BaseCommand):
             Membership.objects.update_or_create(
                 user=user, organization=organization, defaults={"role": Role.OWNER}
             )
+            rules = self._alert_rules(organization, user)
             simulator_lines = self._simulator(organization, user)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Organization: {organization.name}")
+        self.stdout.write(f"  Alert rules: {rules}")
         for line in simulator_lines:
             self.stdout.write(line)
         self.stdout.write(f"  Log in at {settings.SITE_URL}/login/ with")
         self.stdout.write(f"    username: {DEMO_USERNAME}")
         self.stdout.write(f"    password: {password}")
+
+    def _alert_rules(self, organization, user) -> int:
+        """A few alert rules, only while the organization has none (a deleted one stays gone)."""
+        if not AlertRule.objects.filter(organization=organization).exists():
+            for name, kind, threshold, email in DEMO_RULES:
+                AlertRule.objects.create(
+                    organization=organization,
+                    name=name,
+                    kind=kind,
+                    threshold=threshold,
+                    email_default=email,
+                    created_by=user,
+                )
+        return AlertRule.objects.filter(organization=organization).count()
 
     def _simulator(self, organization, user) -> list[str]:
         """A simulated HM app, a simulator credential wired to it, sandbox vehicles queued."""
