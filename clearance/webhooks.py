@@ -15,6 +15,7 @@ import logging
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -43,6 +44,16 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
 @login_not_required
 @require_POST
 def high_mobility(request: HttpRequest, public_id: UUID) -> JsonResponse:
+    try:
+        return _receive(request, public_id)
+    except DatabaseError:
+        # Nothing stored: 503 makes HM deliver again later. (The broker being down is no reason:
+        # the delivery is stored and the reconciler wakes its confirmation.)
+        logger.error("Webhook for credential %s refused: the database is unavailable", public_id)
+        return JsonResponse({"error": "temporarily unavailable, try again"}, status=503)
+
+
+def _receive(request: HttpRequest, public_id: UUID) -> JsonResponse:
     credential = (
         Credential.objects.filter(public_id=public_id)
         .only("id", "public_id", "webhook_secret")

@@ -18,7 +18,13 @@ WEBHOOK_CONFIRM_DELAY_SECONDS = env_int("WEBHOOK_CONFIRM_DELAY_SECONDS", 1, mini
 WEBHOOK_DELIVERY_RETENTION_DAYS = env_int("WEBHOOK_DELIVERY_RETENTION_DAYS", 30, minimum=1)
 
 # Merged into CELERY_TASK_ROUTES and CELERY_BEAT_SCHEDULE by settings.py.
-DURABLE_TASK_ROUTES = {"durable.tasks.*": {"queue": "default"}}
+# Exact task names win over the patterns of settings.py (Celery checks them first).
+DURABLE_TASK_ROUTES = {
+    "durable.tasks.*": {"queue": "default"},
+    "clearance.tasks.confirm_webhooks": {"queue": "webhooks"},
+    "clearance.tasks.process_webhook": {"queue": "webhooks"},
+    "telemetry.tasks.*": {"queue": "telemetry"},
+}
 DURABLE_BEAT_SCHEDULE = {
     "reconcile-durable-work": {
         "task": "durable.tasks.reconcile",

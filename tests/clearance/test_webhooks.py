@@ -268,6 +268,32 @@ def test_old_finished_deliveries_are_pruned(at_hm, settings):
     }
 
 
+def test_broker_down_the_webhook_is_stored_and_answered_200(client, pending, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.confirm_webhooks, "apply_async", down)
+    payload = clearance_payload(pending.vehicle.vin, "approved")
+    response = post_webhook(client, pending.credential, payload)
+    assert response.status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == "pending"  # the reconciler wakes its confirmation
+    assert work.due_keys(WebhookDelivery.objects.all(), "credential_id") == [pending.credential_id]
+
+
+def test_database_down_is_503_so_hm_delivers_again(client, pending, monkeypatch):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(WebhookDelivery.objects, "create", down)
+    payload = clearance_payload(pending.vehicle.vin, "approved")
+    response = post_webhook(client, pending.credential, payload)
+    assert response.status_code == 503
+    assert "try again" in response.json()["error"]
+
+
 # --- Refused before anything is stored (no HM needed) ---------------------------------------------
 @pytest.mark.parametrize(
     "signature",
