@@ -12,11 +12,11 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from clearance import state
+from clearance import statuses
 from clearance.models import Clearance
 from clearance.selectors import vehicles_with_clearance
 from clearance.services import fleet_actions
-from clearance.wording import NOT_REQUESTED, STATUS_LABELS, is_terminal
+from clearance.statuses import NOT_REQUESTED
 from organizations.access import get_object_for_user, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
@@ -70,17 +70,17 @@ def decorate(vehicle: Vehicle, *, watching: bool = False) -> FleetRow:
     """The vehicle with what the templates need."""
     clearance = _clearance(vehicle)
     status = clearance.status if clearance else None
-    terminal = is_terminal(status)
+    final = statuses.is_final(status)
     return FleetRow(
         vehicle=vehicle,
         cl=clearance,
         status=status or NOT_REQUESTED,
-        status_label=STATUS_LABELS.get(status or NOT_REQUESTED, status or ""),
-        is_terminal=terminal,
-        # Live regions poll while not terminal, and for a while after an action (see watch).
-        polls=not terminal or watching,
-        can_defleet=status in state.DEFLEETABLE,
-        can_reonboard=status is None or status in state.REONBOARDABLE,
+        status_label=statuses.label(status),
+        is_terminal=final,
+        # Live regions poll while not final, and for a while after an action (see watch).
+        polls=not final or watching,
+        can_defleet=statuses.can_defleet(status),
+        can_reonboard=statuses.can_reonboard(status),
     )
 
 

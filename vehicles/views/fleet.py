@@ -27,13 +27,8 @@ from clearance.selectors import (
     parse_fleet_filter,
 )
 from clearance.services import fleet_actions
-from clearance.wording import (
-    CANCEL_REFUSAL_NOTE,
-    NOT_REQUESTED,
-    STATUS_LABELS,
-    STATUS_ORDER,
-    credential_label,
-)
+from clearance.statuses import ALWAYS_COUNTED, CANCEL_REFUSAL_NOTE, LABELS, NOT_REQUESTED, ORDER
+from clearance.wording import credential_label
 from organizations.access import current_organization, require_membership, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
@@ -42,7 +37,6 @@ from vehicles.views import common
 
 # --- fleet overview --------------------------------------------------------------------------------
 
-ALWAYS_COUNTED = ("pending", "approved", "rejected")
 COLUMNS = (
     ("vin", "VIN", ""),
     ("brand", "Brand", "hide-sm"),  # on phones it is shown under the VIN
@@ -57,8 +51,8 @@ COLUMNS = (
 def _counter_items(counts: dict[str, int]) -> list[tuple[str, str, int]]:
     """Counters to show: the usual three always, the others when they have vehicles."""
     items = [
-        (status, STATUS_LABELS[status], counts[status])
-        for status in (*STATUS_ORDER, NOT_REQUESTED)
+        (status, LABELS[status], counts[status])
+        for status in (*ORDER, NOT_REQUESTED)
         if counts[status] or status in ALWAYS_COUNTED
     ]
     if counts["other"]:
@@ -112,7 +106,7 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         "page_obj": page,
         "rows": rows,
         "columns": _columns(flt),
-        "statuses": [(status, STATUS_LABELS[status]) for status in (*STATUS_ORDER, NOT_REQUESTED)],
+        "statuses": [(status, LABELS[status]) for status in (*ORDER, NOT_REQUESTED)],
         "brands": BRAND_CHOICES,
         "credentials": list(
             credentials_for(organization).values("public_id", "name", "environment")
