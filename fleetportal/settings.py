@@ -481,3 +481,6 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+
+# --- live pages (issue 12): fleetportal/settings_live.py ------------------------------------------
+from fleetportal.settings_live import *  # noqa: E402, F403
