@@ -3,8 +3,20 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from clearance import statuses
 from clearance.fields import EncryptedTextField
+from clearance.statuses import ClearanceStatus
 from durable.models import DurableWork
+
+__all__ = [
+    "Clearance",
+    "ClearanceEvent",
+    "ClearanceStatus",
+    "Credential",
+    "HMWork",
+    "VehicleToken",
+    "WebhookDelivery",
+]
 from organizations.models import Organization
 from vehicles.models import Vehicle
 
@@ -64,18 +76,6 @@ class Credential(models.Model):
         return f"{self.name} ({self.get_environment_display()})"
 
 
-class ClearanceStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    REVOKING = "revoking", "Revoking"
-    REVOKED = "revoked", "Revoked"
-    CANCELING = "canceling", "Canceling"
-    CANCELED = "canceled", "Canceled"
-    ERROR = "error", "Error"
-
-
 class Clearance(models.Model):
     """The HM side of a vehicle: its clearance status and what we know of its history."""
 
@@ -104,6 +104,23 @@ class Clearance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vehicle} {self.status}"
+
+    # The status rules of clearance.statuses, asked of one clearance.
+    @property
+    def is_final(self) -> bool:
+        return statuses.is_final(self.status)
+
+    @property
+    def can_defleet(self) -> bool:
+        return statuses.can_defleet(self.status)
+
+    @property
+    def can_reonboard(self) -> bool:
+        return statuses.can_reonboard(self.status)
+
+    @property
+    def status_label(self) -> str:
+        return statuses.label(self.status)
 
 
 class ClearanceEvent(models.Model):
