@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -20,9 +19,11 @@ from clearance.models import Credential
 from clearance.selectors import (
     BULK_SAMPLE_SIZE,
     FleetFilter,
+    FleetPaginator,
     bulk_plan,
     credentials_for,
     filter_fleet,
+    fleet_count,
     fleet_status_counts,
     parse_fleet_filter,
 )
@@ -100,15 +101,16 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         return render(request, common.FLEET_TEMPLATE, {"no_membership": True})
     organization = request.membership.organization
     flt = parse_fleet_filter(request.GET)
-    page = Paginator(filter_fleet(organization, flt), common.PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    counts = fleet_status_counts(organization)
+    page = FleetPaginator(
+        filter_fleet(organization, flt), common.PAGE_SIZE, count=fleet_count(flt, counts)
+    ).get_page(request.GET.get("page"))
     watching = common.watching(request)
     rows = [common.decorate(vehicle, watching=watching) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
     context = {
-        **_counters_context(fleet_status_counts(organization), flt, watching=watching),
+        **_counters_context(counts, flt, watching=watching),
         "page_obj": page,
         "rows": rows,
         "columns": _columns(flt),
