@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -196,8 +196,8 @@ def fold_fleet_status_counts(organization: Organization) -> None:
 def fleet_count(flt: FleetFilter, counts: Mapping[str, int]) -> int | None:
     """How many vehicles `flt` matches, when the status counters already say so (no filter, or
     only a status); None when the rows must be counted."""
-    if flt.brand or flt.credential or flt.q:
-        return None
+    if replace(flt, status="", sort=DEFAULT_SORT, descending=False) != FleetFilter():
+        return None  # any other filter, including ones added later
     return counts[flt.status] if flt.status else counts["total"]
 
 
