@@ -2,12 +2,13 @@
 
     python bench/fleet_overview.py [--vehicles 10000,100000] [--repeat 15] [--verbose]
 
-A throwaway database (DATABASE_URL, else SQLite), built by the migrations as in production, is
-filled with one organization's vehicles and their clearances in a realistic status mix, plus a
-second organization of the same size (so scoping is exercised), then vacuumed and analysed as
-autovacuum would. The real pages are requested through Django's test client (full middleware
-stack: session, login, organization, CSP, htmx) as a logged-in manager, the measures and their
-ceilings interleaved round by round so that both see the same machine:
+A throwaway database (DATABASE_URL, else SQLite), built by the migrations as in production, holds
+one organization per fleet size (by default one of 10,000 and one of 100,000 vehicles, so each
+is measured inside an installation larger than itself), each vehicle with its clearance in a
+realistic status mix, vacuumed and analysed as autovacuum would. The real pages are requested
+through Django's test client (full middleware stack: session, login, organization, CSP, htmx) as
+a logged-in manager of each organization. Every measure, its ceiling and both sizes are
+interleaved request by request, round after round, so that all see the same machine:
 
 * overview       - GET /fleet/ (counters, first page of 50 rows sorted by VIN)
   ceiling        - the same page with counters for free (their figures computed beforehand)
@@ -85,35 +86,27 @@ def fill(organization, credential, start: int, end: int, offset: int) -> None:
         )
 
 
-def setup_fleets():
+def setup_fleets(sizes: list[int]):
+    """One organization per size, each with a manager, filled and analysed."""
     from django.contrib.auth import get_user_model
+    from django.db import connection
 
     from clearance.models import Credential
     from organizations.models import Membership, Organization, Role
 
     fleets = []
-    for n, name in enumerate(["Bench Fleet", "Other Fleet"]):
-        org = Organization.objects.create(name=name, slug=f"bench-{n}")
+    for n, size in enumerate(sizes):
+        org = Organization.objects.create(name=f"Fleet of {size:,}", slug=f"bench-{n}")
         credential = Credential.objects.create(
             organization=org, name="Bench app", environment="simulator", client_id="x"
         )
-        fleets.append((org, credential, n * 10_000_000))
-    user = get_user_model().objects.create_user("bench", password="bench-password-123")
-    Membership.objects.create(user=user, organization=fleets[0][0], role=Role.MANAGER)
-    return fleets, user
-
-
-def grow(fleets, size: int, current: int) -> None:
-    from django.db import connection
-
-    for org, credential, offset in fleets:
-        fill(org, credential, current, size, offset)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+        fill(org, credential, 0, size, offset=n * 10_000_000)
+        user = get_user_model().objects.create_user(f"bench{n}", password="bench-password-123")
+        Membership.objects.create(user=user, organization=org, role=Role.MANAGER)
+        fleets.append((size, org, user))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE" if connection.vendor == "postgresql" else "ANALYZE")
+    return fleets
 
 
 def request(client, url: str) -> float:
@@ -152,12 +145,12 @@ class CountersForFree:
         self.view.fleet_status_counts = self.real
 
 
-def measure_size(client, organization, size: int, repeat: int, verbose: bool) -> dict[str, Any]:
+def views_of(size: int) -> dict[str, tuple[str, bool]]:
     from django.urls import reverse
 
     fleet = reverse("vehicles:fleet")
     last = max(1, -(-size // 50))
-    views = {
+    return {
         "overview": (fleet, False),
         "overview, counters for free": (fleet, True),
         "last page": (f"{fleet}?page={last}", False),
@@ -166,33 +159,50 @@ def measure_size(client, organization, size: int, repeat: int, verbose: bool) ->
         "filtered": (f"{fleet}?status=pending&brand=bmw&q=van&sort=-changed", False),
         "counters": (reverse("vehicles:counters"), False),
     }
-    free = CountersForFree(organization)
-    times: dict[str, list[float]] = {name: [] for name in views}
+
+
+def measure(fleets, repeat: int, verbose: bool) -> dict[int, dict[str, float]]:
+    """Median ms of each view of each fleet, all interleaved request by request."""
+    from django.test import Client
+
+    from organizations.middleware import SESSION_KEY
+
+    plans = []
+    for size, organization, user in fleets:
+        client = Client()
+        client.force_login(user)
+        session = client.session
+        session[SESSION_KEY] = str(organization.public_id)
+        session.save()
+        plans.append((size, client, CountersForFree(organization), views_of(size)))
+    times: dict[tuple[int, str], list[float]] = {}
     for round_ in range(repeat + 1):  # the first round warms up (templates, caches)
+        for size, client, free, views in plans:
+            for name, (url, for_free) in views.items():
+                if for_free:
+                    with free:
+                        elapsed = request(client, url)
+                else:
+                    elapsed = request(client, url)
+                if round_:
+                    times.setdefault((size, name), []).append(elapsed)
+    results: dict[int, dict[str, float]] = {}
+    for size, client, free, views in plans:
         for name, (url, for_free) in views.items():
             if for_free:
                 with free:
-                    elapsed = request(client, url)
+                    queries, sql_ms, slowest = queries_of(client, url)
             else:
-                elapsed = request(client, url)
-            if round_:
-                times[name].append(elapsed)
-    results = {}
-    for name, (url, for_free) in views.items():
-        if for_free:
-            with free:
                 queries, sql_ms, slowest = queries_of(client, url)
-        else:
-            queries, sql_ms, slowest = queries_of(client, url)
-        median = statistics.median(times[name])
-        results[name] = median
-        print(
-            f"{size:>9,} | {name:<27} | {median:>9.1f} | {max(times[name]):>8.1f} | "
-            f"{queries:>7} | {sql_ms:>6.1f}",
-            flush=True,
-        )
-        if verbose:
-            print(f"{'':>9} |   slowest query: {slowest['sql'][:400]}")
+            median = statistics.median(times[size, name])
+            results.setdefault(size, {})[name] = median
+            print(
+                f"{size:>9,} | {name:<27} | {median:>9.1f} | {max(times[size, name]):>8.1f} | "
+                f"{queries:>7} | {sql_ms:>6.1f}",
+                flush=True,
+            )
+            if verbose:
+                print(f"{'':>9} |   slowest query: {slowest['sql'][:400]}")
     return results
 
 
@@ -210,9 +220,6 @@ def main() -> None:
     try:
         from django.conf import settings
         from django.db import connection
-        from django.test import Client
-
-        from organizations.middleware import SESSION_KEY
 
         print(
             f"database: {connection.vendor}; DEBUG={settings.DEBUG}; {os.cpu_count()} CPUs; "
@@ -224,23 +231,11 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        fleets, user = setup_fleets()
-        organization = fleets[0][0]
-        client = Client()
-        client.force_login(user)
-        session = client.session
-        session[SESSION_KEY] = str(organization.public_id)
-        session.save()
-        by_size: dict[int, dict[str, float]] = {}
-        current = 0
-        for size in sizes:
-            started = time.perf_counter()
-            grow(fleets, size, current)
-            current = size
-            print(
-                f"{'':>9} | (filled to 2 x {size:,} vehicles in {time.perf_counter() - started:.0f} s)"
-            )
-            by_size[size] = measure_size(client, organization, size, args.repeat, args.verbose)
+        started = time.perf_counter()
+        fleets = setup_fleets(sizes)
+        total = sum(sizes)
+        print(f"{'':>9} | (filled {total:,} vehicles in {time.perf_counter() - started:.0f} s)")
+        by_size = measure(fleets, args.repeat, args.verbose)
 
         print()
         for size, results in by_size.items():
