@@ -222,7 +222,8 @@ def main() -> None:
         from django.db import connection
 
         print(
-            f"database: {connection.vendor}; DEBUG={settings.DEBUG}; {os.cpu_count()} CPUs; "
+            f"database: {connection.vendor}; DEBUG={settings.DEBUG}; {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.1f}; "
             f"median/max of {args.repeat} requests in ms"
         )
         header = (
@@ -245,7 +246,7 @@ def main() -> None:
                 results["overview"],
                 results["overview, counters for free"],
                 "ms",
-                note=f"{args.repeat} requests, {connection.vendor}",
+                note=f"{args.repeat} requests, {connection.vendor}, load {os.getloadavg()[0]:.1f}",
             )
         if len(by_size) >= 2:
             small, large = min(by_size), max(by_size)

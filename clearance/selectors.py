@@ -145,8 +145,9 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
 
     The database keeps the counts as vehicles and clearances change (FleetStatusCount, kept by
     the triggers of migration clearance 0004), so this costs the same for 10 or 100,000
-    vehicles. On PostgreSQL each changing statement adds rows of differences; once there are
-    more than COUNT_ROWS_BEFORE_FOLDING, they are folded into one row per status.
+    vehicles. On PostgreSQL each changing statement adds rows of differences, folded into one
+    row per status by every 64th statement, and here when there are more than
+    COUNT_ROWS_BEFORE_FOLDING.
     """
     rows = list(
         FleetStatusCount.objects.filter(organization=organization)
@@ -172,25 +173,14 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
 def fold_fleet_status_counts(organization: Organization) -> None:
     """Replace an organization's rows of differences by one row per status (PostgreSQL).
 
-    One statement: the rows it deletes are exactly the rows it sums. Changes committed while it
-    runs are not among them and stay as they are; a second fold at the same moment waits for the
-    first and then finds those rows gone.
+    One statement (``clearance_fleet_counts_fold``, migration clearance 0004): the rows it
+    deletes are exactly the rows it sums. Changes not committed yet are not among them and stay
+    as they are; rows another transaction is folding are skipped, never waited for.
     """
     if connection.vendor != "postgresql":
         return  # SQLite's triggers keep one row per status already
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH folded AS (
-                DELETE FROM clearance_fleetstatuscount WHERE organization_id = %s
-                RETURNING status, vehicles
-            )
-            INSERT INTO clearance_fleetstatuscount (organization_id, status, vehicles)
-            SELECT %s, status, sum(vehicles) FROM folded
-            GROUP BY status HAVING sum(vehicles) <> 0
-            """,
-            [organization.pk, organization.pk],
-        )
+        cursor.execute("SELECT clearance_fleet_counts_fold(%s)", [organization.pk])
 
 
 def fleet_count(flt: FleetFilter, counts: Mapping[str, int]) -> int | None:

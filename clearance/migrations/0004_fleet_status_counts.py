@@ -9,8 +9,9 @@ vehicles without a clearance.
 PostgreSQL: statement-level triggers with transition tables append one row per
 (organization, status) a statement changed, holding the difference; concurrent transactions
 never update the same row, so they neither wait on nor lose each other's changes. The counts
-are the sums; ``clearance.selectors.fleet_status_counts`` folds an organization's rows together
-when they pile up.
+are the sums. Every 64th changing statement folds the rows of differences into one per status
+(``clearance_fleet_counts_fold``, skipping rows another transaction is folding, never waiting),
+and ``clearance.selectors.fleet_status_counts`` folds an organization's rows when it finds many.
 
 SQLite (the embedded defaults, one writer at a time): row-level triggers keep one row per
 (organization, status) and update it in place.
@@ -30,6 +31,26 @@ COUNTS = "clearance_fleetstatuscount"
 # --- PostgreSQL --------------------------------------------------------------------------------
 
 POSTGRES_INSTALL = f"""
+CREATE SEQUENCE clearance_fleet_counts_statements;
+
+-- Fold rows of differences into one row per (organization, status): one organization's, or
+-- (NULL) those of every organization with more than one row for a status. Rows another
+-- transaction is folding are skipped, never waited for; the rows deleted are the rows summed.
+CREATE FUNCTION clearance_fleet_counts_fold(org bigint) RETURNS void LANGUAGE sql AS $$
+  WITH folded AS (
+    DELETE FROM {COUNTS} WHERE id IN (
+      SELECT id FROM {COUNTS}
+      WHERE organization_id = org
+         OR (org IS NULL AND (organization_id, status) IN (
+               SELECT organization_id, status FROM {COUNTS}
+               GROUP BY organization_id, status HAVING count(*) > 1 OR sum(vehicles) = 0))
+      FOR UPDATE SKIP LOCKED)
+    RETURNING organization_id, status, vehicles)
+  INSERT INTO {COUNTS} (organization_id, status, vehicles)
+  SELECT organization_id, status, sum(vehicles) FROM folded
+  GROUP BY organization_id, status HAVING sum(vehicles) <> 0
+$$;
+
 CREATE FUNCTION clearance_fleet_counts_clearance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
@@ -61,6 +82,10 @@ BEGIN
     ) d JOIN vehicles_vehicle v ON v.id = d.vehicle_id
     GROUP BY v.organization_id, d.status HAVING sum(d.n) <> 0;
   END IF;
+  -- Every 64th changing statement folds, so the rows stay few even where nobody reads them.
+  IF mod(nextval('clearance_fleet_counts_statements'), 64) = 0 THEN
+    PERFORM clearance_fleet_counts_fold(NULL);
+  END IF;
   RETURN NULL;
 END $$;
 
@@ -87,6 +112,10 @@ BEGIN
       WHERE o.organization_id <> n.organization_id
     ) d LEFT JOIN clearance_clearance c ON c.vehicle_id = d.id
     GROUP BY d.organization_id, coalesce(c.status, '') HAVING sum(d.n) <> 0;
+  END IF;
+  -- Every 64th changing statement folds, so the rows stay few even where nobody reads them.
+  IF mod(nextval('clearance_fleet_counts_statements'), 64) = 0 THEN
+    PERFORM clearance_fleet_counts_fold(NULL);
   END IF;
   RETURN NULL;
 END $$;
@@ -125,6 +154,8 @@ DROP TRIGGER IF EXISTS fleet_counts_update ON vehicles_vehicle;
 DROP TRIGGER IF EXISTS fleet_counts_delete ON vehicles_vehicle;
 DROP FUNCTION IF EXISTS clearance_fleet_counts_clearance();
 DROP FUNCTION IF EXISTS clearance_fleet_counts_vehicle();
+DROP FUNCTION IF EXISTS clearance_fleet_counts_fold(bigint);
+DROP SEQUENCE IF EXISTS clearance_fleet_counts_statements;
 """
 
 # --- SQLite ------------------------------------------------------------------------------------
