@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -40,9 +40,11 @@ from clearance.services.common import record_error, retry_words, words
 from clearance.services.vehicle_tokens import after_moves
 from clearance.state import Change, Source
 from durable import work
+from durable.models import WorkState
 from vehicles.models import Vehicle
 
 S = ClearanceStatus
+NEW_REQUEST_DETAIL = "Clearance requested."
 
 
 @dataclass
@@ -109,7 +111,7 @@ def queue_clearance_requests(
                 at=now,
                 source=Source.USER if actor else Source.SYSTEM,
                 actor=actor,
-                detail="Clearance requested.",
+                detail=NEW_REQUEST_DETAIL,
             )
             for row in new_rows
         ]
@@ -158,6 +160,68 @@ def queue_clearance_requests(
             )
             tasks.request_clearances.delay_on_commit(credential.pk)
     return result
+
+
+def queue_new_vehicles(vehicle_ids: list[int], *, credential: Credential, actor: Any = None) -> int:
+    """``queue_clearance_requests`` for vehicles just created (a CSV import's batch), set-based:
+    their ``queued`` clearances and first events are written by two ``INSERT ... SELECT``
+    statements instead of model objects. The same rows, events and send as for new rows there;
+    vehicles of another organization or with a clearance already are left alone. Returns how
+    many were queued."""
+    if not vehicle_ids:
+        return 0
+    now = timezone.now()
+    source = Source.USER if actor else Source.SYSTEM
+    clearances = connection.ops.quote_name(Clearance._meta.db_table)
+    vehicles = connection.ops.quote_name(Vehicle._meta.db_table)
+    events = connection.ops.quote_name(ClearanceEvent._meta.db_table)
+    work_table = connection.ops.quote_name(HMWork._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        in_vehicles, ids = common.in_ids("v.id", vehicle_ids)
+        cursor.execute(
+            f"INSERT INTO {clearances} (vehicle_id, credential_id, status, status_changed_at, "  # noqa: S608
+            "status_known_at, description, last_error) "
+            f"SELECT v.id, %s, %s, %s, %s, '', '' FROM {vehicles} v "
+            f"WHERE {in_vehicles} AND v.organization_id = %s "
+            "ON CONFLICT (vehicle_id) DO NOTHING RETURNING id, vehicle_id",
+            [credential.pk, S.QUEUED, at, at, *ids, credential.organization_id],
+        )
+        queued = cursor.fetchall()
+        if not queued:
+            return 0
+        in_clearances, ids = common.in_ids("c.id", [pk for pk, _ in queued])
+        cursor.execute(
+            f"INSERT INTO {events} (clearance_id, from_status, to_status, at, source, actor_id, "  # noqa: S608
+            f"detail) SELECT c.id, '', %s, %s, %s, %s, %s FROM {clearances} c WHERE {in_clearances}",
+            [S.QUEUED, at, source, getattr(actor, "pk", None), NEW_REQUEST_DETAIL, *ids],
+        )
+        # The sends are durable work, written with the clearances (as queue_clearance_requests).
+        cursor.execute(
+            f"INSERT INTO {work_table} (clearance_id, credential_id, kind, actor_id, state, "  # noqa: S608
+            "attempts, next_attempt_at, last_error, claim, created_at, updated_at) "
+            f"SELECT c.id, %s, %s, %s, %s, 0, %s, '', '', %s, %s FROM {clearances} c "
+            f"WHERE {in_clearances}",
+            [
+                credential.pk,
+                HMWork.Kind.SEND,
+                getattr(actor, "pk", None),
+                WorkState.PENDING,
+                at,
+                at,
+                at,
+                *ids,
+            ],
+        )
+        state.publish_new(
+            [vehicle_id for _, vehicle_id in queued],
+            to_status=S.QUEUED,
+            at=now,
+            source=source,
+            detail=NEW_REQUEST_DETAIL,
+        )
+        tasks.request_clearances.delay_on_commit(credential.pk)
+    return len(queued)
 
 
 def reonboard(
