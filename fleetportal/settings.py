@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "imports",
     "telemetry",
     "notifications",
+    "api",
+    "ninja",  # the API reference's Swagger UI, from our static files
     "simulator",
     "fleetportal",
 ]
@@ -481,3 +483,6 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+from fleetportal.settings_api import *  # noqa: E402,F403  (integrator API, audit log)
+
+CELERY_BEAT_SCHEDULE.update(API_BEAT_SCHEDULE)  # noqa: F405

@@ -16,6 +16,7 @@ from clearance.services.onboarding import queue_clearance_requests
 from imports import planning
 from imports.planning import Counts, PlannedBatch, open_plan
 from organizations.models import Organization
+from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ def _write_batch(
         for row in batch.new
     ]
     Vehicle.objects.bulk_create(vehicles)
+    if vehicles:  # told to the change feed of the API
+        fleet_events.publish([fleet_events.VehiclesAdded(tuple(v.pk for v in vehicles), now)])
     if batch.updates:
         _update_existing(batch, now)
     if credential is None or not vehicles:

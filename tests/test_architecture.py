@@ -16,6 +16,7 @@ PACKAGES = (
     "imports",
     "telemetry",
     "notifications",
+    "api",
     "simulator",
     "fleetportal",
     "untrusted",

@@ -1,0 +1,198 @@
+"""The change feed behind ``GET /api/v1/changes``: clearance changes, vehicles added and removed.
+
+Written by listeners, in the transaction that made the change (fleet events for clearance moves
+and bulk additions; Django's ``post_save``/``post_delete`` for single vehicles), one bulk insert
+per batch.
+
+**Commit order.** Ids are handed out when rows are inserted, not when they commit: transaction A
+may insert id 10, transaction B id 11 and commit first; a poller that read up to 11 would never
+see 10. So on PostgreSQL each entry carries its transaction's id (``pg_current_xact_id()``) and a
+reader returns, in ``(txid, id)`` order, only entries of transactions older than the oldest
+transaction still running (``pg_snapshot_xmin`` of the reader's snapshot): those have all
+committed or rolled back, and every transaction that starts later gets a larger id. A cursor
+``(txid, id)`` is therefore never overtaken by an entry committed later. A long transaction
+holds the feed back for its duration; it never loses or repeats an entry. On SQLite one writer
+at a time holds the database, so id order is commit order (``txid`` stays 0).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+
+from api.models import ChangeEntry, ChangeKind
+from vehicles import events as fleet_events
+from vehicles.models import Vehicle
+
+_HORIZON_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def _current_txid() -> int:
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        return int(cursor.fetchone()[0])
+
+
+def write(entries: Sequence[ChangeEntry]) -> None:
+    """Store entries in the current transaction (a savepoint in autocommit), one insert."""
+    if not entries:
+        return
+    with transaction.atomic():
+        txid = _current_txid()
+        for entry in entries:
+            entry.txid = txid
+        ChangeEntry.objects.bulk_create(entries, batch_size=1000)
+
+
+def _vehicles(ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    rows = Vehicle.objects.filter(pk__in=list(set(ids))).values_list("pk", "organization_id", "vin")
+    return {pk: (organization_id, vin) for pk, organization_id, vin in rows}
+
+
+def on_clearance_changed(batch: Sequence[fleet_events.ClearanceChanged]) -> None:
+    known = _vehicles([event.vehicle_id for event in batch])
+    write(
+        [
+            ChangeEntry(
+                organization_id=known[event.vehicle_id][0],
+                kind=ChangeKind.CLEARANCE,
+                vehicle_id=event.vehicle_id,
+                vin=known[event.vehicle_id][1],
+                from_status=event.from_status,
+                to_status=event.to_status,
+                at=event.at,
+                source=event.source,
+                detail=(event.reason or event.detail)[:2000],
+            )
+            for event in batch
+            if event.vehicle_id in known
+        ]
+    )
+
+
+def on_vehicles_added(batch: Sequence[fleet_events.VehiclesAdded]) -> None:
+    ids = [vehicle_id for event in batch for vehicle_id in event.vehicle_ids]
+    known = _vehicles(ids)
+    now = timezone.now()
+    write(
+        [
+            ChangeEntry(
+                organization_id=known[vehicle_id][0],
+                kind=ChangeKind.ADDED,
+                vehicle_id=vehicle_id,
+                vin=known[vehicle_id][1],
+                at=now,
+            )
+            for vehicle_id in ids
+            if vehicle_id in known
+        ]
+    )
+
+
+def added(vehicles: Sequence[Vehicle], *, at: datetime | None = None) -> None:
+    """Record vehicles created in bulk (no post_save), in the caller's transaction."""
+    now = at or timezone.now()
+    write(
+        [
+            ChangeEntry(
+                organization_id=vehicle.organization_id,
+                kind=ChangeKind.ADDED,
+                vehicle_id=vehicle.pk,
+                vin=vehicle.vin,
+                at=now,
+            )
+            for vehicle in vehicles
+        ]
+    )
+
+
+def _on_vehicle_saved(sender: Any, instance: Vehicle, created: bool, raw: bool, **kwargs) -> None:
+    if created and not raw:
+        added([instance])
+
+
+def _on_vehicle_deleted(sender: Any, instance: Vehicle, **kwargs) -> None:
+    write(
+        [
+            ChangeEntry(
+                organization_id=instance.organization_id,
+                kind=ChangeKind.REMOVED,
+                vehicle_id=instance.pk,
+                vin=instance.vin,
+                at=timezone.now(),
+            )
+        ]
+    )
+
+
+def listen() -> None:
+    fleet_events.subscribe(fleet_events.ClearanceChanged, on_clearance_changed)
+    fleet_events.subscribe(fleet_events.VehiclesAdded, on_vehicles_added)
+    post_save.connect(_on_vehicle_saved, sender=Vehicle, dispatch_uid="api-feed-vehicle-added")
+    post_delete.connect(
+        _on_vehicle_deleted, sender=Vehicle, dispatch_uid="api-feed-vehicle-removed"
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Position:
+    txid: int = 0
+    id: int = 0
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"c1:{self.txid}:{self.id}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str | None) -> Position:
+        if not cursor:
+            return cls()
+        try:
+            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            tag, txid, id_ = text.split(":")
+            if tag != "c1":
+                raise ValueError(tag)
+            return cls(int(txid), int(id_))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise BadCursor(cursor) from exc
+
+
+def read(organization_id: int, after: Position, limit: int) -> tuple[list[ChangeEntry], Position]:
+    """Up to ``limit`` entries after ``after`` in commit order, and the position to ask from
+    next (``after`` itself when nothing new has committed)."""
+    queryset = ChangeEntry.objects.filter(organization_id=organization_id).filter(
+        Q(txid__gt=after.txid) | Q(txid=after.txid, id__gt=after.id)
+    )
+    if connection.vendor == "postgresql":
+        queryset = queryset.filter(txid__lt=RawSQL(_HORIZON_SQL, []))  # noqa: S611 (constant)
+    entries = list(queryset.order_by("txid", "id")[:limit])
+    if not entries:
+        return entries, after
+    return entries, Position(entries[-1].txid, entries[-1].pk)
+
+
+def latest(organization_id: int) -> Position:
+    """The position after everything committed so far (to start following from now)."""
+    queryset = ChangeEntry.objects.filter(organization_id=organization_id)
+    if connection.vendor == "postgresql":
+        queryset = queryset.filter(txid__lt=RawSQL(_HORIZON_SQL, []))  # noqa: S611 (constant)
+    last = queryset.order_by("-txid", "-id").values_list("txid", "pk").first()
+    return Position(*last) if last else Position()
