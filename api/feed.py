@@ -7,12 +7,14 @@ per batch.
 **Commit order.** Ids are handed out when rows are inserted, not when they commit: transaction A
 may insert id 10, transaction B id 11 and commit first; a poller that read up to 11 would never
 see 10. So on PostgreSQL each entry carries its transaction's id (``pg_current_xact_id()``) and a
-reader returns, in ``(txid, id)`` order, only entries of transactions older than the oldest
-transaction still running (``pg_snapshot_xmin`` of the reader's snapshot): those have all
-committed or rolled back, and every transaction that starts later gets a larger id. A cursor
-``(txid, id)`` is therefore never overtaken by an entry committed later. A long transaction
-holds the feed back for its duration; it never loses or repeats an entry. On SQLite one writer
-at a time holds the database, so id order is commit order (``txid`` stays 0).
+reader returns, in ``(txid, id)`` order, only entries below a *horizon*: the oldest transaction
+still running in the reader's snapshot, leaving out transactions of other databases on the same
+server (they cannot write this table; a test suite or a report elsewhere must not hold the feed
+back). Entries below the horizon are final, and every transaction of this database that may
+still write has a txid at or above it, so a cursor ``(txid, id)`` is never overtaken by an entry
+committed later. A long transaction here holds the feed back for its duration; it never loses or
+repeats an entry. On SQLite one writer at a time holds the database, so id order is commit order
+(``txid`` stays 0).
 """
 
 from __future__ import annotations
@@ -34,7 +36,22 @@ from api.models import ChangeEntry, ChangeKind
 from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
-_HORIZON_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# The oldest in-progress xid of the snapshot that is not another database's (pg_stat_activity
+# gives 32-bit xids; an xid of another database is never ours, so a stale list only errs on the
+# safe side), else the snapshot's xmax.
+_HORIZON_SQL = """(
+    SELECT coalesce(
+        (
+            SELECT min(xip::text::bigint) FROM pg_snapshot_xip(s.snap) AS xip
+            WHERE mod(xip::text::bigint, 4294967296) NOT IN (
+                SELECT backend_xid::text::bigint FROM pg_stat_activity
+                WHERE datname <> current_database() AND backend_xid IS NOT NULL
+            )
+        ),
+        pg_snapshot_xmax(s.snap)::text::bigint
+    )
+    FROM (SELECT pg_current_snapshot() AS snap) AS s
+)"""
 
 
 def _current_txid() -> int:

@@ -24,7 +24,7 @@ def check(token: ApiToken) -> None:
         return
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = f"api-rate:{token.pk}:{window}"
+    key = f"api-rate:{token.public_id}:{window}"
     cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
     try:
         count = cache.incr(key)
