@@ -10,6 +10,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from api.models import ApiToken, Scope
+from audit import log as audit
+from audit.context import Actor
+from audit.models import Action
 from organizations.models import Organization
 
 TOKEN_PREFIX = "fpt_"
@@ -36,7 +39,24 @@ def create_token(
         token_hash=ApiToken.hash_token(text),
         created_by=by if getattr(by, "pk", None) else None,
     )
+    audit.record(
+        Action.API_TOKEN_CREATED,
+        organization=organization,
+        target=_target(token),
+    )
     return token, text
+
+
+def _target(token: ApiToken) -> audit.Target:
+    details = {"scope": token.scope}
+    if token.expires_at:
+        details["expires"] = token.expires_at.isoformat()
+    return audit.Target("api_token", token.public_id, f"{token.name} ({token.prefix}…)", details)
+
+
+def actor(token: ApiToken, ip: str | None = None) -> Actor:
+    """A token as the audit log names it."""
+    return Actor(label=f"API token “{token.name}” ({token.prefix}…)", token_id=token.pk, ip=ip)
 
 
 def revoke_token(token: ApiToken, *, by: Any = None) -> bool:
@@ -45,6 +65,10 @@ def revoke_token(token: ApiToken, *, by: Any = None) -> bool:
         revoked_at=timezone.now(), revoked_by=by if getattr(by, "pk", None) else None
     )
     token.refresh_from_db(fields=["revoked_at", "revoked_by"])
+    if updated:
+        audit.record(
+            Action.API_TOKEN_REVOKED, organization_id=token.organization_id, target=_target(token)
+        )
     return bool(updated)
 
 

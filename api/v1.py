@@ -32,6 +32,7 @@ from api.schemas import (
     VehiclePage,
     dump,
 )
+from audit import context as audit_context
 
 
 class BearerToken(HttpBearer):
@@ -40,6 +41,8 @@ class BearerToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         found = tokens.authenticate(token)
         if found is not None:
+            # Reset with the rest of the request by audit's middleware.
+            audit_context.set_actor(tokens.actor(found, audit_context.current().ip))
             ratelimit.check(found)
         return found
 

@@ -22,6 +22,8 @@ from api import feed
 from api.errors import ApiError
 from api.models import ApiToken, IdempotentRequest
 from api.reads import serialize_vehicles, with_latest_snapshot
+from audit import log as audit
+from audit.models import Action
 from clearance import state
 from clearance.models import Credential
 from clearance.selectors import credentials_for, vehicles_with_clearance
@@ -190,6 +192,11 @@ def _create(
         vehicles.append(result.vehicle)
     Vehicle.objects.bulk_create(vehicles, batch_size=1000)
     feed.added(vehicles)
+    audit.record_many(
+        Action.VEHICLE_ADDED,
+        [audit.Target("vehicle", v.public_id, v.vin, {"brand": v.brand}) for v in vehicles],
+        organization=organization,
+    )
     onboarding.queue_clearance_requests(
         [vehicle.pk for vehicle in vehicles], credential=credential, actor=None
     )
@@ -249,6 +256,16 @@ def defleet_vins(organization: Organization, vins: list[str]) -> dict[str, Any]:
         )
     if to_defleet:
         defleet_service.queue_defleet(to_defleet)
+        audit.record_many(
+            Action.VEHICLE_DEFLEETED,
+            [
+                audit.Target("vehicle", "", vin, {"status": answer["status"]})
+                for vin, answer in {
+                    a["vin"]: a for a in answers if a["result"] == "accepted"
+                }.items()
+            ],
+            organization=organization,
+        )
     accepted = sum(1 for answer in answers if answer["result"] == "accepted")
     return {"accepted": accepted, "refused": len(answers) - accepted, "items": answers}
 

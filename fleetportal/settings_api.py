@@ -8,6 +8,7 @@ API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=0)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=1)
 
 API_BEAT_SCHEDULE = {
+    "purge-audit-log": {"task": "audit.tasks.purge_audit_log", "schedule": 24 * 3600.0},
     "purge-api-idempotency-keys": {
         "task": "api.tasks.purge_idempotency_keys",
         "schedule": 3600.0,

@@ -18,6 +18,7 @@ urlpatterns = [
     path("notifications/", include("notifications.urls")),
     v1_urls,
     path("", include("api.urls")),
+    path("", include("audit.urls")),
     # Import jobs and telemetry snapshots were administered under the vehicles app once;
     # bookmarks of those admin pages still lead there.
     re_path(

@@ -17,6 +17,7 @@ PACKAGES = (
     "telemetry",
     "notifications",
     "api",
+    "audit",
     "simulator",
     "fleetportal",
     "untrusted",

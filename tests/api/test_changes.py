@@ -207,3 +207,9 @@ def test_clearance_moves_recorded_in_bulk_are_in_the_feed(organization, credenti
         state.apply_changes(pairs)
     items, _ = _follow(reader, cursor)
     assert [(i["vin"], i["to_status"]) for i in items] == [(vin(i), "approved") for i in range(3)]
+
+
+def test_deleting_an_organization_with_vehicles_leaves_no_feed_behind(organization, reader):
+    VehicleFactory(organization=organization, vin=vin(1))
+    organization.delete()
+    assert not ChangeEntry.objects.exists()

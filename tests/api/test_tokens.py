@@ -115,3 +115,23 @@ def test_admin_lists_tokens_without_their_hash(admin_client, organization):
     assert "Listed" in listing
     page = admin_client.get(f"/admin/api/apitoken/{token.pk}/change/").content.decode()
     assert token.token_hash not in page and text not in page
+
+
+def test_every_endpoint_needs_a_token_but_the_schema_and_reference_are_public(db):
+    client = ApiClient(None)
+    for path in (
+        "/api/v1/vehicles",
+        f"/api/v1/vehicles/{'W' * 17}",
+        f"/api/v1/vehicles/{'W' * 17}/events",
+        f"/api/v1/vehicles/{'W' * 17}/telemetry",
+        "/api/v1/changes",
+    ):
+        assert client.get(path).status_code == 401, path
+    for path in ("/api/v1/vehicles", "/api/v1/vehicles/defleet"):
+        assert client.post(path, {}).status_code == 401, path
+    assert client.get("/api/v1/openapi.json").status_code == 200
+    reference = client.get("/api/v1/docs/")
+    assert reference.status_code == 200
+    page = reference.content.decode()
+    assert "/static/ninja/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    assert "script-src 'self'" in reference["Content-Security-Policy"]
