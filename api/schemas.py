@@ -6,7 +6,11 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from ninja import Field, Schema
+from pydantic import BaseModel, Field
+
+# Plain pydantic models: the API reads and answers dicts, never ORM objects, so ninja.Schema's
+# attribute resolution (a third of a 1,000-item answer's time) buys nothing.
+Schema = BaseModel
 
 MAX_BATCH = 1000
 
