@@ -215,7 +215,7 @@ def defleet_vins(organization: Organization, vins: list[str]) -> dict[str, Any]:
         v.vin: v
         for v in Vehicle.objects.filter(organization=organization, vin__in=normalized)
         .select_related("clearance")
-        .only("pk", "vin", "clearance__status")
+        .only("pk", "public_id", "vin", "clearance__status")
     }
     answers = []
     to_defleet: list[int] = []
@@ -259,7 +259,7 @@ def defleet_vins(organization: Organization, vins: list[str]) -> dict[str, Any]:
         audit.record_many(
             Action.VEHICLE_DEFLEETED,
             [
-                audit.Target("vehicle", "", vin, {"status": answer["status"]})
+                audit.Target("vehicle", vehicles[vin].public_id, vin, {"status": answer["status"]})
                 for vin, answer in {
                     a["vin"]: a for a in answers if a["result"] == "accepted"
                 }.items()

@@ -232,3 +232,27 @@ def test_defleet_retry_with_key_queues_once(writer, organization, credential, mo
         )
         assert response.json()["accepted"] == 1
     assert len(queued) == 1
+
+
+def test_answers_to_retries_are_kept_a_day(writer, credential):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from api.tasks import purge_idempotency_keys
+
+    writer.post(
+        "/api/v1/vehicles",
+        {"vehicles": [{"vin": vin(1), "brand": "vw"}]},
+        **{"Idempotency-Key": "old"},
+    )
+    writer.post(
+        "/api/v1/vehicles",
+        {"vehicles": [{"vin": vin(2), "brand": "vw"}]},
+        **{"Idempotency-Key": "new"},
+    )
+    IdempotentRequest.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    assert purge_idempotency_keys() == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new"]
