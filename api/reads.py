@@ -15,10 +15,10 @@ from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from api.errors import NO_SUCH_VEHICLE, ApiError
-from clearance import state
 from clearance.models import ClearanceEvent
 from clearance.selectors import FleetFilter, filter_fleet, parse_fleet_filter
-from clearance.wording import NOT_REQUESTED, STATUS_LABELS
+from clearance.statuses import LABELS as STATUS_LABELS
+from clearance.statuses import NOT_REQUESTED, OUTCOME_WORDS
 from organizations.models import Organization
 from telemetry.models import TelemetrySnapshot
 from telemetry.selectors import is_stale
@@ -201,7 +201,7 @@ def vehicle_dict(
         credential = clearance.credential
         clearance_out = {
             "status": clearance.status,
-            "status_words": state.STATUS_WORDS.get(clearance.status, clearance.status),
+            "status_words": OUTCOME_WORDS.get(clearance.status, clearance.status),
             "since": clearance.status_changed_at,
             "last_error": clearance.last_error or None,
             "last_error_at": clearance.last_error_at,

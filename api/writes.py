@@ -24,16 +24,16 @@ from api.models import ApiToken, IdempotentRequest
 from api.reads import serialize_vehicles, with_latest_snapshot
 from audit import log as audit
 from audit.models import Action
-from clearance import state
+from clearance import statuses
 from clearance.models import Credential
 from clearance.selectors import credentials_for, vehicles_with_clearance
 from clearance.services import defleet as defleet_service
 from clearance.services import onboarding
 from imports.parse import CsvLayout, RawRow
-from imports.rows import RowValidator, format_tags
+from imports.rows import RowValidator
 from organizations.models import Organization
 from vehicles.models import Vehicle
-from vehicles.validation import InvalidValue, normalize_vin
+from vehicles.validation import InvalidValue, format_tags, normalize_vin
 
 FIELDS = ("vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
 _LAYOUT = CsvLayout(
@@ -57,7 +57,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict):
-        return format_tags({str(k): str(v) for k, v in value.items()})
+        return format_tags({str(k): str(v) for k, v in value.items()}, separator=";")
     return str(value)
 
 
@@ -234,8 +234,8 @@ def defleet_vins(organization: Organization, vins: list[str]) -> dict[str, Any]:
         except Vehicle.clearance.RelatedObjectDoesNotExist:
             answers.append(_defleet_answer(index, vin, "refused", "none", NEVER_REQUESTED))
             continue
-        if status not in state.DEFLEETABLE:
-            message = defleet_service.NOT_DEFLEETABLE_WORDS.get(
+        if not statuses.can_defleet(status):
+            message = statuses.NOT_DEFLEETABLE_WORDS.get(
                 status, f"A clearance in status {status!r} cannot be defleeted."
             )
             answers.append(_defleet_answer(index, vin, "refused", status, message))

@@ -21,6 +21,7 @@ PACKAGES = (
     "simulator",
     "fleetportal",
     "untrusted",
+    "durable",
 )
 
 

@@ -8,7 +8,7 @@ from django.db import connection
 
 from api.models import IdempotentRequest
 from clearance.models import Clearance, ClearanceStatus
-from clearance.services.defleet import NOT_DEFLEETABLE_WORDS
+from clearance.statuses import NOT_DEFLEETABLE_WORDS
 from tests.api.conftest import ApiClient, vin
 from tests.factories import ClearanceFactory, CredentialFactory, VehicleFactory
 from vehicles.models import Vehicle
