@@ -18,6 +18,8 @@ from django.views.debug import SafeExceptionReporterFilter
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit import log as audit
+from audit.models import Action
 from clearance import tasks
 from clearance.clients import forget_token
 from clearance.forms import CredentialForm
@@ -68,6 +70,15 @@ def _credential_for_owner(request: HttpRequest, public_id: UUID) -> Credential:
     return credential
 
 
+def _audited(credential: Credential, details: dict[str, str] | None = None) -> audit.Target:
+    return audit.Target(
+        "credential",
+        credential.public_id,
+        credential.name,
+        {"environment": credential.environment, **(details or {})},
+    )
+
+
 def _check_state(credential: Credential) -> str:
     """never | running | stuck | ok | failed | not_started (the queue was unreachable)"""
     if credential.last_check_at is None:
@@ -115,6 +126,9 @@ def credential_add(request: HttpRequest) -> HttpResponse:
         form = CredentialForm(request.POST, request.FILES, organization=organization)
         if form.is_valid():
             credential = form.save()
+            audit.record(
+                Action.CREDENTIAL_CREATED, organization=organization, target=_audited(credential)
+            )
             messages.success(
                 request,
                 f"Credential “{credential.name}” saved. Copy its webhook URL into the High "
@@ -134,6 +148,12 @@ def credential_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
         form = CredentialForm(request.POST, request.FILES, instance=credential)
         if form.is_valid():
             form.save()
+            # Which fields changed, never their values.
+            audit.record(
+                Action.CREDENTIAL_CHANGED,
+                organization_id=credential.organization_id,
+                target=_audited(credential, {"fields": ", ".join(form.changed_data)}),
+            )
             messages.success(request, f"Credential “{credential.name}” saved.")
             return redirect("clearance:credential_detail", public_id=credential.public_id)
         # Never show unsaved edits of the instance as if they were stored.
@@ -147,6 +167,11 @@ def credential_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
 def credential_test(request: OrganizationRequest, public_id: UUID) -> HttpResponse:
     credential = _credential_for_owner(request, public_id)
     if _check_state(credential) != "running":
+        audit.record(
+            Action.CREDENTIAL_TESTED,
+            organization_id=credential.organization_id,
+            target=_audited(credential),
+        )
         record_check(credential, ok=None, message="")
         tasks.test_connection.delay_on_commit(
             credential.pk,
@@ -188,6 +213,11 @@ def credential_delete(request: HttpRequest, public_id: UUID) -> HttpResponse:
         return redirect("clearance:credential_detail", public_id=credential.public_id)
     name = credential.name
     forget_token(credential)
+    audit.record(
+        Action.CREDENTIAL_DELETED,
+        organization_id=credential.organization_id,
+        target=_audited(credential),
+    )
     credential.delete()
     messages.success(request, f"Credential “{name}” deleted.")
     return redirect("clearance:credentials")

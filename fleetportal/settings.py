@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "audit",
     "durable",
     "organizations",
     "vehicles",
@@ -72,6 +73,8 @@ INSTALLED_APPS = [
     "imports",
     "telemetry",
     "notifications",
+    "api",
+    "ninja",  # the API reference's Swagger UI, from our static files
     "simulator",
     "fleetportal",
 ]
@@ -84,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "audit.middleware.AuditActorMiddleware",
     "fleetportal.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -448,4 +452,7 @@ if CELERY_BROKER_URL != "filesystem://":
 CELERY_BEAT_SCHEDULE.update(DURABLE_BEAT_SCHEDULE)  # noqa: F405
 
 # --- live pages (issue 12): fleetportal/settings_live.py ------------------------------------------
+from fleetportal.settings_api import *  # noqa: E402,F403  (integrator API, audit log)
 from fleetportal.settings_live import *  # noqa: E402, F403
+
+CELERY_BEAT_SCHEDULE.update(API_BEAT_SCHEDULE)  # noqa: F405

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from api.urls import v1_urls
 from fleetportal import views
 
 urlpatterns = [
@@ -15,6 +16,9 @@ urlpatterns = [
     path("telemetry/", include("telemetry.urls")),
     path("", include("clearance.urls")),
     path("notifications/", include("notifications.urls")),
+    v1_urls,
+    path("", include("api.urls")),
+    path("", include("audit.urls")),
     # Import jobs and telemetry snapshots were administered under the vehicles app once;
     # bookmarks of those admin pages still lead there.
     re_path(

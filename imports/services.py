@@ -19,6 +19,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import log as audit
+from audit.models import Action
 from clearance.models import Credential
 from imports import tasks
 from imports.eligibility import check_new_vins_eligibility, job_credential
@@ -156,6 +158,16 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         )
         if not started:
             raise ImportRejected("This import was already started.")
+        audit.record(
+            Action.IMPORT_CONFIRMED,
+            organization_id=job.organization_id,
+            target=audit.Target(
+                "import",
+                job.public_id,
+                job.original_name,
+                {"new": job.created, "to update": job.updated, "rows with errors": job.errors},
+            ),
+        )
         tasks.run_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
 
 

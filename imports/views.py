@@ -12,6 +12,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from audit import log as audit
+from audit.models import Action
 from clearance.models import Credential
 from clearance.selectors import credentials_for, filter_fleet, parse_fleet_filter
 from imports import files, planning, services
@@ -152,4 +154,9 @@ def export(request: OrganizationRequest) -> HttpResponseBase:
     organization = current_organization(request)
     flt = parse_fleet_filter(request.GET)
     queryset = filter_fleet(organization, flt)
+    audit.record(
+        Action.EXPORT_DOWNLOADED,
+        organization=organization,
+        target=audit.Target("fleet", "", "fleet CSV", flt.as_params()),
+    )
     return fleet_export_response(queryset, filename=f"{organization.slug}-fleet.csv", flt=flt)

@@ -25,6 +25,7 @@ from clearance.services.onboarding import queue_new_vehicles
 from imports.models import ImportJob, ImportRow
 from imports.planning import _CURRENT_FIELDS, Counts, PlannedBatch
 from imports.rows import VehicleRow
+from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 STAGED_COLUMNS = (
@@ -126,6 +127,8 @@ def write_batch(
             [job.organization_id, at, at, job.pk, after, upto],
         )
         created = [vehicle_id for (vehicle_id,) in cursor.fetchall()]
+    if created:  # told to the change feed of the API
+        fleet_events.publish([fleet_events.VehiclesAdded(tuple(created), now)])
     counts.created = len(created)
     counts.skipped = staged.count() - counts.created - counts.updated
     if credential is not None and created:

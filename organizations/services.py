@@ -16,6 +16,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import log as audit
+from audit.models import Action
 from organizations.models import (
     ROLE_CAN,
     Invitation,
@@ -68,6 +70,9 @@ def remove_member(target: Membership) -> None:
             f"{target.user.get_username()} is the last owner. {MAKE_ANOTHER_OWNER_FIRST}"
         )
     target.delete()
+    audit.record(
+        Action.MEMBER_REMOVED, organization_id=target.organization_id, target=_member(target)
+    )
 
 
 def change_role(target: Membership, role: str) -> bool:
@@ -84,9 +89,23 @@ def change_role(target: Membership, role: str) -> bool:
         )
     if role == target.role:
         return False
+    before = target.role
     target.role = role
     target.save(update_fields=["role"])
+    audit.record(
+        Action.MEMBER_ROLE_CHANGED,
+        organization_id=target.organization_id,
+        target=_member(target, {"role": f"{before} → {role}"}),
+    )
     return True
+
+
+def _member(membership: Membership, details: dict | None = None) -> audit.Target:
+    return audit.Target("member", membership.user_id, membership.user.get_username(), details or {})
+
+
+def _invitation(invitation: Invitation) -> audit.Target:
+    return audit.Target("invitation", invitation.pk, invitation.email, {"role": invitation.role})
 
 
 # --- invitations ----------------------------------------------------------------------------------
@@ -165,6 +184,9 @@ def invite(organization, *, email: str, role: str, by: Membership) -> Invitation
         )
         token = _new_token(invitation)
         invitation.save()
+        audit.record(
+            Action.INVITATION_SENT, organization=organization, target=_invitation(invitation)
+        )
         send_invitation_email(invitation, token)
     log.info("Invitation %s sent for %s", invitation.pk, organization.slug)
     return invitation
@@ -182,6 +204,11 @@ def send_again(invitation: Invitation, *, by: Membership) -> Invitation:
             )
         token = _new_token(invitation)
         invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
+        audit.record(
+            Action.INVITATION_SENT,
+            organization_id=invitation.organization_id,
+            target=_invitation(invitation),
+        )
         send_invitation_email(invitation, token)
     return invitation
 
@@ -195,6 +222,12 @@ def revoke(invitation: Invitation, *, by: Membership) -> bool:
             .unanswered()
             .update(revoked_at=timezone.now())
         )
+        if changed:
+            audit.record(
+                Action.INVITATION_REVOKED,
+                organization_id=invitation.organization_id,
+                target=_invitation(invitation),
+            )
     return bool(changed)
 
 
@@ -271,6 +304,14 @@ def accept(invitation: Invitation, user) -> tuple[Membership, bool]:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
+        if created:
+            audit.record(
+                Action.MEMBER_JOINED,
+                organization_id=invitation.organization_id,
+                target=_member(
+                    membership, {"role": membership.role, "invitation": invitation.email}
+                ),
+            )
     log.info(
         "Invitation %s accepted by user %s for %s",
         invitation.pk,

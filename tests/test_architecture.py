@@ -16,6 +16,8 @@ PACKAGES = (
     "imports",
     "telemetry",
     "notifications",
+    "api",
+    "audit",
     "simulator",
     "fleetportal",
     "untrusted",

@@ -76,7 +76,15 @@ class ImportFinished:
     message: str = ""
 
 
-Event = ClearanceChanged | DefleetRefused | TelemetryRecorded | ImportFinished
+@dataclass(frozen=True, slots=True)
+class VehiclesAdded:
+    """Vehicles were created in bulk (``bulk_create`` sends no ``post_save``): their ids."""
+
+    vehicle_ids: tuple[int, ...]
+    at: datetime
+
+
+Event = ClearanceChanged | DefleetRefused | TelemetryRecorded | ImportFinished | VehiclesAdded
 Listener = Callable[[Sequence[Any]], None]
 
 _listeners: dict[type, list[Listener]] = {}

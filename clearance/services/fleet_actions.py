@@ -15,6 +15,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
+from audit import log as audit
+from audit.models import Action
 from clearance import statuses
 from clearance.models import Credential
 from clearance.services import defleet, onboarding
@@ -74,7 +76,22 @@ def add_vehicle(
         odometer_km=odometer_km,
     )
     onboarding.queue_clearance_requests([vehicle], credential=credential, actor=user)
+    audit.record(
+        Action.VEHICLE_ADDED,
+        organization=organization,
+        target=audit.Target("vehicle", vehicle.public_id, vehicle.vin, {"brand": brand}),
+    )
     return vehicle
+
+
+def _audit_vehicles(action: str, vehicles: Sequence[Vehicle], details: dict[str, str]) -> None:
+    """One entry per vehicle, in one insert (a bulk action never writes a row at a time)."""
+    if vehicles:
+        audit.record_many(
+            action,
+            [audit.Target("vehicle", v.public_id, v.vin, details) for v in vehicles],
+            organization_id=vehicles[0].organization_id,
+        )
 
 
 def request_clearances(
@@ -107,6 +124,7 @@ def request_clearances(
                 )
         if known:
             parts.append(onboarding.reonboard(known, actor=user))
+            _audit_vehicles(Action.VEHICLE_REONBOARDED, known, {})
             # The service skips silently what it cannot re-send without a credential.
         done = 0
         for part in parts:
@@ -133,6 +151,8 @@ def defleet_vehicle(vehicle: Vehicle, *, user: Any) -> ActionResult:
         result.failed = 1
         return result
     (outcome,) = outcomes
+    if outcome.ok or outcome.transient:
+        _audit_vehicles(Action.VEHICLE_DEFLEETED, [vehicle], {"answer": outcome.message})
     if outcome.ok:
         result.done = 1
         result.outcome_status = outcome.status
@@ -163,6 +183,7 @@ def defleet_vehicles(vehicles: QuerySet[Vehicle] | Sequence[Vehicle], *, user: A
             result.skipped_reasons["not approved or pending"] += skipped
         if wanted:
             result.done += defleet.queue_defleet(wanted, actor=user)
+            _audit_vehicles(Action.VEHICLE_DEFLEETED, wanted, {"bulk": "yes"})
     return result
 
 
@@ -173,7 +194,7 @@ def _in_batches(vehicles: QuerySet[Vehicle] | Sequence[Vehicle]) -> Iterator[lis
         rows: Iterable[Vehicle] = (
             vehicles.select_related(None)
             .select_related("clearance")
-            .only("pk", "vin", "clearance__status")
+            .only("pk", "public_id", "organization_id", "vin", "clearance__status")
             .order_by("pk")
             .iterator(chunk_size=BATCH_SIZE)
         )

@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from audit import log as audit
+from audit.models import Action
 from clearance import statuses
 from clearance.selectors import credentials_for, vehicle_events
 from clearance.services import fleet_actions
@@ -200,7 +202,21 @@ def vehicle_edit(request: OrganizationRequest, public_id) -> HttpResponse:
     form = VehicleEditForm(request.POST or None, instance=vehicle.vehicle)
     if request.method == "POST" and form.is_valid():
         if form.has_changed():
+            before = {name: form.initial.get(name) for name in form.changed_data}
             form.save()
+            audit.record(
+                Action.VEHICLE_EDITED,
+                organization_id=vehicle.vehicle.organization_id,
+                target=audit.Target(
+                    "vehicle",
+                    vehicle.public_id,
+                    vehicle.vin,
+                    {
+                        name: f"{before[name] or '—'} → {form.cleaned_data[name] or '—'}"
+                        for name in form.changed_data
+                    },
+                ),
+            )
             messages.success(request, f"The details of {vehicle.vin} were saved.")
         else:
             messages.info(request, "Nothing was changed.")
