@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from clearance.fields import EncryptedTextField
+from durable.models import DurableWork
 from organizations.models import Organization
 from vehicles.models import Vehicle
 
@@ -169,3 +170,43 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id}"
+
+
+class HMWork(DurableWork):
+    """One HM call we owe: send a queued clearance, or defleet a vehicle (durable/__init__.py).
+
+    Written in the same transaction as the user's action; done by ``clearance.tasks`` wakers in
+    batches per credential, retried per row with backoff, reconciled every interval.
+    ``sending_at``: the request went out and its answer was never read (a timeout, a lost
+    connection); before sending again, HM is asked which of these VINs it already knows.
+    """
+
+    class Kind(models.TextChoices):
+        SEND = "send", "Send the clearance request"
+        DEFLEET = "defleet", "Defleet"
+
+    clearance = models.ForeignKey(Clearance, on_delete=models.CASCADE, related_name="work")
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="work")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    sending_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(DurableWork.Meta):
+        verbose_name = "HM work"
+        verbose_name_plural = "HM work"
+        indexes = [
+            *DurableWork.Meta.indexes,
+            models.Index(fields=["credential", "kind", "state"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clearance", "kind"],
+                condition=models.Q(state__in=["pending", "running"]),
+                name="one_open_hm_work_per_clearance",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.clearance_id} ({self.state})"

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "durable",
     "organizations",
     "vehicles",
     "clearance",
@@ -435,3 +436,9 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+
+# --- Durable work: retries, reconciler, queues by kind (fleetportal/settings_durable.py) ------
+from fleetportal.settings_durable import *  # noqa: E402, F403
+
+CELERY_TASK_ROUTES.update(DURABLE_TASK_ROUTES)  # noqa: F405
+CELERY_BEAT_SCHEDULE.update(DURABLE_BEAT_SCHEDULE)  # noqa: F405
