@@ -39,6 +39,7 @@ from clearance.state import Change, Source
 from vehicles.models import Vehicle
 
 S = ClearanceStatus
+NEW_REQUEST_DETAIL = "Clearance requested."
 
 
 @dataclass
@@ -105,7 +106,7 @@ def queue_clearance_requests(
                 at=now,
                 source=Source.USER if actor else Source.SYSTEM,
                 actor=actor,
-                detail="Clearance requested.",
+                detail=NEW_REQUEST_DETAIL,
             )
             for row in new_rows
         ]
@@ -140,6 +141,50 @@ def queue_clearance_requests(
         if result.queued:
             tasks.request_clearances.delay_on_commit(credential.pk)
     return result
+
+
+def queue_new_vehicles(vehicle_ids: list[int], *, credential: Credential, actor: Any = None) -> int:
+    """``queue_clearance_requests`` for vehicles just created (a CSV import's batch), set-based:
+    their ``queued`` clearances and first events are written by two ``INSERT ... SELECT``
+    statements instead of model objects. The same rows, events and send as for new rows there;
+    vehicles of another organization or with a clearance already are left alone. Returns how
+    many were queued."""
+    if not vehicle_ids:
+        return 0
+    now = timezone.now()
+    source = Source.USER if actor else Source.SYSTEM
+    clearances = connection.ops.quote_name(Clearance._meta.db_table)
+    vehicles = connection.ops.quote_name(Vehicle._meta.db_table)
+    events = connection.ops.quote_name(ClearanceEvent._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        in_vehicles, ids = common.in_ids("v.id", vehicle_ids)
+        cursor.execute(
+            f"INSERT INTO {clearances} (vehicle_id, credential_id, status, status_changed_at, "  # noqa: S608
+            "status_known_at, description, last_error) "
+            f"SELECT v.id, %s, %s, %s, %s, '', '' FROM {vehicles} v "
+            f"WHERE {in_vehicles} AND v.organization_id = %s "
+            "ON CONFLICT (vehicle_id) DO NOTHING RETURNING id, vehicle_id",
+            [credential.pk, S.QUEUED, at, at, *ids, credential.organization_id],
+        )
+        queued = cursor.fetchall()
+        if not queued:
+            return 0
+        in_clearances, ids = common.in_ids("c.id", [pk for pk, _ in queued])
+        cursor.execute(
+            f"INSERT INTO {events} (clearance_id, from_status, to_status, at, source, actor_id, "  # noqa: S608
+            f"detail) SELECT c.id, '', %s, %s, %s, %s, %s FROM {clearances} c WHERE {in_clearances}",
+            [S.QUEUED, at, source, getattr(actor, "pk", None), NEW_REQUEST_DETAIL, *ids],
+        )
+        state.publish_new(
+            [vehicle_id for _, vehicle_id in queued],
+            to_status=S.QUEUED,
+            at=now,
+            source=source,
+            detail=NEW_REQUEST_DETAIL,
+        )
+        tasks.request_clearances.delay_on_commit(credential.pk)
+    return len(queued)
 
 
 def reonboard(
