@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from celery.worker import state as worker_state
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
@@ -115,7 +116,16 @@ def retry(
     now = timezone.now()
     earliest = None
     for attempts, pks in by_attempts.items():
-        at = now + timedelta(seconds=backoff(attempts, retry_after))
+        delay = backoff(attempts, retry_after)
+        at = now + timedelta(seconds=delay)
+        logger.info(
+            "%s: %s row(s) after attempt %s retrying in %.1fs: %s",
+            model.__name__,
+            len(pks),
+            attempts,
+            delay,
+            words,
+        )
         model._default_manager.filter(pk__in=pks).update(
             state=WorkState.PENDING, next_attempt_at=at, last_error=words, claim=""
         )
@@ -163,6 +173,29 @@ def wake_on_commit(task: Any, *args: Any, countdown: float | None = None) -> Non
         send_quietly(lambda: task.apply_async(args, **options), f"{task.name}{args!r}")
 
     transaction.on_commit(send)
+
+
+def stopping() -> bool:
+    """Whether this worker was asked to stop (warm shutdown): finish the unit at hand, hand
+    the rest back (``release``) and return, so a stop never waits for a backlog."""
+    return bool(worker_state.should_stop or worker_state.should_terminate)
+
+
+def keep_going(task: Any, key: Any, queryset: QuerySet[Any], *, more: bool) -> None:
+    """After one batch of ``task(key)``: wake it again at once when more is due now, or with a
+    countdown when the next retry is due within one reconciler interval (later ones are the
+    reconciler's: long countdowns sit in the broker). Never raises for the broker's sake."""
+    delay: float | None = 0.0 if more else None
+    if delay is None:
+        at = next_due_at(queryset)
+        if at is not None:
+            delay = max((at - timezone.now()).total_seconds(), 0.0)
+            if delay > settings.RECONCILE_INTERVAL_SECONDS:
+                return
+    if delay is None:
+        return
+    options = {"countdown": delay} if delay > 0 else {}
+    send_quietly(partial(task.apply_async, (key,), **options), f"{task.name}({key!r})")
 
 
 # --- Registry and reconciler ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ import json
 import uuid
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clearance.models import Clearance, ClearanceEvent, Credential
@@ -83,7 +83,7 @@ class Stager:
             return
         self.staged += len(rows)
         columns = ", ".join(STAGED_COLUMNS)
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:  # one commit per batch
             if postgres:
                 with cursor.copy(f"COPY {_table(ImportRow)} ({columns}) FROM STDIN") as copy:
                     for values in rows:

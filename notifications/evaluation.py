@@ -53,23 +53,37 @@ STATUS_TIED = [kind for kind, cond in c.CONDITIONS.items() if cond.holds_in is n
 def vehicles_by_id(ids: Iterable[int], rule_kinds: Iterable[str] = ()) -> dict[int, Vehicle]:
     """The vehicles with their organization, each marked with whether its organization has
     enabled rules of ``rule_kinds`` (``has_rules``) and enabled endpoints (``has_endpoints``):
-    one query, and for an organization with neither, the only one."""
+    one query, after two on the (small) rule and endpoint tables that end it when no
+    organization has any. Vehicles of organizations with neither are left out: nothing is done
+    for them, and building them all cost a 100,000-row import a tenth of its time."""
+    kinds = list(rule_kinds)
+    organization_ids = {
+        *AlertRule.objects.filter(enabled=True, kind__in=kinds).values_list(
+            "organization_id", flat=True
+        ),
+        *WebhookEndpoint.objects.filter(enabled=True).values_list("organization_id", flat=True),
+    }
+    if not organization_ids:
+        return {}
     organization = OuterRef("organization_id")
     rows = (
         Vehicle.objects.select_related("organization")
         .only(*VEHICLE_FIELDS)
         .annotate(
             has_rules=Exists(
-                AlertRule.objects.filter(
-                    organization_id=organization, enabled=True, kind__in=list(rule_kinds)
-                )
+                AlertRule.objects.filter(organization_id=organization, enabled=True, kind__in=kinds)
             ),
             has_endpoints=Exists(
                 WebhookEndpoint.objects.filter(organization_id=organization, enabled=True)
             ),
         )
     )
-    return {v.pk: v for v in rows.filter(pk__in=set(ids))}
+    wanted = rows.filter(
+        Q(has_rules=True) | Q(has_endpoints=True),
+        pk__in=set(ids),
+        organization_id__in=organization_ids,
+    )
+    return {v.pk: v for v in wanted}
 
 
 def with_rules(vehicles: dict[int, Vehicle]) -> set[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -20,6 +21,16 @@ def words(exc: Exception) -> str:
     if isinstance(exc, HMError):
         return exc.message
     return str(exc) or type(exc).__name__
+
+
+def retry_words(reason: str, at: datetime | None) -> str:
+    """Why a unit of work waits and when it is tried next, for the row of the vehicle."""
+    reason = reason.rstrip()
+    if reason and reason[-1] not in ".!?":
+        reason += "."
+    if at is None:
+        return reason
+    return f"{reason} Next try at {timezone.localtime(at):%H:%M:%S}.".lstrip()
 
 
 def record_error(rows: QuerySet[Clearance] | Iterable[Clearance], message: str) -> None:

@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("HM_RETRY_BACKOFF_SECONDS", "0.2")
 os.environ.setdefault("HM_RETRY_BACKOFF_MAX_SECONDS", "1.5")
 os.environ.setdefault("HM_MAX_RETRIES", "40")
+os.environ.setdefault("DURABLE_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("DURABLE_RETRY_MAX_SECONDS", "1.5")
 
 
 import pytest

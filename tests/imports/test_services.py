@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clearance.models import Clearance, ClearanceEvent
+from clearance.models import Clearance, ClearanceEvent, HMWork
 from imports import files, planning, services, writing
 from imports.models import ImportChunk, ImportJob, ImportRow
 from tests.factories import CredentialFactory, VehicleFactory
@@ -104,6 +104,12 @@ def test_import_creates_vehicles_and_queued_clearances_in_batches(
     event = ClearanceEvent.objects.first()
     assert event.to_status == "queued" and event.actor == manager_user
     assert ClearanceEvent.objects.count() == 10
+    # each send is durable work, written with its clearance
+    sends = HMWork.objects.filter(kind=HMWork.Kind.SEND, state="pending", credential=credential)
+    assert sorted(sends.values_list("clearance_id", flat=True)) == sorted(
+        Clearance.objects.values_list("pk", flat=True)
+    )
+    assert {w.actor for w in sends} == {manager_user}
     # the lifecycle's sender is queued once per committed batch (4 + 4 + 2)
     assert [call.args for call in queued.call_args_list] == [(credential.pk,)] * 3
 
