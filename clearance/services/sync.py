@@ -55,7 +55,7 @@ SYNC_ONLY = (
 )
 
 
-def _might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
+def might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
     status = state.normalise(vehicle.status)
     if row.status != status:
         return True
@@ -95,7 +95,7 @@ def sync_clearances(credential: Credential, *, client: HMClient | None = None) -
             if row.status not in (S.QUEUED, S.ERROR):
                 summary.unknown_at_hm += 1
             continue
-        if _might_change(row, vehicle):
+        if might_change(row, vehicle):
             candidates.append(row.pk)
     summary.not_ours = len(set(by_vin) - seen_vins)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
-from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.models import Clearance, ClearanceEvent, Credential
 from clearance.services import sync as sync_service
 from clearance.services import webhooks
 from clearance.state import Change, Outcome, Source
@@ -70,11 +70,12 @@ def clearance():
 
 
 def webhook(web, clearance, *actions: str) -> None:
-    """Real HM's body (no time of the change), received, then applied by the task."""
+    """Real HM's body (no time of the change), received, then confirmed by the task with HM,
+    which lists the announced status (undated, as a webhook is): one confirmation each."""
     for action in actions:
         post_webhook(web, clearance.credential, clearance_payload(clearance.vehicle.vin, action))
-    for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        webhooks.process_webhook(delivery.pk)
+        hm_now = listed(clearance.vehicle.vin, action)
+        webhooks.confirm_webhooks(clearance.credential_id, client=FakeHM(hm_now))
     clearance.refresh_from_db()
 
 
