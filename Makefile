@@ -75,7 +75,7 @@ production: | check-python
 acceptance: $(VENV)/.installed-dev
 	PYTHON=$(PYTHON) scripts/production_local.sh acceptance
 
-# The fault suite (docs/operations.md#fault-suite): a private PostgreSQL cluster and Redis on free
+# The fault suite (docs/durability.md#the-fault-suite): a private PostgreSQL cluster and Redis on free
 # ports, the Procfile's processes on them, faults injected, every VIN sent once, every state right.
 faults: $(VENV)/.installed-dev
 	FAULT_SUITE=1 $(VENV)/bin/pytest tests/faults -p no:cacheprovider $(PYTEST_ARGS)

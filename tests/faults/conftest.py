@@ -31,12 +31,17 @@ def stack(request):
     started = time.monotonic()
     try:
         stack.up()
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C too: nothing started may outlive the run
         stack.down()
+        if not isinstance(exc, Exception):
+            stack.remove()
+            raise
         pytest.fail(f"The fault suite's stack did not start ({exc}); logs in {stack.logs}")
     print(f"\nfault suite stack up in {time.monotonic() - started:.0f} s: {stack.base}")
-    yield stack
-    stack.down()
+    try:
+        yield stack
+    finally:
+        stack.down()
     # The logs are kept when a scenario failed (they say why); otherwise everything goes.
     if request.session.testsfailed:
         kept = ROOT / "var" / "faults-logs"
@@ -53,15 +58,15 @@ def report(request):
     started = time.monotonic()
     yield figures
     figures["wall_s"] = round(time.monotonic() - started, 1)
-    figures["outcome"] = "failed" if getattr(request.node, "failed_call", False) else "passed"
+    figures["outcome"] = getattr(request.node, "call_outcome", "not run")
     request.config.stash[REPORT_KEY].append(figures)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     result = yield
-    if result.when == "call" and result.failed:
-        item.failed_call = True
+    if result.when == "call":
+        item.call_outcome = result.outcome
     return result
 
 

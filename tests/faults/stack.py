@@ -26,7 +26,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-PROCESSES = ("web", "worker", "importer", "beat")
+# The Procfile's processes the suite does not run: the telemetry stream (MQTT) is not under test.
+NOT_STARTED = {"mqtt", "publisher", "stream"}
 
 # The suite's short intervals: the reconciler wakes due work every few seconds, HM's read timeout
 # is short enough to be exceeded on purpose, batches are small so a kill lands mid-work. The
@@ -39,7 +40,9 @@ SUITE_SETTINGS = {
     "HM_CLEARANCE_BATCH_SIZE": "20",
     "HM_RETRY_BACKOFF_SECONDS": "1",
     "HM_RETRY_BACKOFF_MAX_SECONDS": "4",
-    "IMPORT_BATCH_SIZE": "50",
+    "DURABLE_RETRY_BASE_SECONDS": "1",
+    "DURABLE_RETRY_MAX_SECONDS": "4",
+    "IMPORT_BATCH_SIZE": "10",
     "SIMULATOR_APPROVAL_DELAY_SECONDS": "3",
     "SIMULATOR_REMOVAL_DELAY_SECONDS": "3",
     "TELEMETRY_PULL_INTERVAL_SECONDS": "3600",
@@ -196,9 +199,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
 
-def procfile() -> dict[str, str]:
+def procfile(root: Path = ROOT) -> dict[str, str]:
     commands = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    for line in (root / "Procfile").read_text().splitlines():
         name, sep, command = line.partition(":")
         if sep and not line.startswith("#") and name.strip().isidentifier():
             commands[name.strip()] = command.strip()
@@ -242,6 +245,17 @@ class Stack:
         os.chmod(self.base, 0o755)
         self.logs = self.base / "logs"
         self.logs.mkdir(exist_ok=True)
+        # The processes run a copy of the code as it was at the start, so editing or merging in
+        # the working tree during a run cannot change what a restarted process runs.
+        self.code = self.base / "code"
+        shutil.copytree(
+            ROOT,
+            self.code,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", "var", "staticfiles", "node_modules", "__pycache__", ".*_cache"
+            ),
+        )
         self.postgres = PostgresCluster(self.base)
         self.redis = RedisServer(self.base)
         self.web_port = free_port()
@@ -290,9 +304,10 @@ class Stack:
         self.postgres.create_database("fleetportal")
         self.redis.start()
         self.manage("migrate", "--noinput", timeout=600)
-        for name in PROCESSES:
+        names = [name for name in procfile(self.code) if name not in NOT_STARTED]
+        for name in names:
             self.start(name)
-        self.wait_ready(*PROCESSES)
+        self.wait_ready(*names)
 
     def down(self) -> None:
         for name in list(self.processes):
@@ -306,7 +321,7 @@ class Stack:
     def manage(self, *args: str, timeout: float = 300, **env: str) -> str:
         result = subprocess.run(
             [str(VENV_BIN / "python"), "manage.py", *args],
-            cwd=ROOT,
+            cwd=self.code,
             env={**self.env, **env},
             capture_output=True,
             text=True,
@@ -320,7 +335,7 @@ class Stack:
         """``tests/faults/driver.py`` (a fleet manager's actions) in a process of its own."""
         result = subprocess.run(
             [str(VENV_BIN / "python"), "-m", "tests.faults.driver", *args],
-            cwd=ROOT,
+            cwd=self.code,
             env=self.env,
             capture_output=True,
             text=True,
@@ -337,13 +352,13 @@ class Stack:
     # --- processes ------------------------------------------------------------------------------
 
     def start(self, name: str) -> Process:
-        command = procfile()[name]
+        command = procfile(self.code)[name]
         self.starts[name] = self.starts.get(name, 0) + 1
         log = self.logs / f"{name}.{self.starts[name]}.log"
         with log.open("w") as out:
             popen = subprocess.Popen(
                 ["bash", "-c", f"exec {command}"],
-                cwd=ROOT,
+                cwd=self.code,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -353,19 +368,21 @@ class Stack:
         return self.processes[name]
 
     def wait_ready(self, *names: str, timeout: float = 120) -> None:
-        ready = {
-            "web": self.web_healthy,
-            "worker": lambda: "ready." in self.processes["worker"].text(),
-            "importer": lambda: "ready." in self.processes["importer"].text(),
-            "beat": lambda: "beat: Starting" in self.processes["beat"].text(),
-        }
+        commands = procfile(self.code)
         for name in names:
             process = self.processes[name]
+            command = commands[name]
+            if "gunicorn" in command or "runserver" in command:
+                ready = self.web_healthy
+            elif " beat" in command:
+                ready = lambda process=process: "beat: Starting" in process.text()  # noqa: E731
+            else:  # a Celery worker
+                ready = lambda process=process: "ready." in process.text()  # noqa: E731
 
-            def check(name: str = name, process: Process = process) -> bool:
+            def check(name: str = name, process: Process = process, ready=ready) -> bool:
                 if not process.alive():
                     raise StackError(f"{name} stopped:\n{process.text()[-3000:]}")
-                return ready[name]()
+                return ready()
 
             try:
                 wait_for(f"{name} ready", check, timeout)

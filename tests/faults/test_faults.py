@@ -1,4 +1,4 @@
-"""Fault scenarios against the production shape (see docs/operations.md#fault-suite).
+"""Fault scenarios against the production shape (see docs/durability.md#the-fault-suite).
 
 Each scenario starts work (an onboarding, a CSV import, webhooks), injects one fault while the
 work runs, removes it, and then asserts that within ``CONVERGE_SECONDS`` (far below the periodic
@@ -28,7 +28,7 @@ from tests.faults.stack import SUITE_SETTINGS, Stack
 pytestmark = pytest.mark.slow
 
 VINS = int(os.environ.get("FAULTS_VINS", "80"))
-IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "300"))
+IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "150"))
 # After a fault ends, everything must agree with HM within this (the reconciler runs every
 # RECONCILE_INTERVAL_SECONDS; HM approves after SIMULATOR_APPROVAL_DELAY_SECONDS; the sync runs
 # every 300 s and cannot help).
