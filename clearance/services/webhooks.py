@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -70,8 +71,11 @@ def record_webhook(
     credential's confirmation. Returns (delivery, created); a repeated id is (None, False)."""
     is_ping = event == "ping"
     now = timezone.now()
+    # Outside a transaction (the receiver) the INSERT commits by itself: one round trip, not
+    # BEGIN + INSERT + COMMIT. Inside one, a savepoint keeps a repeated id from breaking it.
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with savepoint:
             delivery = WebhookDelivery.objects.create(
                 credential=credential,
                 delivery_id=delivery_id,
