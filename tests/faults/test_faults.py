@@ -40,7 +40,7 @@ IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "150"))
 # After a fault ends, everything must agree with HM within this (the reconciler runs every
 # RECONCILE_INTERVAL_SECONDS; HM approves after SIMULATOR_APPROVAL_DELAY_SECONDS; the sync runs
 # every 300 s and cannot help).
-CONVERGE_SECONDS = float(os.environ.get("FAULTS_CONVERGE_SECONDS", "90"))
+CONVERGE_SECONDS = float(os.environ.get("FAULTS_CONVERGE_SECONDS", "120"))
 RECONCILE = float(SUITE_SETTINGS["RECONCILE_INTERVAL_SECONDS"])
 # A little HM latency (below the read timeout) so a fault lands in the middle of the work.
 PACED_MS = 300
