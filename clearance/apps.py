@@ -23,10 +23,23 @@ class ClearanceConfig(AppConfig):
             work.register(
                 f"clearance.{kind}", due=partial(_due_credentials, kind), wake=partial(_wake, task)
             )
+        # ... and a confirmation per credential with webhooks waiting.
+        work.register(
+            "clearance.webhooks",
+            due=_due_webhook_credentials,
+            wake=partial(_wake, tasks.confirm_webhooks),
+        )
 
 
 def _wake(task: Any, credential_id: int) -> None:
     task.delay(credential_id)
+
+
+def _due_webhook_credentials(now: datetime) -> list[int]:
+    from clearance.models import WebhookDelivery
+    from durable import work
+
+    return work.due_keys(WebhookDelivery.objects.all(), "credential_id", now)
 
 
 def _due_credentials(kind: str, now: datetime) -> list[int]:

@@ -151,8 +151,9 @@ class VehicleToken(models.Model):
         return f"Token for {self.clearance.vehicle}"
 
 
-class WebhookDelivery(models.Model):
-    """One webhook received from HM; the delivery id makes repeats harmless."""
+class WebhookDelivery(DurableWork):
+    """One webhook received from HM: a hint to confirm with HM (durable work; the delivery id
+    makes repeats harmless). ``result`` says what the confirmation found."""
 
     credential = models.ForeignKey(
         Credential, on_delete=models.CASCADE, related_name="webhook_deliveries"
@@ -164,9 +165,10 @@ class WebhookDelivery(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     result = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(DurableWork.Meta):
         ordering = ["-received_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [*DurableWork.Meta.indexes, models.Index(fields=["received_at"])]
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id}"

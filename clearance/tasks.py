@@ -13,11 +13,11 @@ import logging
 from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.utils import timezone
 
 from clearance.hm import PermanentError, TransientError
-from clearance.models import Clearance, Credential
+from clearance.models import Clearance, Credential, WebhookDelivery
 from clearance.services import (
     connection_check,
     credentials,
@@ -70,8 +70,7 @@ def sync_credential(self: BackgroundTask, credential_id: int) -> None:
 
 @shared_task(base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=60, time_limit=90)
 def sync_all_clearances(self: BackgroundTask) -> None:
-    """Beat: one sync task per credential that has clearances to follow; re-apply webhooks whose
-    task was lost."""
+    """Beat: one sync task per credential that has clearances to follow."""
     credential_ids = (
         Clearance.objects.exclude(credential__isnull=True)
         .values_list("credential_id", flat=True)
@@ -79,26 +78,41 @@ def sync_all_clearances(self: BackgroundTask) -> None:
     )
     for credential_id in credential_ids:
         sync_credential.delay_on_commit(credential_id)
-    for delivery_pk in webhooks.unprocessed_webhooks():
-        process_webhook.delay_on_commit(delivery_pk)
+
+
+@shared_task(**DURABLE_TASK, soft_time_limit=60, time_limit=90)
+def confirm_webhooks(self: BackgroundTask, credential_id: int) -> None:
+    """Waker: confirm the credential's due webhooks with one HM list call, then wake again while
+    more are due (debounced by clearance.services.webhooks.schedule_confirmation)."""
+    try:
+        summary = webhooks.confirm_webhooks(credential_id)
+    except OperationalError as exc:  # SQLite "database is locked" under concurrent writers
+        self.retry_busy_database(exc)
+    work.keep_going(
+        confirm_webhooks, credential_id, webhooks.unconfirmed(credential_id), more=summary.more
+    )
+
+
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
+def process_webhook(self: BackgroundTask, delivery_pk: int) -> None:
+    """Messages queued before webhooks were confirmed with HM: wake the confirmation."""
+    credential_id = (
+        WebhookDelivery.objects.filter(pk=delivery_pk)
+        .values_list("credential_id", flat=True)
+        .first()
+    )
+    if credential_id is not None:
+        confirm_webhooks.delay(credential_id)
 
 
 @shared_task(
-    base=BackgroundTask,
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    soft_time_limit=30,
-    time_limit=60,
+    base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=600, time_limit=660
 )
-def process_webhook(self: BackgroundTask, delivery_pk: int) -> None:
-    """Apply this delivery (if nobody has yet), then help drain the rest of a burst."""
-    try:
-        webhooks.process_webhook(delivery_pk)
-        if connection.features.has_select_for_update_skip_locked:
-            webhooks.process_pending_webhooks(limit=200)
-    except OperationalError as exc:  # SQLite "database is locked" under concurrent writers
-        self.retry_busy_database(exc)
+def prune_webhook_deliveries(self: BackgroundTask) -> None:
+    """Beat: delete confirmed deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    deleted = webhooks.prune_deliveries()
+    if deleted:
+        logger.info("Deleted %s webhook deliveries past their retention", deleted)
 
 
 @shared_task(**DURABLE_TASK, soft_time_limit=REQUEST_SOFT_LIMIT, time_limit=REQUEST_SOFT_LIMIT + 30)

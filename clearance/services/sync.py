@@ -55,12 +55,15 @@ SYNC_ONLY = (
 )
 
 
-def _might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
+def might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
     status = state.normalise(vehicle.status)
     if row.status != status:
         return True
+    # Same status: only news HM dated after what we know is worth a look. A status we learnt
+    # undated (a POST answer, a webhook) is not rewritten just to note HM's time of it, so the
+    # first sync after an onboarding writes only the rows that really moved.
     changed_at = vehicle.status_changed_at
-    if changed_at is not None and (row.hm_changed_at is None or changed_at > row.hm_changed_at):
+    if changed_at is not None and row.hm_changed_at is not None and changed_at > row.hm_changed_at:
         return True
     reason = vehicle.reason
     return bool(reason) and reason != row.description
@@ -95,7 +98,7 @@ def sync_clearances(credential: Credential, *, client: HMClient | None = None) -
             if row.status not in (S.QUEUED, S.ERROR):
                 summary.unknown_at_hm += 1
             continue
-        if _might_change(row, vehicle):
+        if might_change(row, vehicle):
             candidates.append(row.pk)
     summary.not_ours = len(set(by_vin) - seen_vins)
 

@@ -29,7 +29,13 @@ def queued_tasks(monkeypatch):
 
         transaction.on_commit(lambda: calls.append((task.name.rsplit(".", 1)[-1], *args)))
 
+    def record_async(task, args=(), kwargs=None, *, on_error=None, **options):
+        from django.db import transaction
+
+        transaction.on_commit(lambda: calls.append((task.name.rsplit(".", 1)[-1], *args)))
+
     monkeypatch.setattr(BackgroundTask, "delay_on_commit", record)
+    monkeypatch.setattr(BackgroundTask, "apply_async_on_commit", record_async)
     return calls
 
 

@@ -386,3 +386,16 @@ def test_incomplete_credential_is_explained_not_crashed(org):
 
 def test_auth_error_type_is_permanent():
     assert not AuthenticationError().is_transient
+
+
+def test_first_sync_after_onboarding_writes_only_the_rows_that_moved(org):
+    credential, _cars, _ = onboard(org, [ordinary_vin(i) for i in range(20)])
+    onboarding.request_clearances(credential.pk)
+    # Two of twenty approve at HM; the others stay pending there and here.
+    SimClearance.objects.exclude(vin__in=[ordinary_vin(0), ordinary_vin(1)]).update(
+        approval_delay_seconds=10**6
+    )
+    sim_clock.advance(timedelta(seconds=30))
+    summary = sync.sync_clearances(credential)
+    assert (summary.compared, summary.written, summary.changed) == (20, 2, 2)
+    assert sorted(s for s in statuses(credential).values()) == ["approved"] * 2 + ["pending"] * 18

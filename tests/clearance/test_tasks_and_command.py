@@ -88,11 +88,8 @@ def test_request_task_retries_each_row_for_as_long_as_it_takes(settings, monkeyp
 
 
 @pytest.mark.django_db
-def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch):
-    from django.utils import timezone
-
+def test_beat_sync_queues_one_sync_per_credential(monkeypatch):
     from clearance import tasks
-    from clearance.models import WebhookDelivery
     from tests.factories import ClearanceFactory
 
     first = ClearanceFactory(status="pending")
@@ -102,15 +99,7 @@ def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch)
         vehicle__organization=first.vehicle.organization,
     )
     second = ClearanceFactory(status="approved")
-    lost = WebhookDelivery.objects.create(
-        credential=first.credential, delivery_id="x", event="fleet_clearance_changed", payload={}
-    )
-    WebhookDelivery.objects.filter(pk=lost.pk).update(
-        received_at=timezone.now() - timedelta(minutes=10)
-    )
-    synced, applied = [], []
+    synced = []
     monkeypatch.setattr(tasks.sync_credential, "delay_on_commit", synced.append)
-    monkeypatch.setattr(tasks.process_webhook, "delay_on_commit", applied.append)
     tasks.sync_all_clearances.apply()
     assert sorted(synced) == sorted([first.credential_id, second.credential_id])
-    assert applied == [lost.pk]
