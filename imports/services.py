@@ -334,10 +334,12 @@ def import_job_fail(job_id: int, message: str) -> None:
 def import_job_retry_later(job_id: int, kind: str, words: str) -> None:
     """A passing failure (a database deadlock, a lost connection): the job's due work of
     ``kind`` is tried again after its backoff, and the job page says why and when."""
-    rows = list(work.due(ImportWork.objects.filter(job_id=job_id, kind=kind)))
-    rows += list(ImportWork.objects.filter(job_id=job_id, kind=kind, state=WorkState.RUNNING))
+    open_work = ImportWork.objects.filter(job_id=job_id, kind=kind, state__in=ACTIVE_STATES)
+    if kind == ImportWork.Kind.BATCH:  # locked without a claim: count the failed attempt here
+        open_work.update(attempts=F("attempts") + 1)
+    rows = list(open_work)
     if rows:
-        work.retry(ImportWork, {row.pk: row for row in rows}.values(), words)
+        work.retry(ImportWork, rows, words)
 
 
 def check_work(job_id: int) -> QuerySet[ImportWork]:
