@@ -308,15 +308,8 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.*": {"queue": "notifications"},
 }
 # Queues by kind (docs/durability.md): no kind of work waits behind another's backlog.
-CELERY_WORKER_QUEUES = [
-    "default",
-    "webhooks",
-    "hm",
-    "telemetry",
-    "imports",
-    "simulator",
-    "notifications",
-]
+CELERY_WORKER_QUEUES = ["default", "webhooks", "hm", "telemetry", "imports"]
+CELERY_WORKER_QUEUES += ["simulator", "notifications"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
