@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from kombu import Connection
 
@@ -16,6 +17,18 @@ def check_database() -> tuple[bool, str]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:  # any driver error means "unreachable" to a health check
+        return False, type(exc).__name__
+    return True, "ok"
+
+
+def check_cache() -> tuple[bool, str]:
+    """The shared cache (Redis in production): tokens, locks, debounces. Its loss slows work
+    down (each process fetches its own HM token) but stops nothing, so it never makes /healthz
+    fail on its own: it is reported, as "degraded"."""
+    try:
+        cache.set("healthz:probe", 1, timeout=5)
+        cache.get("healthz:probe")
+    except Exception as exc:
         return False, type(exc).__name__
     return True, "ok"
 

@@ -308,15 +308,8 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.*": {"queue": "notifications"},
 }
 # Queues by kind (docs/durability.md): no kind of work waits behind another's backlog.
-CELERY_WORKER_QUEUES = [
-    "default",
-    "webhooks",
-    "hm",
-    "telemetry",
-    "imports",
-    "simulator",
-    "notifications",
-]
+CELERY_WORKER_QUEUES = ["default", "webhooks", "hm", "telemetry", "imports"]
+CELERY_WORKER_QUEUES += ["simulator", "notifications"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -355,14 +348,16 @@ VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS = env_int(
 
 # --- Imports -----------------------------------------------------------------------------
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 20, minimum=1)
-# Rows validated, written and handed to the clearance lifecycle per transaction.
-IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500, minimum=1)
+# Rows checked per query at the preview, and written per transaction (one task) by the import.
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 2000, minimum=1)
 # The optional preview eligibility check makes one HM call per VIN: only the first N new VINs.
 IMPORT_ELIGIBILITY_CHECK_LIMIT = env_int("IMPORT_ELIGIBILITY_CHECK_LIMIT", 25, minimum=0)
 # Soft time limit of the validate/import tasks (seconds); keep below the broker visibility timeout.
 IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 1800, minimum=60)
 # Uploaded files are kept in the database for the error report; deleted this long after the end.
 IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30, minimum=1)
+# A file check (preview) not heard of for this long was interrupted: it is started again.
+IMPORT_CHECK_LEASE_SECONDS = env_int("IMPORT_CHECK_LEASE_SECONDS", 60, minimum=5)
 
 # --- Telemetry ---------------------------------------------------------------------------
 TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)

@@ -14,11 +14,13 @@ from fleetportal import health
 def healthz(request):
     db_ok, db_detail = health.check_database()
     broker_ok, broker_detail = health.check_broker()
+    cache_ok, cache_detail = health.check_cache()
     ok = db_ok and broker_ok
     body = {
-        "status": "ok" if ok else "unavailable",
+        "status": ("ok" if cache_ok else "degraded") if ok else "unavailable",
         "database": {"ok": db_ok, "detail": db_detail},
         "broker": {"ok": broker_ok, "detail": broker_detail},
+        "cache": {"ok": cache_ok, "detail": cache_detail},
     }
     return JsonResponse(body, status=200 if ok else 503)
 

@@ -1,6 +1,7 @@
 """Celery tasks of the simulator (thin: ids in, services do the work)."""
 
 from celery import shared_task
+from django.core.cache import cache
 
 from . import webhooks
 
@@ -11,8 +12,16 @@ class WebhookNotDelivered(Exception):
 
 @shared_task(bind=True, ignore_result=True, soft_time_limit=20, time_limit=30)
 def tick(self) -> int:
-    """Periodic (beat, every few seconds): queue webhooks for time-driven status changes."""
-    return webhooks.detect_changes()
+    """Periodic (beat, every few seconds): queue webhooks for time-driven status changes, and
+    once in a while again those whose message was lost (the rows are the truth)."""
+    changed = webhooks.detect_changes()
+    try:
+        due = cache.add("simulator:redeliver-waiting", 1, timeout=30)
+    except Exception:  # the cache down is no reason to stop redelivering
+        due = True
+    if due:
+        webhooks.redeliver_waiting()
+    return changed
 
 
 @shared_task(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import requests
 from django.db import transaction
+from django.utils import timezone
 
 from . import clock, tasks
 from .auth import hmac_sha1, hmac_sha256
@@ -145,6 +146,23 @@ def deliver(
         update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at"]
     )
     return ok
+
+
+def redeliver_waiting(*, older_than_seconds: float = 30, limit: int = 500) -> int:
+    """Queue again the pending deliveries older than ``older_than_seconds``: their message was
+    lost (the broker was down when they were stored, or a worker died with it). A repeat is
+    harmless: the receiver stores each X-HM-Delivery id once. Returns how many were queued."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    pks = list(
+        SimWebhookDelivery.objects.filter(
+            status=SimWebhookDelivery.Status.PENDING, created_at__lt=cutoff
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in pks:
+        _enqueue(pk)
+    return len(pks)
 
 
 def pending_deliveries(app: SimulatedApp | None = None) -> Iterable[SimWebhookDelivery]:

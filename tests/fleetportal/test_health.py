@@ -41,6 +41,17 @@ def test_healthz_is_503_when_database_is_down(client, monkeypatch):
     assert response.json()["database"] == {"ok": False, "detail": "OperationalError"}
 
 
+def test_healthz_names_a_cache_outage_without_failing(client, monkeypatch):
+    from fleetportal import health
+
+    monkeypatch.setattr(health, "check_cache", lambda: (False, "ConnectionError"))
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200  # work goes on without the cache, only slower
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["cache"] == {"ok": False, "detail": "ConnectionError"}
+
+
 def test_favicon_is_public_and_points_at_the_static_icon(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301

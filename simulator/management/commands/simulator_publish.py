@@ -12,6 +12,7 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
 
 from simulator import clock
 from simulator.behaviour import status_at
@@ -63,7 +64,14 @@ class Command(BaseCommand):
                     ) from exc
                 # A long-running publisher outlives broker restarts.
                 self.stderr.write(f"MQTT broker at {url} unavailable ({exc}); retrying in 10 s")
-                stop.wait(10)
+                stop.wait(min(10, interval))
+            except DatabaseError as exc:
+                if options["once"]:
+                    raise CommandError(f"The database is unavailable: {exc}") from exc
+                # ... and database restarts: a fresh connection on the next round.
+                self.stderr.write(f"Database unavailable ({exc}); retrying in 10 s")
+                connection.close()
+                stop.wait(min(10, interval))
 
     def _publish_rounds(self, url, interval, options, stop):
         with Publisher(url) as publisher:
