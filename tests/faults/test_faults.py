@@ -1,8 +1,8 @@
 """Fault scenarios against the production shape (see docs/durability.md#the-fault-suite).
 
 Each scenario starts work (an onboarding, a CSV import, webhooks), injects one fault while the
-work runs, removes it, and then asserts that within ``CONVERGE_SECONDS`` (far below the periodic
-sync's interval, so only the reconciler can make it) every VIN was requested from HM exactly once
+work runs, removes it, and then asserts that within ``CONVERGE_SECONDS`` (the periodic sync is
+off, so only the reconciler can make it) every VIN was requested from HM exactly once
 (the simulator counts every POST naming a VIN, answered or not), every import is complete and
 every clearance is in the state the simulated HM has for it. The figures go to the run's report.
 """
@@ -38,8 +38,8 @@ pytestmark = pytest.mark.slow
 VINS = int(os.environ.get("FAULTS_VINS", "80"))
 IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "150"))
 # After a fault ends, everything must agree with HM within this (the reconciler runs every
-# RECONCILE_INTERVAL_SECONDS; HM approves after SIMULATOR_APPROVAL_DELAY_SECONDS; the sync runs
-# every 300 s and cannot help).
+# RECONCILE_INTERVAL_SECONDS; HM approves after SIMULATOR_APPROVAL_DELAY_SECONDS; the periodic
+# sync is off for the run and cannot help).
 CONVERGE_SECONDS = float(os.environ.get("FAULTS_CONVERGE_SECONDS", "120"))
 RECONCILE = float(SUITE_SETTINGS["RECONCILE_INTERVAL_SECONDS"])
 # A little HM latency (below the read timeout) so a fault lands in the middle of the work.
