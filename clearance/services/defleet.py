@@ -226,21 +226,23 @@ def defleet_work(credential_id: int) -> QuerySet[HMWork]:
 def defleet_due(
     credential_id: int, *, batch_size: int = DEFLEET_BATCH, stop: Callable[[], bool] | None = None
 ) -> tuple[int, bool]:
-    """One batch of the credential's due defleets (one DELETE each). A transient failure is
-    retried per vehicle after its own backoff (never sooner than HM's retry-after); refusals are
-    written in words and done. Stops between two vehicles when ``stop()`` says so: the rest is
-    handed back, due at once. Returns (vehicles done, whether more are due now)."""
-    claimed = list(
-        work.claim(defleet_work(credential_id), limit=batch_size, lease_seconds=hm_lease())
-        .select_related("clearance__vehicle", "clearance__credential", "actor")
-        .order_by("pk")
-    )
+    """Up to ``batch_size`` of the credential's due defleets (one DELETE each), each claimed on
+    its own, so a worker killed mid-call holds one vehicle for one short lease. A transient
+    failure is retried per vehicle after its own backoff (never sooner than HM's retry-after);
+    refusals are written in words and done. Stops between two vehicles when ``stop()`` says so.
+    Returns (vehicles done, whether more are due now)."""
     clients: dict[int, HMClient] = {}
     done = 0
-    for index, item in enumerate(claimed):
+    for _ in range(batch_size):
         if stop is not None and stop():
-            work.release(HMWork, claimed[index:])
-            return done, True
+            break
+        item = (
+            work.claim(defleet_work(credential_id), limit=1, lease_seconds=hm_lease())
+            .select_related("clearance__vehicle", "clearance__credential", "actor")
+            .first()
+        )
+        if item is None:
+            return done, False
         outcome = _defleet_one(item.clearance, item.actor, clients)
         if outcome.transient:
             at = work.retry(HMWork, [item], outcome.message, retry_after=outcome.retry_after)
@@ -252,5 +254,5 @@ def defleet_due(
 
 
 def hm_lease() -> float:
-    """Longest a claimed defleet batch may take: one DELETE per vehicle at its slowest."""
-    return DEFLEET_BATCH * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60
+    """Longest one claimed defleet may take: a token and a DELETE at their slowest."""
+    return 2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 15

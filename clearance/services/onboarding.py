@@ -338,7 +338,7 @@ def request_clearances(
 def hm_lease_seconds() -> float:
     """How long a claimed batch stays invisible to other workers: a token, a list and a send
     call at their longest, with a margin."""
-    return 3 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60
+    return 3 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 15
 
 
 def _retry(rows: list[HMWork], reason: str, *, retry_after: float | None = None) -> None:

@@ -399,3 +399,30 @@ def test_first_sync_after_onboarding_writes_only_the_rows_that_moved(org):
     summary = sync.sync_clearances(credential)
     assert (summary.compared, summary.written, summary.changed) == (20, 2, 2)
     assert sorted(s for s in statuses(credential).values()) == ["approved"] * 2 + ["pending"] * 18
+
+
+def test_bulk_defleet_is_durable_work_retried_per_vehicle(org, queued_tasks):
+    credential, app = wire(org, webhooks=False)
+    vins = [ordinary_vin(i) for i in range(3)]
+    cars = onboard(org, vins, credential=credential)[1]
+    onboarding.request_clearances(credential.pk)
+    sim_clock.advance(timedelta(seconds=30))
+    sync.sync_clearances(credential)
+    assert set(statuses(credential).values()) == {"approved"}
+    queued_tasks.clear()
+    assert defleet.queue_defleet(cars) == 3
+    assert queued_tasks == [("defleet_due", credential.pk)]  # a waker; the work is in rows
+    assert HMWork.objects.filter(kind="defleet", state="pending").count() == 3
+    app.next_fault_status = 503
+    app.next_fault_count = 1
+    app.save()
+    done, more = defleet.defleet_due(credential.pk)
+    assert (done, more) == (2, False)  # one failed, the others went on
+    states = statuses(credential)
+    assert sorted(states.values()) == ["approved", "revoking", "revoking"]
+    waiting = HMWork.objects.get(kind="defleet", state="pending")
+    assert waiting.attempts == 1
+    assert "Next try at" in waiting.clearance.last_error
+    HMWork.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now())
+    assert defleet.defleet_due(credential.pk) == (1, False)
+    assert set(statuses(credential).values()) == {"revoking"}
