@@ -151,6 +151,16 @@ def test_importer_child_kill9_mid_import(stack, report):
     _import_killed(stack, report, "importer-child", "2FLTCHLD", kill)
 
 
+def test_importer_kill9_mid_import(stack, report):
+    """kill -9 of the whole importer (main process and pool) mid-import; then started again."""
+
+    def kill():
+        stack.kill_group("importer")
+        stack.restart("importer")
+
+    _import_killed(stack, report, "importer-kill", "2FLTPRNT", kill)
+
+
 def test_redis_down_30s(stack, report):
     """Redis (no persistence) gone for 30 s mid-onboarding: every message in it is lost; a
     fleet manager adds vehicles meanwhile."""
