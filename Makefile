@@ -80,8 +80,10 @@ acceptance: $(VENV)/.installed-dev
 faults: $(VENV)/.installed-dev
 	FAULT_SUITE=1 $(VENV)/bin/pytest tests/faults -p no:cacheprovider $(PYTEST_ARGS)
 
+# Every benchmark in turn, then one table: FleetPortal beside its ceilings (bench/run.py).
+# BENCH_ARGS="--runs 3" for medians of three runs, "--only fleet_overview" for one benchmark.
 bench: $(VENV)/.installed-dev
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
