@@ -112,13 +112,18 @@ def import_job_validate(job_id: int) -> None:
     job = ImportJob.objects.select_related("organization").get(pk=job_id)
 
     def progress(counts: Counts) -> None:
+        ImportJob.objects.filter(pk=job_id).update(total=counts.total)
+
+    def stage(batch: PlannedBatch) -> None:
+        """Stage a batch and extend the lease, together; stop if the check was taken over
+        (its lease ran out while this worker was too slow, and another one started again)."""
         with transaction.atomic():
-            ImportJob.objects.filter(pk=job_id).update(total=counts.total)
             renewed = ImportWork.objects.filter(pk=claimed[0].pk, claim=token).update(
                 next_attempt_at=timezone.now() + timedelta(seconds=lease)
             )
-        if not renewed:
-            raise CheckTakenOver
+            if not renewed:
+                raise CheckTakenOver
+            stager.add(batch)
 
     # Taken before reading: a change made while the file is read also makes the preview stale.
     state = fleet_state(job.organization)
@@ -131,7 +136,7 @@ def import_job_validate(job_id: int) -> None:
                 job.organization,
                 update_existing=job.update_existing,
                 on_batch=progress,
-                stage=stager.add,
+                stage=stage,
             )
     except CheckTakenOver:
         return

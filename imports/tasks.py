@@ -80,4 +80,5 @@ def run_import_job(self: ImportTask, job_id: int) -> None:
     except TRANSIENT as exc:
         _passing(job_id, ImportWork.Kind.BATCH, exc)
         more = False
-    work.keep_going(run_import_job, job_id, services.batch_work(job_id), more=more)
+    with contextlib.suppress(*TRANSIENT):  # else the reconciler wakes it
+        work.keep_going(run_import_job, job_id, services.batch_work(job_id), more=more)

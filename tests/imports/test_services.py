@@ -482,3 +482,29 @@ def test_a_passing_database_failure_waits_for_its_backoff_and_says_so(
     services.import_job_run(job.pk)  # the retry goes through; the failure is forgotten
     job.refresh_from_db()
     assert (job.status, job.created) == (ImportJob.Status.DONE, 12)
+
+
+def test_a_check_taken_over_after_its_lease_stops_quietly(organization, manager_user, settings):
+    """A worker too slow for its lease: another one started the check again; the first stops
+    at its next batch without failing the job or staging anything more."""
+    from imports.models import ImportWork
+    from imports.writing import Stager
+
+    settings.IMPORT_BATCH_SIZE = 5
+    job = services.import_job_create(
+        organization=organization,
+        user=manager_user,
+        upload=SimpleUploadedFile("f.csv", fleet_csv(12)),
+    )
+    real = Stager.add
+
+    def add_then_lose_the_lease(self, batch):
+        real(self, batch)
+        ImportWork.objects.filter(job=job).update(claim="another-worker")
+
+    with mock.patch.object(Stager, "add", add_then_lose_the_lease):
+        services.import_job_validate(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.VALIDATING and not job.message
+    assert ImportRow.objects.filter(job=job).count() == 5  # the first batch only
+    assert ImportWork.objects.get(job=job).claim == "another-worker"
