@@ -18,7 +18,7 @@ PYTHON ?= $(shell \
     ok "$$c" && { echo "$$c"; exit 0; }; \
   done)
 
-.PHONY: help run test bench lint format migrations check-python clean production acceptance
+.PHONY: help run test bench lint format migrations check-python clean production acceptance faults
 
 help:
 	@echo "make run    - start FleetPortal with demo data on http://127.0.0.1:$(PORT) (web, workers, beat)"
@@ -27,6 +27,7 @@ help:
 	@echo "make lint   - ruff check + format check, import layering (import-linter), types (mypy)"
 	@echo "make production - the production build on this machine (gunicorn, workers, beat; PostgreSQL, Redis)"
 	@echo "make acceptance - the production build, a fleet manager's journey in Chromium against it, stopped"
+	@echo "make faults - the fault suite: kills, outages, slow HM, webhook storms on a private stack"
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -73,6 +74,11 @@ production: | check-python
 
 acceptance: $(VENV)/.installed-dev
 	PYTHON=$(PYTHON) scripts/production_local.sh acceptance
+
+# The fault suite (docs/durability.md#the-fault-suite): a private PostgreSQL cluster and Redis on free
+# ports, the Procfile's processes on them, faults injected, every VIN sent once, every state right.
+faults: $(VENV)/.installed-dev
+	FAULT_SUITE=1 $(VENV)/bin/pytest tests/faults -p no:cacheprovider $(PYTEST_ARGS)
 
 # Every benchmark in turn, then one table: FleetPortal beside its ceilings (bench/run.py).
 # BENCH_ARGS="--runs 3" for medians of three runs, "--only fleet_overview" for one benchmark.

@@ -87,6 +87,22 @@ def claim[W: DurableWork](
     return model._default_manager.filter(pk__in=pks, claim=token)
 
 
+def lock_due[W: DurableWork](queryset: QuerySet[W], *, limit: int = 1) -> list[W]:
+    """For work done wholly inside the caller's transaction: up to ``limit`` due rows of
+    ``queryset``, locked until that transaction ends (``SKIP LOCKED``: rows another worker holds
+    are skipped). No lease: a worker killed mid-work rolls back and leaves its rows due at once,
+    so the next wake (the reconciler's at the latest) resumes them. Without row locks (SQLite)
+    the rows are touched first, which takes the single write lock and serialises workers. Call
+    inside ``transaction.atomic()``; record the outcome in the same transaction."""
+    rows = due(queryset).order_by("next_attempt_at", "pk")
+    if connection.features.has_select_for_update_skip_locked:
+        return list(rows.select_for_update(skip_locked=True, of=("self",))[:limit])
+    pks = list(rows.values_list("pk", flat=True)[:limit])
+    manager = queryset.model._default_manager
+    manager.filter(pk__in=pks).update(updated_at=timezone.now())
+    return list(due(manager.filter(pk__in=pks)))
+
+
 # --- Outcomes ------------------------------------------------------------------------------------
 def _pks(rows: Iterable[DurableWork] | QuerySet[Any]) -> list[Any]:
     if isinstance(rows, QuerySet):

@@ -352,14 +352,16 @@ VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS = env_int(
 
 # --- Imports -----------------------------------------------------------------------------
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 20, minimum=1)
-# Rows validated, written and handed to the clearance lifecycle per transaction.
-IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 500, minimum=1)
+# Rows checked per query at the preview, and written per transaction (one task) by the import.
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 2000, minimum=1)
 # The optional preview eligibility check makes one HM call per VIN: only the first N new VINs.
 IMPORT_ELIGIBILITY_CHECK_LIMIT = env_int("IMPORT_ELIGIBILITY_CHECK_LIMIT", 25, minimum=0)
 # Soft time limit of the validate/import tasks (seconds); keep below the broker visibility timeout.
 IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 1800, minimum=60)
 # Uploaded files are kept in the database for the error report; deleted this long after the end.
 IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30, minimum=1)
+# A file check (preview) not heard of for this long was interrupted: it is started again.
+IMPORT_CHECK_LEASE_SECONDS = env_int("IMPORT_CHECK_LEASE_SECONDS", 60, minimum=5)
 
 # --- Telemetry ---------------------------------------------------------------------------
 TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)

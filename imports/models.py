@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from durable.models import DurableWork
 from organizations.models import Organization
 
 
@@ -123,3 +124,35 @@ class ImportRow(models.Model):
 
     def __str__(self):
         return f"{self.job_id}:{self.seq} {self.vin}"
+
+
+class ImportWork(DurableWork):
+    """What an import job is owed in the background, as durable work (``durable/__init__.py``):
+    checking its file (``check``, the preview) or importing its next batch (``batch``).
+
+    Written with the upload or the confirmation. A check is claimed with a lease that each staged
+    batch extends; an import batch is locked only for the transaction that writes it, so a worker
+    killed mid-batch leaves the row due at once and the next wake (the reconciler's at the latest)
+    resumes from the job's committed ``processed``.
+    """
+
+    class Kind(models.TextChoices):
+        CHECK = "check", "Check the file"
+        BATCH = "batch", "Import the next batch"
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="work")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+
+    class Meta(DurableWork.Meta):
+        verbose_name = "import work"
+        verbose_name_plural = "import work"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=models.Q(state__in=["pending", "running"]),
+                name="one_open_import_work_per_job",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.job_id} ({self.state})"

@@ -10,22 +10,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator
-from functools import partial
+from datetime import timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from audit import log as audit
 from audit.models import Action
 from clearance.models import Credential
+from durable import work
+from durable.models import ACTIVE_STATES, WorkState
 from imports import tasks
 from imports.eligibility import check_new_vins_eligibility, job_credential
 from imports.files import _chunks, job_file_kept, open_job_file, prune_old_files
-from imports.models import ImportChunk, ImportJob, ImportRow
+from imports.models import ImportChunk, ImportJob, ImportRow, ImportWork
 from imports.parse import CsvFileError
 from imports.planning import (
     STALE_PREVIEW,
@@ -82,22 +84,48 @@ def import_job_create(
             ImportChunk.objects.create(job=job, index=index, data=data)
         job.size, job.sha256 = size, digest.hexdigest()
         job.save(update_fields=["size", "sha256"])
-        tasks.validate_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
+        # The check is durable work, stored with the upload: a task message lost (or a broker
+        # that is down) delays it until the reconciler's next round, never loses it.
+        ImportWork.objects.create(job=job, kind=ImportWork.Kind.CHECK)
+        tasks.validate_import_job.delay_on_commit(job.pk)
     prune_old_files()
     return job
 
 
+class CheckTakenOver(Exception):
+    """This check's lease ran out and another worker started the check again: stop quietly."""
+
+
 def import_job_validate(job_id: int) -> None:
-    """Task body: read the whole file, fill the preview counts, then status ``preview``."""
-    claimed = ImportJob.objects.filter(
-        pk=job_id, status__in=[ImportJob.Status.UPLOADED, ImportJob.Status.VALIDATING]
-    ).update(status=ImportJob.Status.VALIDATING)
+    """Task body: read the whole file, stage its valid rows, fill the preview counts, then
+    status ``preview``. Claims the job's due check (a lease that every staged batch extends);
+    a check killed part-way is started again from the beginning once its lease ran out."""
+    lease = settings.IMPORT_CHECK_LEASE_SECONDS
+    claimed = list(work.claim(check_work(job_id), limit=1, lease_seconds=lease))
     if not claimed:
+        return  # done, or another worker has it
+    token = claimed[0].claim
+    started = ImportJob.objects.filter(
+        pk=job_id, status__in=[ImportJob.Status.UPLOADED, ImportJob.Status.VALIDATING]
+    ).update(status=ImportJob.Status.VALIDATING, total=0)
+    if not started:
+        work.complete(ImportWork, claimed)
         return
     job = ImportJob.objects.select_related("organization").get(pk=job_id)
 
     def progress(counts: Counts) -> None:
         ImportJob.objects.filter(pk=job_id).update(total=counts.total)
+
+    def stage(batch: PlannedBatch) -> None:
+        """Stage a batch and extend the lease, together; stop if the check was taken over
+        (its lease ran out while this worker was too slow, and another one started again)."""
+        with transaction.atomic():
+            renewed = ImportWork.objects.filter(pk=claimed[0].pk, claim=token).update(
+                next_attempt_at=timezone.now() + timedelta(seconds=lease)
+            )
+            if not renewed:
+                raise CheckTakenOver
+            stager.add(batch)
 
     # Taken before reading: a change made while the file is read also makes the preview stale.
     state = fleet_state(job.organization)
@@ -110,8 +138,10 @@ def import_job_validate(job_id: int) -> None:
                 job.organization,
                 update_existing=job.update_existing,
                 on_batch=progress,
-                stage=stager.add,
+                stage=stage,
             )
+    except CheckTakenOver:
+        return
     except CsvFileError as exc:
         stager.reset()
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
@@ -119,14 +149,16 @@ def import_job_validate(job_id: int) -> None:
     fields = plan.counts.as_fields()
     fields.pop("queued_requests")
     eligibility = check_new_vins_eligibility(job) if job.check_eligibility else {}
-    ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.VALIDATING).update(
-        **fields,
-        layout={**layout_summary(plan.layout), "fleet_state": state},
-        error_sample=plan.sample,
-        eligibility=eligibility,
-        status=ImportJob.Status.PREVIEW,
-        validated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.VALIDATING).update(
+            **fields,
+            layout={**layout_summary(plan.layout), "fleet_state": state},
+            error_sample=plan.sample,
+            eligibility=eligibility,
+            status=ImportJob.Status.PREVIEW,
+            validated_at=timezone.now(),
+        )
+        work.complete(ImportWork, ImportWork.objects.filter(pk=claimed[0].pk, claim=token))
 
 
 def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> None:
@@ -168,7 +200,8 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
                 {"new": job.created, "to update": job.updated, "rows with errors": job.errors},
             ),
         )
-        tasks.run_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
+        ImportWork.objects.create(job=job, kind=ImportWork.Kind.BATCH)
+        tasks.run_import_job.delay_on_commit(job.pk)
 
 
 def import_job_recheck(job: ImportJob) -> None:
@@ -190,7 +223,8 @@ def import_job_recheck(job: ImportJob) -> None:
         )
         if not restarted:
             raise ImportRejected("This import is not waiting for confirmation any more.")
-        tasks.validate_import_job.delay_on_commit(job.pk, on_error=partial(_not_queued, job.pk))
+        ImportWork.objects.create(job=job, kind=ImportWork.Kind.CHECK)
+        tasks.validate_import_job.delay_on_commit(job.pk)
 
 
 def import_job_cancel(job: ImportJob) -> None:
@@ -201,6 +235,7 @@ def import_job_cancel(job: ImportJob) -> None:
         raise ImportRejected("Only an import that has not started can be canceled.")
     ImportChunk.objects.filter(job=job).delete()
     ImportRow.objects.filter(job=job).delete()
+    work.complete(ImportWork, ImportWork.objects.filter(job=job, state__in=ACTIVE_STATES))
 
 
 def import_job_step(job_id: int) -> bool:
@@ -211,14 +246,19 @@ def import_job_step(job_id: int) -> bool:
     The last batch marks the job done, then the touched tables are analysed.
     """
     with transaction.atomic():
-        rows = ImportJob.objects.select_related("organization", "confirmed_by").filter(
-            pk=job_id, status=ImportJob.Status.IMPORTING
+        # The job's batch work, locked for this transaction only (durable.work.lock_due):
+        # another worker's duplicate skips it; a worker killed here leaves it due at once.
+        pending = work.lock_due(batch_work(job_id))
+        if not pending:
+            return False
+        job = (
+            ImportJob.objects.select_for_update(of=("self",))
+            .select_related("organization", "confirmed_by")
+            .filter(pk=job_id, status=ImportJob.Status.IMPORTING)
+            .first()
         )
-        if connection.features.has_select_for_update_skip_locked:
-            # Another worker has this job's batch in hand: it goes on with the next one.
-            rows = rows.select_for_update(skip_locked=True, of=("self",))
-        job = rows.first()
-        if job is None:
+        if job is None:  # failed or canceled meanwhile
+            work.complete(ImportWork, pending)
             return False
         after = job.processed
         upto = min(after + settings.IMPORT_BATCH_SIZE, job.total)
@@ -233,6 +273,11 @@ def import_job_step(job_id: int) -> bool:
         if done:
             fields.update(status=ImportJob.Status.DONE, finished_at=timezone.now())
             ImportRow.objects.filter(job=job).delete()
+            work.complete(ImportWork, pending)
+        else:  # the next batch is due now; a batch that went through clears earlier failures
+            ImportWork.objects.filter(pk=pending[0].pk).update(
+                attempts=0, last_error="", next_attempt_at=timezone.now()
+            )
         ImportJob.objects.filter(pk=job_id).update(processed=upto, **fields)
         if done:
             publish_finished(job_id)
@@ -286,6 +331,7 @@ def import_rows(
         confirmed_at=now,
         confirmed_by=user if getattr(user, "pk", None) else None,
     )
+    ImportWork.objects.create(job=job, kind=ImportWork.Kind.BATCH)
     try:
         import_job_run(job.pk)
     except Exception:
@@ -296,23 +342,56 @@ def import_rows(
 
 
 def import_job_fail(job_id: int, message: str) -> None:
+    """A task failed for good (not a passing database error): the job fails, in words."""
     job = ImportJob.objects.filter(pk=job_id).first()
     if job and job.status in {ImportJob.Status.VALIDATING, ImportJob.Status.IMPORTING}:
         _finish(job, ImportJob.Status.FAILED, message=message)
 
 
-NOT_QUEUED = (
-    "The import could not be started: the task queue is unreachable, so no background worker "
-    "can run it. Upload the file again in a minute; if it keeps failing, ask whoever runs "
-    "FleetPortal to check the task queue (Redis)."
-)
+def import_job_retry_later(job_id: int, kind: str, words: str) -> None:
+    """A passing failure (a database deadlock, a lost connection): the job's due work of
+    ``kind`` is tried again after its backoff, and the job page says why and when."""
+    open_work = ImportWork.objects.filter(job_id=job_id, kind=kind, state__in=ACTIVE_STATES)
+    if kind == ImportWork.Kind.BATCH:  # locked without a claim: count the failed attempt here
+        open_work.update(attempts=F("attempts") + 1)
+    rows = list(open_work)
+    if rows:
+        work.retry(ImportWork, rows, words)
 
 
-def _not_queued(job_id: int) -> None:
-    """The job's task could not be handed to the broker: say so on the job, not with a 500."""
-    job = ImportJob.objects.filter(pk=job_id).first()
-    if job and job.is_running:
-        _finish(job, ImportJob.Status.FAILED, message=NOT_QUEUED)
+def check_work(job_id: int) -> QuerySet[ImportWork]:
+    return ImportWork.objects.filter(job_id=job_id, kind=ImportWork.Kind.CHECK)
+
+
+def batch_work(job_id: int) -> QuerySet[ImportWork]:
+    return ImportWork.objects.filter(job_id=job_id, kind=ImportWork.Kind.BATCH)
+
+
+def pending_work(job: ImportJob) -> ImportWork | None:
+    """The job's open background work (what the page says is pending, and when it is tried)."""
+    return job.work.filter(state__in=ACTIVE_STATES).order_by("next_attempt_at").first()
+
+
+def import_progress(job_id: int) -> dict[str, Any]:
+    """Where an import stands, from the database alone (operators, fault tests): the job's
+    status and counts, and its open work with when it is tried next and the last failure."""
+    job = ImportJob.objects.get(pk=job_id)
+    open_work = pending_work(job)
+    return {
+        "status": job.status,
+        **{name: getattr(job, name) for name in FINISHED_COUNTS},
+        "staged": ImportRow.objects.filter(job_id=job_id).count(),
+        "work": None
+        if open_work is None
+        else {
+            "kind": open_work.kind,
+            "state": open_work.state,
+            "attempts": open_work.attempts,
+            "next_attempt_at": open_work.next_attempt_at,
+            "last_error": open_work.last_error,
+        },
+        "message": job.message,
+    }
 
 
 def _finish(job: ImportJob, status: str, *, message: str = "") -> None:
@@ -321,6 +400,11 @@ def _finish(job: ImportJob, status: str, *, message: str = "") -> None:
             status=status, message=message, finished_at=timezone.now()
         )
         ImportRow.objects.filter(job=job).delete()
+        open_work = ImportWork.objects.filter(job=job, state__in=ACTIVE_STATES)
+        if status == ImportJob.Status.FAILED:
+            work.give_up(ImportWork, open_work, message)
+        else:
+            work.complete(ImportWork, open_work)
         if job.confirmed_at is not None:  # an import that ran, not a file refused at preview
             publish_finished(job.pk)
 
@@ -386,3 +470,36 @@ def error_report_rows(job: ImportJob) -> Iterator[list[str]]:
 def _rows_in_order(batch: PlannedBatch) -> list[VehicleRow]:
     rows = [*batch.new, *batch.unchanged, *batch.invalid, *(row for _, row, _ in batch.updates)]
     return sorted((row for row in rows if row.errors or row.warnings), key=lambda row: row.row)
+
+
+def pending_words(job: ImportJob, pending: ImportWork | None) -> str:
+    """What the job page says is pending and when it is tried next, in words."""
+    if pending is None:
+        return ""
+    now = timezone.now()
+    at = timezone.localtime(pending.next_attempt_at)
+    when = at.strftime("%H:%M:%S")
+    wait = max(0, round((pending.next_attempt_at - now).total_seconds()))
+    interval = settings.RECONCILE_INTERVAL_SECONDS
+    if pending.kind == ImportWork.Kind.CHECK:
+        what = "checking the file"
+    else:
+        first = job.processed + 1
+        last = min(job.processed + settings.IMPORT_BATCH_SIZE, job.total)
+        what = f"importing rows {first:,}–{last:,} of {job.total:,}"
+    if pending.last_error:
+        tries = f" after {pending.attempts} failed attempts" if pending.attempts > 1 else ""
+        return (
+            f"Pending: {what}. It failed{tries} and is tried again at {when} (in {wait} s): "
+            f"{pending.last_error}"
+        )
+    if pending.state == WorkState.RUNNING:
+        return (
+            f"In progress: {what}. If it is interrupted, it starts again by {when} at the latest."
+        )
+    if wait > 0:
+        return f"Pending: {what}, at {when} (in {wait} s)."
+    return (
+        f"Pending: {what}, due now; a background worker takes it up within {interval} s "
+        "(if none is running, it waits for one)."
+    )

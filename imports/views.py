@@ -71,6 +71,10 @@ def _job_context(job: ImportJob) -> dict:
         "first_warnings": planning.sample_issues(job, "warning"),
         # A preview left open while the fleet changed: offer to check again, not to import.
         "stale": planning.preview_is_stale(job),
+        # What is pending in the background and when it is tried next (durable work).
+        "pending": services.pending_words(job, services.pending_work(job))
+        if job.is_running
+        else "",
     }
 
 

@@ -450,3 +450,61 @@ def test_windows_1252_file_is_previewed_and_imported(organization, manager_user,
         "M-ÄB 12",
         "Chloé’s Größe",
     )
+
+
+def test_a_passing_database_failure_waits_for_its_backoff_and_says_so(
+    organization, manager_user, manager_client, queued, settings
+):
+    from django.db import OperationalError
+
+    from imports import tasks
+    from imports.models import ImportWork
+
+    settings.IMPORT_BATCH_SIZE = 5
+    job = upload(organization, manager_user, fleet_csv(12))
+    services.import_job_confirm(job, user=manager_user, accept_skipped=False)
+    with (
+        mock.patch.object(services, "write_batch", side_effect=OperationalError("deadlock")),
+        mock.patch("imports.tasks.run_import_job.apply_async") as woken,
+    ):
+        tasks.run_import_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert (job.status, job.processed) == (ImportJob.Status.IMPORTING, 0)  # nothing lost
+    pending = ImportWork.objects.get(job=job, kind=ImportWork.Kind.BATCH)
+    assert (pending.state, pending.attempts) == ("pending", 1)
+    assert "database could not be reached or was busy" in pending.last_error
+    # tried again after its backoff: woken then if that is within a reconciler interval
+    assert woken.call_args.kwargs["countdown"] > 0
+    page = manager_client.get(f"/imports/{job.public_id}/").content.decode()
+    assert "Pending: importing rows 1–5 of 12. It failed and is tried again at" in page
+    assert services.import_progress(job.pk)["work"]["last_error"] == pending.last_error
+    ImportWork.objects.filter(pk=pending.pk).update(next_attempt_at=pending.created_at)
+    services.import_job_run(job.pk)  # the retry goes through; the failure is forgotten
+    job.refresh_from_db()
+    assert (job.status, job.created) == (ImportJob.Status.DONE, 12)
+
+
+def test_a_check_taken_over_after_its_lease_stops_quietly(organization, manager_user, settings):
+    """A worker too slow for its lease: another one started the check again; the first stops
+    at its next batch without failing the job or staging anything more."""
+    from imports.models import ImportWork
+    from imports.writing import Stager
+
+    settings.IMPORT_BATCH_SIZE = 5
+    job = services.import_job_create(
+        organization=organization,
+        user=manager_user,
+        upload=SimpleUploadedFile("f.csv", fleet_csv(12)),
+    )
+    real = Stager.add
+
+    def add_then_lose_the_lease(self, batch):
+        real(self, batch)
+        ImportWork.objects.filter(job=job).update(claim="another-worker")
+
+    with mock.patch.object(Stager, "add", add_then_lose_the_lease):
+        services.import_job_validate(job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.VALIDATING and not job.message
+    assert ImportRow.objects.filter(job=job).count() == 5  # the first batch only
+    assert ImportWork.objects.get(job=job).claim == "another-worker"

@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from durable import work
 from imports import files, services
 from imports.models import ImportJob
 from tests.factories import ClearanceFactory, VehicleFactory
@@ -295,7 +296,7 @@ def test_a_stale_preview_offers_to_check_the_file_again(
     assert "Import 2 new vehicles" in page and "The fleet changed" not in page
 
 
-def test_an_upload_the_task_queue_cannot_take_fails_in_words(
+def test_an_upload_while_the_task_queue_is_down_waits_and_the_reconciler_wakes_it(
     manager_client, django_capture_on_commit_callbacks
 ):
     with (
@@ -307,7 +308,10 @@ def test_an_upload_the_task_queue_cannot_take_fails_in_words(
         response = post_file(manager_client, fleet_csv(3))
     job = ImportJob.objects.get()
     assert response.status_code == 302  # the job page, not an error page
-    assert job.status == ImportJob.Status.FAILED
-    assert "task queue is unreachable" in job.message
+    assert job.status == ImportJob.Status.UPLOADED  # stored with its check, not failed
     page = manager_client.get(response["Location"]).content.decode()
-    assert "task queue is unreachable" in page
+    assert "Pending: checking the file, due now" in page
+    # The reconciler's next round wakes the check once the queue takes messages again.
+    with mock.patch("imports.tasks.validate_import_job.delay") as delay:
+        work.reconcile()
+    delay.assert_called_once_with(job.pk)
