@@ -448,3 +448,6 @@ if CELERY_BROKER_URL != "filesystem://":
     # durable work never waits for it: the reconciler wakes what a dead worker held.
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(600, IMPORT_TASK_TIME_LIMIT + 60)
 CELERY_BEAT_SCHEDULE.update(DURABLE_BEAT_SCHEDULE)  # noqa: F405
+
+# --- live pages (issue 12): fleetportal/settings_live.py ------------------------------------------
+from fleetportal.settings_live import *  # noqa: E402, F403

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from clearance import state, tasks
+from clearance import state, statuses, tasks
 from clearance.clients import hm_client_for
 from clearance.hm import (
     ConflictError,
@@ -91,17 +91,6 @@ def explain_delete_refusal(exc: HMError, clearance: Clearance) -> str:
     return exc.message
 
 
-NOT_DEFLEETABLE_WORDS: dict[str, str] = {
-    S.QUEUED: "The request has not been sent to High Mobility yet; there is nothing to defleet.",
-    S.REVOKING: "The defleet is already under way (revoking).",
-    S.CANCELING: "The defleet is already under way (canceling).",
-    S.REVOKED: "This vehicle is already defleeted (revoked).",
-    S.CANCELED: "This vehicle's request was already canceled.",
-    S.REJECTED: "The carmaker rejected this vehicle; there is nothing to defleet.",
-    S.ERROR: "High Mobility never accepted this vehicle; there is nothing to defleet.",
-}
-
-
 def defleet(
     vehicles: Iterable[Vehicle | int],
     *,
@@ -139,8 +128,8 @@ def defleet(
 def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient]) -> DefleetOutcome:
     vin = clearance.vehicle.vin
     outcome = DefleetOutcome(clearance.vehicle_id, vin, False, status=clearance.status)
-    if clearance.status not in state.DEFLEETABLE:
-        outcome.message = NOT_DEFLEETABLE_WORDS.get(
+    if clearance.status not in statuses.DEFLEETABLE:
+        outcome.message = statuses.NOT_DEFLEETABLE_WORDS.get(
             clearance.status, f"A clearance in status {clearance.status!r} cannot be defleeted."
         )
         return outcome
@@ -186,7 +175,7 @@ def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient])
     )
     outcome.ok = True
     outcome.status = clearance.status
-    outcome.message = state.STATUS_WORDS.get(clearance.status, "")
+    outcome.message = statuses.OUTCOME_WORDS.get(clearance.status, "")
     revoke_vehicle_tokens(clearance, client)  # legacy per-vehicle tokens end with the access
     return outcome
 
