@@ -51,8 +51,11 @@ def watch_bell(page) -> None:
     page.bell_urls = []
     page.on(
         "request",
+        # On the fleet page the bell rides on the page's one poll (/fleet/live/).
         lambda request: (
-            page.bell_urls.append(request.url) if "/notifications/bell/" in request.url else None
+            page.bell_urls.append(request.url)
+            if "/notifications/bell/" in request.url or "/fleet/live/" in request.url
+            else None
         ),
     )
 

@@ -186,10 +186,19 @@ def test_nav_links_to_the_fleet_map(viewer_client):
 
 @time_machine.travel(NOW, tick=False)
 def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organization, with_data):
-    VehicleFactory(
-        organization=organization, vin="WVWZZZ1KZ99999999", last_seen_at=NOW - timedelta(days=2)
+    # "Last seen" is shown where data access is approved (elsewhere: "no data access").
+    ClearanceFactory(
+        vehicle=VehicleFactory(
+            organization=organization,
+            vin="WVWZZZ1KZ99999999",
+            last_seen_at=NOW - timedelta(days=2),
+        ),
+        status="approved",
     )
-    VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888")  # never reported
+    ClearanceFactory(
+        vehicle=VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888"),
+        status="approved",
+    )  # never reported
     response = viewer_client.get(reverse("vehicles:fleet") + "?sort=-seen")
     html = response.content.decode().replace("\xa0", " ")
     assert response.status_code == 200
