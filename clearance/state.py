@@ -380,6 +380,26 @@ def publish_changes(recorded: Sequence[ClearanceEvent]) -> None:
     )
 
 
+def publish_new(
+    vehicle_ids: Sequence[int], *, to_status: str, at: datetime, source: str, detail: str
+) -> None:
+    """``publish_changes`` for clearances just created by a set-based insert (no model objects:
+    a new clearance has no reason yet)."""
+    fleet_events.publish(
+        [
+            fleet_events.ClearanceChanged(
+                vehicle_id=vehicle_id,
+                from_status="",
+                to_status=to_status,
+                at=at,
+                source=source,
+                detail=detail,
+            )
+            for vehicle_id in vehicle_ids
+        ]
+    )
+
+
 def bulk_write(rows: Sequence[Clearance], field_names: Sequence[str]) -> None:
     """Write the given fields of many clearances: one ``UPDATE ... FROM (VALUES ...)`` per
     1,000 rows on PostgreSQL (Django's bulk_update spends seconds building CASE expressions

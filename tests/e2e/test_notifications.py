@@ -47,14 +47,17 @@ def receiver():
     server.close()
 
 
+# The bell asks on its own, except on the fleet page, where it rides the page's one poll.
+BELL_ASKING_URLS = ("/notifications/bell/", "/fleet/live/")
+
+
 def watch_bell(page) -> None:
     page.bell_urls = []
     page.on(
         "request",
-        # On the fleet page the bell rides on the page's one poll (/fleet/live/).
         lambda request: (
             page.bell_urls.append(request.url)
-            if "/notifications/bell/" in request.url or "/fleet/live/" in request.url
+            if any(part in request.url for part in BELL_ASKING_URLS)
             else None
         ),
     )

@@ -186,19 +186,15 @@ def test_nav_links_to_the_fleet_map(viewer_client):
 
 @time_machine.travel(NOW, tick=False)
 def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organization, with_data):
-    # "Last seen" is shown where data access is approved (elsewhere: "no data access").
-    ClearanceFactory(
-        vehicle=VehicleFactory(
-            organization=organization,
-            vin="WVWZZZ1KZ99999999",
-            last_seen_at=NOW - timedelta(days=2),
-        ),
-        status="approved",
+    VehicleFactory(
+        organization=organization, vin="WVWZZZ1KZ99999999", last_seen_at=NOW - timedelta(days=2)
     )
+    # Approved but never reported: "never"; without data access: said so, not "never".
     ClearanceFactory(
         vehicle=VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888"),
         status="approved",
-    )  # never reported
+    )
+    VehicleFactory(organization=organization, vin="WVWZZZ1KZ77777777")
     response = viewer_client.get(reverse("vehicles:fleet") + "?sort=-seen")
     html = response.content.decode().replace("\xa0", " ")
     assert response.status_code == 200
@@ -206,6 +202,7 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
     assert "4 minutes ago" in html  # HM's newest timestamp, 10:00:07
     assert html.index("1HMD3W5DA8C7Y5DNA") < html.index("WVWZZZ1KZ99999999")
     assert "never" in html
+    assert "no data access" in html
 
 
 def test_a_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):

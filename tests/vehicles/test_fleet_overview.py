@@ -198,10 +198,11 @@ def test_overview_query_count_does_not_grow_with_the_fleet(
     statuses = ["pending", "approved", "rejected", "revoking", "queued"]
     make_fleet(organization, [statuses[i % 5] for i in range(fleet_size)])
     url = reverse("vehicles:fleet")
-    with django_assert_max_num_queries(8) as captured:
+    with django_assert_max_num_queries(7) as captured:
         response = manager_client.get(url, {"sort": "-status"})
     assert response.status_code == 200
-    with django_assert_max_num_queries(len(captured)):
+    # A text filter needs the one COUNT the status counters cannot answer.
+    with django_assert_max_num_queries(len(captured) + 1):
         manager_client.get(url, {"status": "pending", "q": "van", "page": 2})
     # The page's one poll: session, user, membership, the rows on screen, the counters, the bell.
     content = manager_client.get(url).content.decode()

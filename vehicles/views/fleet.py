@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,9 +20,11 @@ from clearance.models import Credential
 from clearance.selectors import (
     BULK_SAMPLE_SIZE,
     FleetFilter,
+    FleetPaginator,
     bulk_plan,
     credentials_for,
     filter_fleet,
+    fleet_count,
     fleet_status_counts,
     parse_fleet_filter,
     vehicles_with_clearance,
@@ -109,14 +110,15 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         return render(request, common.FLEET_TEMPLATE, {"no_membership": True})
     organization = request.membership.organization
     flt = parse_fleet_filter(request.GET)
-    page = Paginator(filter_fleet(organization, flt), common.PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    counts = fleet_status_counts(organization)
+    page = FleetPaginator(
+        filter_fleet(organization, flt), common.PAGE_SIZE, count=fleet_count(flt, counts)
+    ).get_page(request.GET.get("page"))
     rows = [common.decorate(vehicle) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
     context = {
-        **_counters_context(fleet_status_counts(organization), flt, matching=page.paginator.count),
+        **_counters_context(counts, flt, matching=page.paginator.count),
         **_live_settings(),
         "bell_rides_live": True,
         "page_obj": page,
