@@ -5,12 +5,17 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from clearance.wording import credential_label
+
+NO_CREDENTIAL = "none"
+
 
 class UploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
         help_text="Columns vin and brand are required; license_plate, nickname, tags "
-        "(key=value;key=value, or with commas) and odometer_km are optional.",
+        "(words or key=value pairs, separated by semicolons or commas) and odometer_km are "
+        "optional.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.tsv,text/csv"}),
     )
     credential = forms.ChoiceField(
@@ -34,11 +39,17 @@ class UploadForm(forms.Form):
     def __init__(self, *args: Any, credentials: list[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.credentials = {str(c.public_id): c for c in credentials or []}
-        choices = [(key, str(c)) for key, c in self.credentials.items()]
-        if len(choices) != 1:
-            choices.insert(0, ("", "None: add the vehicles, request clearance later"))
+        choices = [
+            (key, credential_label(c.name, c.environment)) for key, c in self.credentials.items()
+        ]
+        choices.append((NO_CREDENTIAL, "None: add the vehicles, request clearance later"))
         credential_field = self.fields["credential"]
         assert isinstance(credential_field, forms.ChoiceField)
+        if len(self.credentials) > 1:
+            # Several applications: a person chooses; never "None" (or the first) by default.
+            choices.insert(0, ("", "Choose an HM application…"))
+        else:
+            credential_field.initial = choices[0][0]
         credential_field.choices = choices
 
     def clean_file(self) -> Any:
@@ -53,6 +64,11 @@ class UploadForm(forms.Form):
 
     def clean_credential(self) -> Any:
         key = self.cleaned_data.get("credential") or ""
+        if not key and len(self.credentials) > 1:
+            raise forms.ValidationError(
+                "Choose the HM application the clearance requests are sent with, or “None” to "
+                "request clearance later."
+            )
         return self.credentials.get(key)
 
 

@@ -23,6 +23,7 @@ from imports.models import ImportJob
 from organizations.access import current_organization, get_object_for_user, require_role, scoped
 from organizations.http import OrganizationRequest
 from organizations.models import Role
+from vehicles.validation import valid_brands_text
 
 JOB_TEMPLATE = "imports/job.html"
 
@@ -63,12 +64,52 @@ def _job(request: OrganizationRequest, public_id, *, role: str | None = None) ->
     return get_object_for_user(request, ImportJob, role=role, public_id=public_id)
 
 
+BRAND_LIST = " Valid brands: "
+
+
+def row_ranges(rows: list[int], limit: int = 12) -> str:
+    """[2, 3, 4, 7] -> "2–4, 7" (at most ``limit`` ranges, then "…")."""
+    ranges: list[list[int]] = []
+    for row in sorted(set(rows)):
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    text = [f"{a}–{b}" if b > a else str(a) for a, b in ranges[:limit]]
+    return ", ".join(text) + (", …" if len(ranges) > limit else "")
+
+
+def grouped_issues(issues: list[dict]) -> tuple[list[dict], bool]:
+    """Identical messages (same column, same words) once, with the rows they concern; the list
+    of valid brands is cut from each brand error (the page shows it once). Returns (groups,
+    whether a brand error was cut)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    cut_brands = False
+    for issue in issues:
+        message = str(issue.get("message", ""))
+        if BRAND_LIST in message:
+            message = message[: message.index(BRAND_LIST)] + " (valid brands: see below)."
+            cut_brands = True
+        groups.setdefault((str(issue.get("column") or ""), message), []).append(
+            int(issue.get("row") or 0)
+        )
+    return [
+        {"column": column, "message": message, "count": len(rows), "rows": row_ranges(rows)}
+        for (column, message), rows in groups.items()
+    ], cut_brands
+
+
 def _job_context(job: ImportJob) -> dict:
+    errors, brands_in_errors = grouped_issues(planning.sample_issues(job, "error"))
+    warnings, brands_in_warnings = grouped_issues(planning.sample_issues(job, "warning"))
     return {
         "job": job,
         "confirm_form": ConfirmForm(),
-        "first_errors": planning.sample_issues(job, "error"),
-        "first_warnings": planning.sample_issues(job, "warning"),
+        "first_errors": errors,
+        "first_warnings": warnings,
+        "sampled_errors": sum(group["count"] for group in errors),
+        "sampled_warnings": sum(group["count"] for group in warnings),
+        "valid_brands": valid_brands_text() if brands_in_errors or brands_in_warnings else "",
         # A preview left open while the fleet changed: offer to check again, not to import.
         "stale": planning.preview_is_stale(job),
         # What is pending in the background and when it is tried next (durable work).

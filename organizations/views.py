@@ -29,6 +29,7 @@ def switch_organization(request):
     if membership is None:
         raise Http404("No such organization.")
     request.session[SESSION_KEY] = str(membership.organization.public_id)
+    Membership.objects.filter(pk=membership.pk).update(last_used_at=timezone.now())
     messages.success(request, f"Now working in {membership.organization.name}.")
     next_url = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):

@@ -89,3 +89,21 @@ def test_user_without_membership_gets_clear_empty_state(client, user_factory):
     client.force_login(user_factory())
     response = client.get(reverse("vehicles:fleet"))
     assert b"not a member of any organization" in response.content
+
+
+def test_a_fresh_login_opens_the_organization_last_used(owner_user, organization):
+    from django.test import Client
+
+    from tests.e2e.conftest import PASSWORD
+
+    second = OrganizationFactory(name="Zeta Fleet")  # after "Acme" by name
+    MembershipFactory(user=owner_user, organization=second, role=Role.MANAGER)
+    first = Client()
+    first.post(reverse("login"), {"username": owner_user.get_username(), "password": PASSWORD})
+    first.get(reverse("vehicles:fleet"))
+    assert first.session[SESSION_KEY] == str(organization.public_id)  # never chosen: by name
+    first.post(reverse("switch_organization"), {"organization": str(second.public_id)})
+    fresh = Client()
+    fresh.post(reverse("login"), {"username": owner_user.get_username(), "password": PASSWORD})
+    fresh.get(reverse("vehicles:fleet"))
+    assert fresh.session[SESSION_KEY] == str(second.public_id)
