@@ -80,6 +80,38 @@ def recorded_event(
     )
 
 
+def build_snapshot(
+    vehicle: Vehicle, parsed: ParsedTelemetry, *, source: str, received_at: datetime
+) -> TelemetrySnapshot:
+    """The unsaved row for one parsed payload: normalised columns, fields with their HM times."""
+    captured_at, receive_time_reason = _captured_at(parsed, received_at)
+    fields_meta = parsed.fields_json()
+    if receive_time_reason:
+        fields_meta[CAPTURED_AT_SOURCE] = RECEIVE_TIME
+        fields_meta[CAPTURED_AT_REASON] = receive_time_reason
+    coords = _value(parsed.coordinates)
+    return TelemetrySnapshot(
+        vehicle=vehicle,
+        captured_at=captured_at,
+        received_at=received_at,
+        source=source,
+        message_id=(parsed.message_id or "")[:100],
+        data=parsed.raw,
+        fields_meta=fields_meta,
+        odometer_km=_value(parsed.odometer_km),
+        fuel_level=_value(parsed.fuel_level),
+        battery_level=_value(parsed.battery_level),
+        estimated_range_km=_value(parsed.estimated_range_km),
+        charging_state=(_value(parsed.charging_state) or "")[:40],
+        latitude=coords.latitude if coords else None,
+        longitude=coords.longitude if coords else None,
+        heading_deg=_value(parsed.heading_deg),
+        speed_kmh=_value(parsed.speed_kmh),
+        ignition=(_value(parsed.ignition) or "")[:20],
+        doors_locked=_value(parsed.doors_locked),
+    )
+
+
 def record_snapshot(
     vehicle: Vehicle,
     parsed: ParsedTelemetry,
@@ -119,31 +151,7 @@ def record_snapshot(
         )
         if latest and same_time and latest.data == parsed.raw:
             return latest
-    fields_meta = parsed.fields_json()
-    if receive_time_reason:
-        fields_meta[CAPTURED_AT_SOURCE] = RECEIVE_TIME
-        fields_meta[CAPTURED_AT_REASON] = receive_time_reason
-    coords = _value(parsed.coordinates)
-    snapshot = TelemetrySnapshot(
-        vehicle=vehicle,
-        captured_at=captured_at,
-        received_at=received_at,
-        source=source,
-        message_id=message_id,
-        data=parsed.raw,
-        fields_meta=fields_meta,
-        odometer_km=_value(parsed.odometer_km),
-        fuel_level=_value(parsed.fuel_level),
-        battery_level=_value(parsed.battery_level),
-        estimated_range_km=_value(parsed.estimated_range_km),
-        charging_state=(_value(parsed.charging_state) or "")[:40],
-        latitude=coords.latitude if coords else None,
-        longitude=coords.longitude if coords else None,
-        heading_deg=_value(parsed.heading_deg),
-        speed_kmh=_value(parsed.speed_kmh),
-        ignition=(_value(parsed.ignition) or "")[:20],
-        doors_locked=_value(parsed.doors_locked),
-    )
+    snapshot = build_snapshot(vehicle, parsed, source=source, received_at=received_at)
     try:
         with transaction.atomic():
             snapshot.save()
