@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clearance.models import Credential
-from telemetry.models import TelemetrySnapshot
+from telemetry.models import LatestTelemetry, TelemetrySnapshot
 from telemetry.mqtt import PermanentMessageError
 from telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json
 from telemetry.selectors import FIELD_LABELS
@@ -112,6 +112,57 @@ def build_snapshot(
     )
 
 
+def _merge_latest(row: LatestTelemetry, snap: TelemetrySnapshot) -> None:
+    """Take what ``snap`` says that is newer than ``row`` knows, group by group."""
+    at = snap.captured_at
+    row.captured_at = max(row.captured_at, at) if row.captured_at else at
+    levels = [v for v in (snap.battery_level, snap.fuel_level) if v is not None]
+    if levels and (row.energy_at is None or at >= row.energy_at):
+        row.battery_level, row.fuel_level = snap.battery_level, snap.fuel_level
+        row.energy_level = min(levels)
+        row.energy_at = at
+        if snap.estimated_range_km is not None:
+            row.estimated_range_km = snap.estimated_range_km
+    if snap.odometer_km is not None:
+        row.odometer_km = max(row.odometer_km or 0.0, snap.odometer_km)
+    has_position = snap.latitude is not None and snap.longitude is not None
+    if has_position and (row.position_at is None or at >= row.position_at):
+        row.latitude, row.longitude, row.position_at = snap.latitude, snap.longitude, at
+
+
+def remember_latest(snapshot: TelemetrySnapshot) -> None:
+    """Fold a stored snapshot into its vehicle's LatestTelemetry row (call in a transaction)."""
+    row = LatestTelemetry.objects.select_for_update().filter(vehicle_id=snapshot.vehicle_id).first()
+    if row is None:
+        row = LatestTelemetry(vehicle_id=snapshot.vehicle_id, captured_at=snapshot.captured_at)
+    _merge_latest(row, snapshot)
+    row.save()
+
+
+def rebuild_latest(vehicle_ids: list[int]) -> int:
+    """Recompute LatestTelemetry from the history (after a bulk load; the migration)."""
+    done = 0
+    for vehicle_id in vehicle_ids:
+        history = TelemetrySnapshot.objects.filter(vehicle_id=vehicle_id).order_by(
+            "-captured_at", "-pk"
+        )
+        newest = history.first()
+        if newest is None:
+            LatestTelemetry.objects.filter(vehicle_id=vehicle_id).delete()
+            continue
+        row = LatestTelemetry(vehicle_id=vehicle_id, captured_at=newest.captured_at)
+        picks = [
+            history.filter(latitude__isnull=False, longitude__isnull=False).first(),
+            history.filter(Q(battery_level__isnull=False) | Q(fuel_level__isnull=False)).first(),
+            history.filter(odometer_km__isnull=False).order_by("-odometer_km").first(),
+        ]
+        for snap in sorted((p for p in picks if p), key=lambda p: p.captured_at):
+            _merge_latest(row, snap)
+        row.save()
+        done += 1
+    return done
+
+
 def record_snapshot(
     vehicle: Vehicle,
     parsed: ParsedTelemetry,
@@ -155,6 +206,7 @@ def record_snapshot(
     try:
         with transaction.atomic():
             snapshot.save()
+            remember_latest(snapshot)
             # "Last seen" for the fleet list: only ever moves forward; one UPDATE, no read.
             # Data without any HM time may be old, so it does not make the car "seen" now.
             if receive_time_reason != NO_HM_TIMESTAMP:

@@ -24,10 +24,11 @@ from organizations.models import Membership, Organization, Role
 from simulator import services as sim
 from simulator.behaviour import CARMAKER_REVOKED
 from simulator.models import SimulatedApp
+from simulator.vehicle_data import profile as vehicle_profile
 from simulator.vehicle_data import vehicle_state
-from telemetry.models import TelemetrySnapshot
+from telemetry.models import LatestTelemetry, Place, TelemetrySnapshot
 from telemetry.parse import parse_rest
-from telemetry.services import build_snapshot
+from telemetry.services import build_snapshot, rebuild_latest
 from vehicles.models import Vehicle
 
 DEMO_ORG_NAME = "Demo Fleet"
@@ -190,6 +191,7 @@ class Command(BaseCommand):
             queued = queue_clearance_requests(fresh, credential=credential, actor=user).queued
         stories = self._fleet_with_history(organization, credential, app)
         snapshots = self._telemetry_history(organization)
+        places = self._places(organization)
         return [
             f"  Simulator credential {credential.name!r} {created} "
             f"(simulated HM app {app.name!r}; webhooks to {webhook_url})",
@@ -197,7 +199,34 @@ class Command(BaseCommand):
             f"  Fleet vehicles: {len(demo_fleet.DEMO_FLEET)} "
             f"({', '.join(f'{n} {s or "not requested"}' for s, n in stories.items())})",
             f"  Telemetry history: {snapshots} snapshots added",
+            f"  Places: {places}",
         ]
+
+    def _places(self, organization) -> int:
+        """A depot in each city where a demo vehicle is parked now, only while the organization
+        has no places (a deleted one stays gone)."""
+        if not Place.objects.filter(organization=organization).exists():
+            latest = (
+                LatestTelemetry.objects.filter(
+                    vehicle__organization=organization, latitude__isnull=False
+                )
+                .select_related("vehicle")
+                .order_by("vehicle__vin")
+            )
+            cities: set[str] = set()
+            for row in latest:
+                city = vehicle_profile(row.vehicle.vin).city
+                if city in cities or row.latitude is None or row.longitude is None:
+                    continue
+                cities.add(city)
+                Place.objects.create(
+                    organization=organization,
+                    name=f"Depot {city}",
+                    latitude=round(row.latitude, 5),
+                    longitude=round(row.longitude, 5),
+                    radius_m=500,
+                )
+        return Place.objects.filter(organization=organization).count()
 
     def _fleet_with_history(self, organization, credential, app) -> Counter:
         """The fleet of demo_fleet.py, each clearance where its story has led by now.
@@ -303,5 +332,6 @@ class Command(BaseCommand):
                 newest=Max("captured_at")
             )["newest"]
             Vehicle.objects.filter(pk=vehicle.pk).update(last_seen_at=newest)
+            rebuild_latest([vehicle.pk])
             added += len(rows)
         return added

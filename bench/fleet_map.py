@@ -1,0 +1,201 @@
+"""Benchmark: the fleet map's JSON for 1,000 and 10,000 approved vehicles with positions.
+
+    python bench/fleet_map.py [--vehicles 1000,10000] [--repeat 5]
+
+For each size, a throwaway database (DATABASE_URL, else SQLite; tables straight from the models)
+gets one organization's approved vehicles, each with its newest telemetry (LatestTelemetry) spread
+over eight cities, 8 named places, and a second organization of the same size (scoping). Then, as
+a logged-in viewer through the full middleware stack:
+
+* map page - GET /telemetry/map/ (counts and the table's first 500 rows)
+* map JSON - GET /telemetry/map/data.json (every vehicle, one compact document)
+
+Beside the JSON it prints the machine's ceiling measured in the same run: the same rows read with
+one raw SQL query and dumped with json.dumps, nothing else; and the ratio. Sizes are the raw and
+the gzipped body (gzip level 6, as a reverse proxy would send it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleetportal.settings_test")
+
+CITIES = [
+    (52.52, 13.405),
+    (48.137, 11.575),
+    (53.551, 9.994),
+    (52.368, 4.904),
+    (48.857, 2.352),
+    (48.208, 16.374),
+    (47.377, 8.542),
+    (45.464, 9.19),
+]
+
+
+def populate(size: int):
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from clearance.models import Clearance, Credential
+    from organizations.models import Membership, Organization, Role
+    from telemetry.models import LatestTelemetry, Place
+    from vehicles.models import Vehicle
+
+    Vehicle.objects.all().delete()
+    Credential.objects.all().delete()
+    Organization.objects.all().delete()
+    get_user_model().objects.all().delete()
+    now = timezone.now()
+    orgs = []
+    for n, name in enumerate(["Bench Fleet", "Other Fleet"]):
+        org = Organization.objects.create(name=name, slug=f"bench-{n}")
+        credential = Credential.objects.create(
+            organization=org, name="Bench app", environment="simulator", client_id="x"
+        )
+        for i, (lat, lon) in enumerate(CITIES):
+            Place.objects.create(
+                organization=org, name=f"Depot {i}", latitude=lat, longitude=lon, radius_m=800
+            )
+        for start in range(0, size, 5000):
+            vehicles = Vehicle.objects.bulk_create(
+                Vehicle(
+                    organization=org,
+                    vin=f"WBA{n * 10_000_000 + i:014d}",
+                    brand="bmw",
+                    license_plate=f"B-FP {i}",
+                    nickname=f"Van {i}",
+                    last_seen_at=now - timedelta(minutes=i % 5000),
+                )
+                for i in range(start, min(size, start + 5000))
+            )
+            Clearance.objects.bulk_create(
+                Clearance(vehicle=v, credential=credential, status="approved") for v in vehicles
+            )
+            rows = []
+            for k, v in enumerate(vehicles):
+                lat, lon = CITIES[k % len(CITIES)]
+                at = now - timedelta(minutes=k % 5000)
+                rows.append(
+                    LatestTelemetry(
+                        vehicle=v,
+                        captured_at=at,
+                        battery_level=(k % 100) / 100,
+                        energy_level=(k % 100) / 100,
+                        energy_at=at,
+                        odometer_km=10_000 + k,
+                        estimated_range_km=300,
+                        latitude=lat + ((k * 7919) % 1000 - 500) / 10_000,
+                        longitude=lon + ((k * 104729) % 1000 - 500) / 10_000,
+                        position_at=at,
+                    )
+                )
+            LatestTelemetry.objects.bulk_create(rows)
+        orgs.append(org)
+    user = get_user_model().objects.create_user("bench", password="bench-password-123")
+    Membership.objects.create(user=user, organization=orgs[0], role=Role.VIEWER)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return orgs[0], user
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), max(times)
+
+
+def ceiling(organization_id: int) -> bytes:
+    """The least work that gives the same facts: one raw query, json.dumps of its rows."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT v.public_id, v.nickname, v.license_plate, c.status, t.latitude, t.longitude,"
+            " v.last_seen_at, t.battery_level, t.fuel_level"
+            " FROM vehicles_vehicle v JOIN clearance_clearance c ON c.vehicle_id = v.id"
+            " JOIN telemetry_latesttelemetry t ON t.vehicle_id = v.id"
+            " WHERE v.organization_id = %s AND c.status = 'approved'"
+            " AND t.latitude IS NOT NULL ORDER BY v.vin",
+            [organization_id],
+        )
+        rows = [[str(c) if c is not None else None for c in row] for row in cursor.fetchall()]
+    return json.dumps(rows, separators=(",", ":")).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vehicles", default="1000,10000")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    sizes = [int(part) for part in args.vehicles.split(",") if part]
+
+    from tests.support.db import drop_throwaway_database, throwaway_database
+
+    old = throwaway_database("bench_fleet_map")
+    try:
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+        from django.urls import reverse
+
+        from organizations.middleware import SESSION_KEY
+
+        print(f"database: {connection.vendor}; repeat: {args.repeat} (median/max in ms)")
+        header = (
+            f"{'vehicles':>9} | {'view':<8} | {'median ms':>9} | {'max ms':>8} | {'queries':>7} "
+            f"| {'bytes':>9} | {'gzipped':>8} | {'ceiling ms':>10} | {'ratio':>5}"
+        )
+        print(header)
+        print("-" * len(header))
+        for size in sizes:
+            organization, user = populate(size)
+            client = Client()
+            client.force_login(user)
+            session = client.session
+            session[SESSION_KEY] = str(organization.public_id)
+            session.save()
+            ceiling_ms, _ = timed(lambda org=organization: ceiling(org.pk), args.repeat)
+            for name, url in (
+                ("map page", reverse("telemetry:fleet_map")),
+                ("map JSON", reverse("telemetry:fleet_map_data")),
+            ):
+                median, worst = timed(lambda url=url, c=client: c.get(url), args.repeat)
+                with CaptureQueriesContext(connection) as captured:
+                    body = client.get(url).content
+                if name == "map JSON":
+                    shown = len(json.loads(body)["vehicles"])
+                    assert shown == size, (shown, size)
+                extra = (
+                    f"{ceiling_ms:>10.1f} | {median / ceiling_ms:>5.1f}"
+                    if name == "map JSON"
+                    else f"{'':>10} | {'':>5}"
+                )
+                print(
+                    f"{size:>9} | {name:<8} | {median:>9.1f} | {worst:>8.1f} | "
+                    f"{len(captured.captured_queries):>7} | {len(body):>9,} | "
+                    f"{len(gzip.compress(body, 6)):>8,} | {extra}"
+                )
+    finally:
+        drop_throwaway_database(old)
+
+
+if __name__ == "__main__":
+    main()
