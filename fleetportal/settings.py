@@ -23,6 +23,7 @@ from fleetportal.env import (
     env_list,
     env_str,
 )
+from fleetportal.logging_config import logging_config
 from fleetportal.maps import tile_settings
 
 # Django's generic classes (ModelAdmin[Credential], QuerySet[Vehicle]...) subscriptable at run time,
@@ -261,54 +262,7 @@ if not FIELD_ENCRYPTION_KEYS:
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
-# A 4xx (a viewer opening /credentials/, a stale link) is one WARNING line with status, method,
-# path and user id, without traceback; a 5xx keeps its traceback (fleetportal/errors.py). The
-# filter sits on the loggers that log request errors, so every handler gets the short record,
-# and on the console handler for django.security.* loggers not listed here.
-_REQUEST_ERROR_LOGGERS = (
-    "django.request",
-    "django.security.csrf",
-    *(
-        f"django.security.{name}"
-        for name in (
-            "SuspiciousOperation",
-            "DisallowedHost",
-            "DisallowedRedirect",
-            "DisallowedModelAdminLookup",
-            "DisallowedModelAdminToField",
-            "InvalidSessionKey",
-            "RequestDataTooBig",
-            "SuspiciousFileOperation",
-            "SuspiciousMultipartForm",
-            "SuspiciousSession",
-            "TooManyFieldsSent",
-            "TooManyFilesSent",
-        )
-    ),
-)
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"client_errors": {"()": "fleetportal.errors.ClientErrorLogFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["client_errors"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        # Failed and refused logins are logged once, by organizations.login_throttle.
-        "axes": {"level": "ERROR"},
-        # Django's own handlers (a DEBUG-only console, mail_admins without ADMINS) printed each
-        # request error a second time next to the root console; django.* propagates to root.
-        "django": {"handlers": [], "level": "INFO", "propagate": True},
-        **{name: {"filters": ["client_errors"]} for name in _REQUEST_ERROR_LOGGERS},
-    },
-}
+LOGGING = logging_config(LOG_LEVEL)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
