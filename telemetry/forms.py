@@ -6,7 +6,7 @@ from django import forms
 
 from organizations.models import Organization
 from telemetry.models import Place
-from telemetry.places import MAX_RADIUS_M, MIN_RADIUS_M
+from vehicles.geo import MAX_RADIUS_M, MIN_RADIUS_M
 
 
 class PlaceForm(forms.ModelForm):

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -115,3 +116,26 @@ class LatestTelemetry(models.Model):
 
     def __str__(self):
         return f"{self.vehicle_id} at {self.captured_at:%Y-%m-%d %H:%M}"
+
+
+class FleetColumns(models.Model):
+    """The fleet list's telemetry columns one member hides, remembered per organization."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fleet_columns"
+    )
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    hidden = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="unique_fleet_columns_per_member"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user_id}: hides {', '.join(self.hidden) or 'nothing'}"

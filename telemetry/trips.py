@@ -24,7 +24,7 @@ from django.db.models import Count, F, Max, Min, QuerySet
 
 from organizations.models import Organization
 from telemetry.models import TelemetrySnapshot
-from telemetry.places import Circle, distance_m, place_at
+from vehicles.geo import Circle, distance_m, place_at
 from vehicles.models import Vehicle
 
 MOVING_SPEED_KMH = 3.0

@@ -13,6 +13,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -21,12 +22,12 @@ from imports.exports import csv_response
 from organizations.access import current_organization, get_object_for_user, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
-from telemetry import history, pull, selectors, services, trips
-from telemetry import places as place_rules
+from telemetry import fleet_columns, history, pull, selectors, services, trips
 from telemetry.charts import Series, line_chart
 from telemetry.forms import PlaceForm
 from telemetry.freshness import freshness
 from telemetry.models import Place
+from vehicles import geo as place_rules
 from vehicles.models import Vehicle
 
 PANEL_TEMPLATE = "telemetry/vehicle_telemetry.html"
@@ -482,3 +483,20 @@ def _distance_csv(organization: Any, chosen: history.Window):
             "" if r["last_km"] is None else f"{r['last_km']:.1f}",
             r["snapshots"],
         ]
+
+
+@require_POST
+def fleet_columns_save(request: OrganizationRequest) -> HttpResponse:
+    """Remember which telemetry columns this member shows on the fleet list."""
+    organization = current_organization(request)
+    shown = set(request.POST.getlist("show"))
+    fleet_columns.remember_hidden(
+        request.user, organization, [key for key in fleet_columns.COLUMN_KEYS if key not in shown]
+    )
+    target = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("vehicles:fleet")
+    messages.success(request, "Columns saved; the fleet list shows them like this from now on.")
+    return redirect(target)

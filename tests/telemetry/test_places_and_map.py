@@ -14,10 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from fleetportal import maps
-from telemetry import freshness, places, services
+from telemetry import freshness, services
 from telemetry.models import LatestTelemetry, Place
 from telemetry.parse import parse_rest, parse_stream
 from tests.factories import ClearanceFactory, VehicleFactory
+from vehicles import geo as places
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 21, 10, 5, tzinfo=UTC)

@@ -37,6 +37,8 @@ from clearance.wording import (
 from organizations.access import current_organization, require_membership, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
+from telemetry import fleet_columns
+from telemetry.selectors import places_of
 from vehicles.brands import BRAND_CHOICES
 from vehicles.views import common
 
@@ -84,6 +86,38 @@ def _columns(flt) -> list[dict]:
     return columns
 
 
+def _telemetry_context(request: OrganizationRequest, rows: list, flt) -> dict:
+    """The telemetry columns the member shows (remembered), each row's cells from its
+    LatestTelemetry (selected with the rows) and the places: two queries, whatever the page."""
+    organization = current_organization(request)
+    hidden = fleet_columns.hidden_columns(request.user, organization)
+    approved = any(row.status == "approved" for row in rows)
+    places = places_of(organization) if approved or request.GET.get("place") else []
+    for row in rows:
+        row.tele = fleet_columns.cells(row.vehicle, places) if row.status == "approved" else None
+    shown = []
+    for key, label, sort in fleet_columns.COLUMNS:
+        if key in hidden:
+            continue
+        current = flt.sort == sort
+        shown.append(
+            {
+                "key": key,
+                "label": label,
+                "sort": sort,
+                "next": sort if (current and flt.descending) or not current else f"-{sort}",
+                "aria_sort": ("descending" if flt.descending else "ascending") if current else "",
+            }
+        )
+    return {
+        "tele_columns": shown,
+        "tele_choices": [
+            (key, label, key not in hidden) for key, label, _ in fleet_columns.COLUMNS
+        ],
+        "places": places,
+    }
+
+
 def _counters_context(counts: dict[str, int], flt, *, watching: bool = False) -> dict:
     return {
         "counts": counts,
@@ -100,9 +134,9 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         return render(request, common.FLEET_TEMPLATE, {"no_membership": True})
     organization = request.membership.organization
     flt = parse_fleet_filter(request.GET)
-    page = Paginator(filter_fleet(organization, flt), common.PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    # The newest telemetry comes in the same query (a one-to-one join), never per row.
+    vehicles = filter_fleet(organization, flt).select_related("latest_telemetry")
+    page = Paginator(vehicles, common.PAGE_SIZE).get_page(request.GET.get("page"))
     watching = common.watching(request)
     rows = [common.decorate(vehicle, watching=watching) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
@@ -124,6 +158,7 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         "export_url": f"{export_url}?{filter_query}" if export_url and filter_query else export_url,
         "row_poll_seconds": common.ROW_POLL_SECONDS,
         "counters_poll_seconds": common.COUNTERS_POLL_SECONDS,
+        **_telemetry_context(request, rows, flt),
     }
     if request.htmx and request.htmx.target == "fleet-table":
         context["counters_oob"] = True
@@ -159,6 +194,7 @@ def vehicle_row(request: OrganizationRequest, public_id) -> HttpResponse:
         "can_manage": common.can_manage(request),
         "selected": str(vehicle.public_id) in request.GET.getlist("vehicle"),
         "row_poll_seconds": common.ROW_POLL_SECONDS,
+        **_telemetry_context(request, [vehicle], parse_fleet_filter(request.GET)),
     }
     html = render_to_string(f"{common.FLEET_TEMPLATE}#vehicle-row", context, request=request)
     if not vehicle.polls:

@@ -1,4 +1,6 @@
-"""Named places: which one a position is in, in Python and as a SQL condition.
+"""Where a position lies relative to named circles (telemetry's places): which one a position
+is in, in Python and as a SQL condition. Here, below clearance and telemetry, so the fleet
+filter (clearance/selectors.py) and the telemetry pages share the one rule.
 
 Distances use the equirectangular approximation (exact to well under 1 % for circles of a few
 kilometres), the same formula in Python and in SQL, so the list's "inside place P" filter and
