@@ -1,6 +1,6 @@
-"""Benchmark: the fleet map's JSON for 1,000 and 10,000 approved vehicles with positions.
+"""Benchmark: the fleet map's JSON and the fleet list's telemetry columns at fleet scale.
 
-    python bench/fleet_map.py [--vehicles 1000,10000] [--repeat 5]
+    python bench/fleet_map.py [--vehicles 1000,10000] [--list-vehicles 10,1000,100000] [--repeat 5]
 
 For each size, a throwaway database (DATABASE_URL, else SQLite; tables straight from the models)
 gets one organization's approved vehicles, each with its newest telemetry (LatestTelemetry) spread
@@ -9,6 +9,15 @@ a logged-in viewer through the full middleware stack:
 
 * map page - GET /telemetry/map/ (counts and the table's first 500 rows)
 * map JSON - GET /telemetry/map/data.json (every vehicle, one compact document)
+
+Then, for --list-vehicles, the fleet list with its telemetry columns (first page of 50):
+
+* list         - GET /fleet/
+* list energy  - GET /fleet/?sort=-energy (sorted by battery/fuel)
+* list filters - GET /fleet/?energy_below=30&silent_hours=2&sort=odometer
+* list place   - GET /fleet/?place=<Depot 0>
+
+The number of queries must be the same for every size.
 
 Beside the JSON it prints the machine's ceiling measured in the same run: the same rows read with
 one raw SQL query and dumped with json.dumps, nothing else; and the ratio. Sizes are the raw and
@@ -143,9 +152,11 @@ def ceiling(organization_id: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", default="1000,10000")
+    parser.add_argument("--list-vehicles", default="10,1000,100000")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     sizes = [int(part) for part in args.vehicles.split(",") if part]
+    list_sizes = [int(part) for part in args.list_vehicles.split(",") if part]
 
     from tests.support.db import drop_throwaway_database, throwaway_database
 
@@ -193,6 +204,40 @@ def main() -> None:
                     f"{len(captured.captured_queries):>7} | {len(body):>9,} | "
                     f"{len(gzip.compress(body, 6)):>8,} | {extra}"
                 )
+        if list_sizes:
+            print()
+            header = (
+                f"{'vehicles':>9} | {'view':<12} | {'median ms':>9} | {'max ms':>8} | "
+                f"{'queries':>7} | {'SQL ms':>7}"
+            )
+            print(header)
+            print("-" * len(header))
+        for size in list_sizes:
+            started = time.perf_counter()
+            organization, user = populate(size)
+            fill_s = time.perf_counter() - started
+            client = Client()
+            client.force_login(user)
+            session = client.session
+            session[SESSION_KEY] = str(organization.public_id)
+            session.save()
+            place = organization.places.order_by("name").first()
+            fleet = reverse("vehicles:fleet")
+            for name, url in (
+                ("list", fleet),
+                ("list energy", f"{fleet}?sort=-energy"),
+                ("list filters", f"{fleet}?energy_below=30&silent_hours=2&sort=odometer"),
+                ("list place", f"{fleet}?place={place.public_id}"),
+            ):
+                median, worst = timed(lambda url=url, c=client: c.get(url), args.repeat)
+                with CaptureQueriesContext(connection) as captured:
+                    assert client.get(url).status_code == 200
+                sql_ms = sum(float(q["time"]) for q in captured.captured_queries) * 1000
+                print(
+                    f"{size:>9} | {name:<12} | {median:>9.1f} | {worst:>8.1f} | "
+                    f"{len(captured.captured_queries):>7} | {sql_ms:>7.1f}"
+                )
+            print(f"{'':>9} | (filled {2 * size} vehicles in {fill_s:.1f}s)")
     finally:
         drop_throwaway_database(old)
 

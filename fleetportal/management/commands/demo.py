@@ -319,7 +319,7 @@ class Command(BaseCommand):
         added = 0
         for vehicle in vehicles:
             rows = []
-            for step in range(steps, 0, -1):
+            for step in range(steps, -1, -1):  # up to now
                 at = now - step * HISTORY_STEP
                 parsed = parse_rest(vehicle_state(vehicle.vin, at, brand=vehicle.brand))
                 rows.append(
