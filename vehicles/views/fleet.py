@@ -86,13 +86,15 @@ def _columns(flt) -> list[dict]:
     return columns
 
 
-def _telemetry_context(request: OrganizationRequest, rows: list, flt) -> dict:
+def _telemetry_context(
+    request: OrganizationRequest, rows: list, flt, *, with_places: bool = True
+) -> dict:
     """The telemetry columns the member shows (remembered), each row's cells from its
     LatestTelemetry (selected with the rows) and the places: two queries, whatever the page."""
     organization = current_organization(request)
     hidden = fleet_columns.hidden_columns(request.user, organization)
-    approved = any(row.status == "approved" for row in rows)
-    places = places_of(organization) if approved or request.GET.get("place") else []
+    # For the rows' "at Depot North" and the place filter.
+    places = places_of(organization) if with_places else []
     for row in rows:
         row.tele = fleet_columns.cells(row.vehicle, places) if row.status == "approved" else None
     shown = []
@@ -194,7 +196,12 @@ def vehicle_row(request: OrganizationRequest, public_id) -> HttpResponse:
         "can_manage": common.can_manage(request),
         "selected": str(vehicle.public_id) in request.GET.getlist("vehicle"),
         "row_poll_seconds": common.ROW_POLL_SECONDS,
-        **_telemetry_context(request, [vehicle], parse_fleet_filter(request.GET)),
+        **_telemetry_context(
+            request,
+            [vehicle],
+            parse_fleet_filter(request.GET),
+            with_places=vehicle.status == "approved",
+        ),
     }
     html = render_to_string(f"{common.FLEET_TEMPLATE}#vehicle-row", context, request=request)
     if not vehicle.polls:
