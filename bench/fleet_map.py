@@ -86,7 +86,7 @@ def populate(size: int):
                     brand="bmw",
                     license_plate=f"B-FP {i}",
                     nickname=f"Van {i}",
-                    last_seen_at=now - timedelta(minutes=i % 5000),
+                    last_seen_at=now - timedelta(minutes=(i * 37) % 5000),
                 )
                 for i in range(start, min(size, start + 5000))
             )
@@ -96,7 +96,7 @@ def populate(size: int):
             rows = []
             for k, v in enumerate(vehicles):
                 lat, lon = CITIES[k % len(CITIES)]
-                at = now - timedelta(minutes=k % 5000)
+                at = now - timedelta(minutes=((start + k) * 37) % 5000)
                 rows.append(
                     LatestTelemetry(
                         vehicle=v,
@@ -106,8 +106,9 @@ def populate(size: int):
                         energy_at=at,
                         odometer_km=10_000 + k,
                         estimated_range_km=300,
-                        latitude=lat + ((k * 7919) % 1000 - 500) / 10_000,
-                        longitude=lon + ((k * 104729) % 1000 - 500) / 10_000,
+                        # Every fourth vehicle at its city's depot, the others around it.
+                        latitude=lat + (0 if k % 4 == 0 else ((k * 7919) % 1000 - 500) / 10_000),
+                        longitude=lon + (0 if k % 4 == 0 else ((k * 104729) % 1000 - 500) / 10_000),
                         position_at=at,
                     )
                 )

@@ -48,52 +48,54 @@ _WMI = {
     "polestar": "LPS",
 }
 
-# (brand, plate, nickname, story, team)
-_FLEET: tuple[tuple[str, str, str, str, str], ...] = (
-    ("volkswagen", "B-FP 101", "Crafter 1", APPROVED, "Deliveries"),
-    ("volkswagen", "B-FP 102", "Crafter 2", APPROVED, "Deliveries"),
-    ("mercedes-benz", "B-FP 103", "Sprinter 3", APPROVED, "Deliveries"),
-    ("mercedes-benz", "M-FP 104", "eSprinter 4", APPROVED, "Deliveries"),
-    ("ford", "M-FP 105", "Transit 5", APPROVED, "Deliveries"),
-    ("ford", "HH-FP 106", "E-Transit 6", APPROVED, "Deliveries"),
-    ("renault", "HH-FP 107", "Kangoo 7", APPROVED, "Service"),
-    ("renault", "F-FP 108", "Zoe 8", APPROVED, "Service"),
-    ("peugeot", "F-FP 109", "Partner 9", APPROVED, "Service"),
-    ("peugeot", "K-FP 110", "e-208 10", APPROVED, "Service"),
-    ("toyota", "K-FP 111", "Proace 11", APPROVED, "Service"),
-    ("toyota", "S-FP 112", "Corolla 12", APPROVED, "Sales"),
-    ("skoda", "S-FP 113", "Octavia 13", APPROVED, "Sales"),
-    ("skoda", "D-FP 114", "Enyaq 14", APPROVED, "Sales"),
-    ("bmw", "D-FP 115", "i4 15", APPROVED, "Management"),
-    ("bmw", "B-FP 116", "X1 16", APPROVED, "Sales"),
-    ("kia", "B-FP 117", "EV6 17", APPROVED, "Sales"),
-    ("kia", "M-FP 118", "Niro 18", APPROVED, "Service"),
-    ("tesla", "M-FP 119", "Model Y 19", APPROVED, "Management"),
-    ("volvo-cars", "HH-FP 120", "XC40 20", APPROVED, "Sales"),
-    ("polestar", "HH-FP 121", "Polestar 2 21", APPROVED, "Management"),
-    ("volkswagen", "F-FP 122", "ID. Buzz 22", APPROVED, "Service"),
-    ("mercedes-benz", "F-FP 123", "Vito 23", APPROVED, "Deliveries"),
-    ("volkswagen", "K-FP 124", "Caddy 24", PENDING, "Service"),
-    ("bmw", "K-FP 125", "iX3 25", REVOKED, "Management"),
-    ("renault", "S-FP 126", "Master 26", REVOKED, "Deliveries"),
-    ("ford", "S-FP 127", "Ranger 27", REVOKING, "Service"),
-    ("peugeot", "D-FP 128", "Expert 28", CANCELED, "Deliveries"),
-    ("mercedes-benz", "D-FP 129", "Citan 29", CANCELING, "Service"),
-    ("toyota", "B-FP 130", "bZ4X 30", ERROR, "Sales"),
-    ("skoda", "B-FP 131", "Superb 31", NOT_REQUESTED, "Management"),
-    ("kia", "M-FP 132", "PV5 32", NOT_REQUESTED, "Deliveries"),
+# (brand, plate, nickname, story, team, serial). The serial is the VIN's last digits, chosen so the
+# simulator's story (deterministic per VIN: city, electric or not) fits the vehicle: Berlin,
+# Munich and Hamburg plates drive there, and the electric models are electric.
+_FLEET: tuple[tuple[str, str, str, str, str, int], ...] = (
+    ("volkswagen", "M-FP 101", "Crafter 1", APPROVED, "Deliveries", 1501),
+    ("volkswagen", "HH-FP 102", "Crafter 2", APPROVED, "Deliveries", 1202),
+    ("mercedes-benz", "B-FP 103", "Sprinter 3", APPROVED, "Deliveries", 3),
+    ("mercedes-benz", "M-FP 104", "eSprinter 4", APPROVED, "Deliveries", 8704),
+    ("ford", "HH-FP 105", "Transit 5", APPROVED, "Deliveries", 305),
+    ("ford", "B-FP 106", "E-Transit 6", APPROVED, "Deliveries", 306),
+    ("renault", "M-FP 107", "Kangoo 7", APPROVED, "Service", 1707),
+    ("renault", "HH-FP 108", "Zoe 8", APPROVED, "Service", 1508),
+    ("peugeot", "B-FP 109", "Partner 9", APPROVED, "Service", 209),
+    ("peugeot", "M-FP 110", "e-208 10", APPROVED, "Service", 110),
+    ("toyota", "HH-FP 111", "Proace 11", APPROVED, "Service", 1511),
+    ("toyota", "B-FP 112", "Corolla 12", APPROVED, "Sales", 912),
+    ("skoda", "M-FP 113", "Octavia 13", APPROVED, "Sales", 1613),
+    ("skoda", "HH-FP 114", "Enyaq 14", APPROVED, "Sales", 5314),
+    ("bmw", "B-FP 115", "i4 15", APPROVED, "Management", 4115),
+    ("bmw", "M-FP 116", "X1 16", APPROVED, "Sales", 416),
+    ("kia", "HH-FP 117", "EV6 17", APPROVED, "Sales", 3517),
+    ("kia", "B-FP 118", "Niro 18", APPROVED, "Service", 518),
+    ("tesla", "M-FP 119", "Model Y 19", APPROVED, "Management", 4319),
+    ("volvo-cars", "HH-FP 120", "XC40 20", APPROVED, "Sales", 3920),
+    ("polestar", "B-FP 121", "Polestar 2 21", APPROVED, "Management", 2021),
+    ("volkswagen", "M-FP 122", "ID. Buzz 22", APPROVED, "Service", 22),
+    ("mercedes-benz", "HH-FP 123", "Vito 23", APPROVED, "Deliveries", 223),
+    ("volkswagen", "B-FP 124", "Caddy 24", PENDING, "Service", 224),
+    ("bmw", "M-FP 125", "iX3 25", REVOKED, "Management", 6025),
+    ("renault", "HH-FP 126", "Master 26", REVOKED, "Deliveries", 2226),
+    ("ford", "B-FP 127", "Ranger 27", REVOKING, "Service", 827),
+    ("peugeot", "M-FP 128", "Expert 28", CANCELED, "Deliveries", 28),
+    ("mercedes-benz", "HH-FP 129", "Citan 29", CANCELING, "Service", 1029),
+    ("toyota", "B-FP 130", "bZ4X 30", ERROR, "Sales", 530),
+    ("skoda", "M-FP 131", "Superb 31", NOT_REQUESTED, "Management", 631),
+    ("kia", "HH-FP 132", "PV5 32", NOT_REQUESTED, "Deliveries", 1032),
 )
 
 DEMO_FLEET: tuple[DemoVehicle, ...] = tuple(
     DemoVehicle(
-        vin=f"{_WMI[brand]}FPDEMO{number:08d}",
+        vin=f"{_WMI[brand]}FPDEMO{serial:08d}",
         brand=brand,
         plate=plate,
         nickname=nickname,
         story=story,
         tags={"team": team, "cost_centre": f"CC-{400 + number % 4}"},
     )
-    for number, (brand, plate, nickname, story, team) in enumerate(_FLEET, start=1)
+    for number, (brand, plate, nickname, story, team, serial) in enumerate(_FLEET, start=1)
 )
 
 # The error a request that never reached HM leaves on the demo's "error" vehicle.

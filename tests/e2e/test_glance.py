@@ -26,7 +26,7 @@ def demo(transactional_db, live_server, settings, monkeypatch):
     settings.SITE_URL = live_server.url
     settings.MAP_TILE_URL, settings.MAP_TILE_ATTRIBUTION = OSM_TILE_URL, OSM_ATTRIBUTION
     call_command("demo", stdout=StringIO())
-    return Vehicle.objects.get(vin="WBAFPDEMO00000015").organization
+    return Vehicle.objects.get(nickname="i4 15").organization
 
 
 def log_in_as_demo(page, live_server) -> None:
@@ -129,7 +129,7 @@ def test_the_fleet_at_a_glance_on_the_demo(demo, live_server, new_page, screensh
     assert page.locator(".places-map path.map-place").count() >= 1
 
     # --- the vehicle page: history ranges and trips ----------------------------------------------
-    van = Vehicle.objects.get(vin="WBAFPDEMO00000015")
+    van = Vehicle.objects.get(nickname="i4 15")
     page.goto(f"{live_server.url}{reverse('vehicles:detail', args=[van.public_id])}")
     page.wait_for_selector("#telemetry-live")
     assert "History: last 24 hours" in page.inner_text("#telemetry-live")
