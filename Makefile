@@ -74,8 +74,10 @@ production: | check-python
 acceptance: $(VENV)/.installed-dev
 	PYTHON=$(PYTHON) scripts/production_local.sh acceptance
 
+# Every benchmark in turn, then one table: FleetPortal beside its ceilings (bench/run.py).
+# BENCH_ARGS="--runs 3" for medians of three runs, "--only fleet_overview" for one benchmark.
 bench: $(VENV)/.installed-dev
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

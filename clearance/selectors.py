@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Case, Count, F, Q, QuerySet, TextField, When
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, TextField, When
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.db.models.lookups import IExact
 from django.utils import timezone
 
-from clearance import state
+from clearance import statuses
 from clearance.fields import encrypted_field_names
-from clearance.hm import CANCELLATION_BRANDS
-from clearance.models import ClearanceEvent, Credential
-from clearance.wording import CANCEL_MIN_AGE, NOT_REQUESTED, STATUS_LABELS, STATUS_ORDER
+from clearance.models import ClearanceEvent, Credential, FleetStatusCount
+from clearance.statuses import NOT_REQUESTED
 from organizations.models import Organization
 from vehicles import geo
 from vehicles.brands import BRAND_LABELS
 from vehicles.models import Vehicle
+from vehicles.validation import TAG_SEPARATORS
 
 # URL sort key -> ORDER BY columns (the VIN breaks ties so pages are stable).
 SORTS: dict[str, tuple[str, ...]] = {
@@ -51,6 +55,7 @@ FILTER_PARAMS: tuple[str, ...] = (
     "status",
     "brand",
     "credential",
+    "tag",
     "q",
     "sort",
     "energy_below",
@@ -66,6 +71,7 @@ class FleetFilter:
     status: str = ""
     brand: str = ""
     credential: str = ""
+    tag: str = ""  # "depot=berlin" or a bare "vans"
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = False
@@ -79,6 +85,7 @@ class FleetFilter:
             self.status
             or self.brand
             or self.credential
+            or self.tag
             or self.q
             or self.energy_below is not None
             or self.silent_hours is not None
@@ -95,6 +102,7 @@ class FleetFilter:
             "status": self.status,
             "brand": self.brand,
             "credential": self.credential,
+            "tag": self.tag,
             "q": self.q,
             "sort": self.sort_param if self.sort_param != DEFAULT_SORT else "",
             "energy_below": "" if self.energy_below is None else str(self.energy_below),
@@ -107,7 +115,7 @@ class FleetFilter:
 def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     """Read filter values from URL parameters; unknown or malformed values are ignored."""
     status = (params.get("status") or "").strip()
-    if status not in STATUS_LABELS:
+    if status not in statuses.LABELS:
         status = ""
     brand = (params.get("brand") or "").strip()
     if brand not in BRAND_LABELS:
@@ -118,6 +126,7 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     except ValueError:
         credential = ""
     q = (params.get("q") or "").strip()[:100]
+    tag = (params.get("tag") or "").strip()[:320]
     sort = (params.get("sort") or "").strip()
     descending = sort.startswith("-")
     sort = sort.lstrip("-")
@@ -132,6 +141,7 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
         status=status,
         brand=brand,
         credential=credential,
+        tag=tag,
         q=q,
         sort=sort,
         descending=descending,
@@ -148,6 +158,42 @@ def _whole(raw: str | None, low: int, high: int) -> int | None:
     except ValueError:
         return None
     return value if low <= value <= high else None
+
+
+def tag_match(text: str) -> Q:
+    """Vehicles carrying the tag as it is displayed: "depot=berlin" (that key with that value,
+    any case) or a bare "vans" (that key, any value). Several tags, comma-separated: all."""
+    match = Q()
+    for part in TAG_SEPARATORS.split(text):
+        key, sep, value = (piece.strip() for piece in part.partition("="))
+        if not key:
+            continue
+        if sep and value:
+            # The key as one name ("a__b" is not a path), compared without regard to case.
+            match &= Q(IExact(KeyTextTransform(key, "tags"), value))
+        else:
+            match &= Q(tags__has_key=key)
+    return match
+
+
+def text_match(q: str) -> Q:
+    """The search box: a "key=value" word finds that tag (as tags are displayed); the rest of
+    the text, as one phrase, is looked for in the VIN, plate, nickname and tag names and
+    values ("van 1", "berlin", a bare tag "vans")."""
+    words = q.split()
+    match = Q()
+    for word in words:
+        if "=" in word.strip("="):
+            match &= tag_match(word)
+    phrase = " ".join(word for word in words if "=" not in word.strip("="))
+    if phrase:
+        match &= (
+            Q(vin__icontains=phrase)
+            | Q(license_plate__icontains=phrase)
+            | Q(nickname__icontains=phrase)
+            | Q(tags_text__icontains=phrase)
+        )
+    return match
 
 
 def vehicles_with_clearance() -> QuerySet[Vehicle]:
@@ -176,19 +222,16 @@ def filter_fleet(
         queryset = queryset.filter(brand=flt.brand)
     if flt.credential:
         queryset = queryset.filter(clearance__credential__public_id=flt.credential)
+    if flt.tag:
+        queryset = queryset.filter(tag_match(flt.tag))
     if flt.q:
-        queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(
-            Q(vin__icontains=flt.q)
-            | Q(license_plate__icontains=flt.q)
-            | Q(nickname__icontains=flt.q)
-            | Q(tags_text__icontains=flt.q)  # tag names and values, e.g. "berlin"
-        )
+        queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(text_match(flt.q))
     queryset = _telemetry_filters(queryset, organization, flt)
     columns = SORTS[flt.sort]
     first: Any = F(columns[0])
     if columns[0].startswith("latest_telemetry__"):
         # Only approved vehicles show telemetry; the others sort with those without data.
-        first = Case(When(clearance__status=state.S.APPROVED, then=first), default=None)
+        first = Case(When(clearance__status__in=statuses.DATA_FLOWS, then=first), default=None)
     # Vehicles without the value (no telemetry yet) last, either way, on every database.
     ordering: list[Any] = [
         first.desc(nulls_last=True) if flt.descending else first.asc(nulls_last=True),
@@ -204,7 +247,7 @@ def _telemetry_filters(
     newest values (LatestTelemetry), approved vehicles only."""
     if flt.energy_below is None and flt.silent_hours is None and not flt.place:
         return queryset
-    queryset = queryset.filter(clearance__status=state.S.APPROVED)
+    queryset = queryset.filter(clearance__status__in=statuses.DATA_FLOWS)
     if flt.energy_below is not None:
         queryset = queryset.filter(latest_telemetry__energy_level__lt=flt.energy_below / 100)
     if flt.silent_hours is not None:
@@ -222,22 +265,86 @@ def _telemetry_filters(
     return queryset
 
 
+# Rows an organization's counts may pile up to before a read folds them into one per status.
+COUNT_ROWS_BEFORE_FOLDING = 200
+
+
 def fleet_status_counts(organization: Organization) -> dict[str, int]:
-    """Vehicles per clearance status in ONE aggregate query (plus `total` and `in_flight`)."""
-    aggregates = {
-        status: Count("id", filter=Q(clearance__status=status)) for status in STATUS_ORDER
-    }
-    aggregates[NOT_REQUESTED] = Count("id", filter=Q(clearance__isnull=True))
-    counts = Vehicle.objects.filter(organization=organization).aggregate(
-        total=Count("id"), **aggregates
+    """Vehicles per clearance status (plus `total`, `other` and `in_flight`) in one small query.
+
+    The database keeps the counts as vehicles and clearances change (FleetStatusCount, kept by
+    the triggers of migration clearance 0004), so this costs the same for 10 or 100,000
+    vehicles. On PostgreSQL each changing statement adds rows of differences, folded into one
+    row per status by every 64th statement, and here when there are more than
+    COUNT_ROWS_BEFORE_FOLDING.
+    """
+    rows = list(
+        FleetStatusCount.objects.filter(organization=organization)
+        .values_list("status")
+        .annotate(vehicles=Sum("vehicles"), rows=Count("id"))
+        .order_by()
     )
-    known = sum(counts[status] for status in (*STATUS_ORDER, NOT_REQUESTED))
+    if sum(n_rows for _status, _vehicles, n_rows in rows) > COUNT_ROWS_BEFORE_FOLDING:
+        fold_fleet_status_counts(organization)
+    by_status = {status: int(vehicles) for status, vehicles, _rows in rows}
+    counts = {status: by_status.get(status, 0) for status in statuses.ORDER}
+    counts[NOT_REQUESTED] = by_status.get("", 0)
+    counts["total"] = sum(by_status.values())
+    known = sum(counts[status] for status in (*statuses.ORDER, NOT_REQUESTED))
     # Raw statuses HM may send that we do not know yet are counted, never hidden.
     counts["other"] = counts["total"] - known
-    counts["in_flight"] = sum(
-        counts[status] for status in STATUS_ORDER if status not in state.TERMINAL
-    )
+    counts["in_flight"] = sum(counts[status] for status in statuses.IN_FLIGHT)
     return counts
+
+
+def fold_fleet_status_counts(organization: Organization) -> None:
+    """Replace an organization's rows of differences by one row per status (PostgreSQL).
+
+    One statement (``clearance_fleet_counts_fold``, migration clearance 0004): the rows it
+    deletes are exactly the rows it sums. Changes not committed yet are not among them and stay
+    as they are; rows another transaction is folding are skipped, never waited for.
+    """
+    if connection.vendor != "postgresql":
+        return  # SQLite's triggers keep one row per status already
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clearance_fleet_counts_fold(%s)", [organization.pk])
+
+
+def fleet_count(flt: FleetFilter, counts: Mapping[str, int]) -> int | None:
+    """How many vehicles `flt` matches, when the status counters already say so (no filter, or
+    only a status); None when the rows must be counted."""
+    if replace(flt, status="", sort=DEFAULT_SORT, descending=False) != FleetFilter():
+        return None  # any other filter, including ones added later
+    return counts[flt.status] if flt.status else counts["total"]
+
+
+class FleetPaginator(Paginator[Vehicle]):
+    """Django's paginator for the fleet, with every page as cheap as the first.
+
+    * The number of vehicles comes from the status counters when they know it (``count``), so
+      there is no second COUNT(*).
+    * A page fetches the ids of its 50 vehicles first (a narrow scan of the sort index), then
+      those vehicles with their clearance; the second half of the pages is read from the end
+      in the reverse order, so the last page is the first page read backwards.
+    """
+
+    def __init__(self, object_list: QuerySet[Vehicle], per_page: int, count: int | None = None):
+        super().__init__(object_list, per_page)
+        self.queryset = object_list
+        if count is not None:
+            self.__dict__["count"] = count  # cached_property: the counters' figure
+
+    def page(self, number: Any) -> Page[Vehicle]:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = min(bottom + self.per_page, self.count)
+        queryset = self.queryset
+        ids = queryset.values("pk")
+        if bottom > self.count - top:  # nearer the end: read backwards
+            ids = ids.reverse()[self.count - top : self.count - bottom]
+        else:
+            ids = ids[bottom:top]
+        return Page(list(queryset.filter(pk__in=ids)), number, self)
 
 
 def vehicle_events(vehicle: Vehicle) -> QuerySet[ClearanceEvent]:
@@ -306,15 +413,12 @@ class BulkPlan:
 
 def bulk_plan(vehicles: QuerySet[Vehicle], action: str, *, now: datetime | None = None) -> BulkPlan:
     """Count what ``action`` would do to ``vehicles`` (any size) without loading them."""
-    now = now or timezone.now()
-    pending = Q(clearance__status=state.S.PENDING)
+    pending = Q(clearance__status=statuses.S.PENDING)
     if action == "defleet":
-        applies = Q(clearance__status__in=state.DEFLEETABLE)
+        applies = Q(clearance__status__in=statuses.DEFLEETABLE)
     else:  # queued ones are on their way already
-        applies = Q(clearance__isnull=True) | Q(clearance__status__in=state.REONBOARDABLE)
-    refused = pending & (
-        ~Q(brand__in=CANCELLATION_BRANDS) | Q(clearance__requested_at__gt=now - CANCEL_MIN_AGE)
-    )
+        applies = Q(clearance__isnull=True) | Q(clearance__status__in=statuses.REONBOARDABLE)
+    refused = statuses.cancel_refused_q(now)
     counts = vehicles.order_by().aggregate(
         total=Count("id"),
         will=Count("id", filter=applies),

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from clearance import statuses
 from organizations.models import Organization
 from telemetry.freshness import Freshness, freshness
 from telemetry.models import FleetColumns
@@ -63,7 +64,7 @@ def cells(vehicle: Any, places: Sequence[Circle], now: datetime | None = None) -
     """One row's cells; None unless the vehicle's data access is approved. ``vehicle`` comes
     with ``latest_telemetry`` and ``clearance`` selected (the fleet page's one query)."""
     clearance = getattr(vehicle, "clearance", None) if _has(vehicle, "clearance") else None
-    if clearance is None or clearance.status != "approved":
+    if clearance is None or not statuses.data_flows(clearance.status):
         return None
     latest = (
         getattr(vehicle, "latest_telemetry", None) if _has(vehicle, "latest_telemetry") else None

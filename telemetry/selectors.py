@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from clearance import statuses
 from organizations.models import Organization
 from telemetry.models import Place, TelemetrySnapshot
 from telemetry.readings import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
@@ -265,5 +266,5 @@ def fleet_map_rows(organization: Organization, *, approved_only: bool) -> QueryS
         organization=organization, latest_telemetry__latitude__isnull=False
     )
     if approved_only:
-        rows = rows.filter(clearance__status="approved")
+        rows = rows.filter(clearance__status__in=statuses.DATA_FLOWS)
     return rows.order_by("vin").values_list(*MAP_FIELDS)

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clearance.models import ClearanceStatus
+from clearance import statuses
 from imports.exports import csv_response
 from organizations.access import current_organization, get_object_for_user, require_role
 from organizations.http import OrganizationRequest
@@ -150,7 +150,7 @@ def _panel_context(request: OrganizationRequest, vehicle: Vehicle) -> dict[str, 
     snapshots = selectors.recent_snapshots(vehicle)
     # Only a Refresh somebody pressed makes the panel "busy"; a scheduled pull does not.
     busy = pull.pull_is_waiting(status, requested_only=True)
-    refresh_unavailable = pull.refresh_unavailable_reason(vehicle)
+    refresh_unavailable = pull.refresh_unavailable_reason(vehicle, has_data=bool(snapshots))
     chosen = history.window(request.GET)
     track = selectors.track(vehicle)
     newest = track[-1] if track else None
@@ -225,10 +225,7 @@ def exact_time(value: datetime | None) -> str:
 def clearance_label(status: str | None) -> str:
     if not status:
         return "No clearance"
-    try:
-        return str(ClearanceStatus(status).label)
-    except ValueError:  # a status HM invents tomorrow is stored raw
-        return status
+    return statuses.label(status)
 
 
 # The table under the map lists at most this many vehicles (the map shows them all).
@@ -331,20 +328,21 @@ def fleet_map_data(request: OrganizationRequest) -> JsonResponse:
     statuses and places by index, the vehicle page's URL as a template."""
     organization = current_organization(request)
     rows, known_places = _map_rows(organization, show_all=request.GET.get("show") == "all")
-    statuses: dict[str, int] = {}
-    status_list: list[list[str]] = []
+    status_index: dict[str, int] = {}
+    # [code, label, whether data flows]: the map greys vehicles without data access.
+    status_list: list[list[Any]] = []
     place_index = {place.name: i for i, place in enumerate(known_places)}
     vehicles = []
     for r in rows:
-        if r["status"] not in statuses:
-            statuses[r["status"]] = len(status_list)
-            status_list.append([r["status"], r["status_label"]])
+        if r["status"] not in status_index:
+            status_index[r["status"]] = len(status_list)
+            status_list.append([r["status"], r["status_label"], statuses.data_flows(r["status"])])
         vehicles.append(
             [
                 r["id"],
                 r["label"],
                 r["plate"],
-                statuses[r["status"]],
+                status_index[r["status"]],
                 r["lat"],
                 r["lon"],
                 r["seen"],

@@ -139,7 +139,7 @@
         var latlngs = [];
         data.vehicles.forEach(function (v) {
           var status = data.statuses[v[f.status]] || ["", ""];
-          var inactive = status[0] !== "approved";
+          var inactive = !status[2];  // no data access (statuses.DATA_FLOWS)
           var place = v[f.place] >= 0 ? data.places[v[f.place]] : null;
           var marker = L.circleMarker([v[f.lat], v[f.lon]], {
             className: "map-vehicle fresh-" + (inactive ? "inactive" : v[f.freshness]),
