@@ -41,7 +41,7 @@ def test_the_demo_has_alert_rules_once_and_leaves_the_users_own(capsys):
 
 def test_the_demo_fleet_is_in_every_clearance_state_with_history(capsys):
     from clearance.models import Clearance, ClearanceEvent
-    from clearance.wording import STATUS_ORDER
+    from clearance.statuses import ORDER as STATUS_ORDER
     from telemetry.models import TelemetrySnapshot
     from vehicles.models import Vehicle
 
