@@ -11,21 +11,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Q, QuerySet, Sum, TextField
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, TextField, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.db.models.lookups import IExact
+from django.utils import timezone
 
 from clearance import statuses
 from clearance.fields import encrypted_field_names
 from clearance.models import ClearanceEvent, Credential, FleetStatusCount
 from clearance.statuses import NOT_REQUESTED
 from organizations.models import Organization
+from vehicles import geo
 from vehicles.brands import BRAND_LABELS
 from vehicles.models import Vehicle
 from vehicles.validation import TAG_SEPARATORS
@@ -40,10 +43,27 @@ SORTS: dict[str, tuple[str, ...]] = {
     "changed": ("clearance__status_changed_at", "vin"),
     "seen": ("last_seen_at", "vin"),
     "added": ("created_at", "vin"),
+    # Telemetry columns (the vehicle's newest values, LatestTelemetry: one join, no subquery).
+    "energy": ("latest_telemetry__energy_level", "vin"),
+    "range": ("latest_telemetry__estimated_range_km", "vin"),
+    "odometer": ("latest_telemetry__odometer_km", "vin"),
+    "position": ("latest_telemetry__position_at", "vin"),
 }
 DEFAULT_SORT = "vin"
 # The parameters that make up "the current filter" (kept in URLs, forms and exports).
-FILTER_PARAMS: tuple[str, ...] = ("status", "brand", "credential", "tag", "q", "sort")
+FILTER_PARAMS: tuple[str, ...] = (
+    "status",
+    "brand",
+    "credential",
+    "tag",
+    "q",
+    "sort",
+    "energy_below",
+    "silent_hours",
+    "place",
+)
+# Bounds of the telemetry filters ("battery/fuel below X %", "silent for more than N hours").
+SILENT_HOURS_MAX = 24 * 366
 
 
 @dataclass(frozen=True)
@@ -55,10 +75,22 @@ class FleetFilter:
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = False
+    energy_below: int | None = None  # %, 1-100
+    silent_hours: int | None = None
+    place: str = ""  # a Place's public id
 
     @property
     def active(self) -> bool:
-        return bool(self.status or self.brand or self.credential or self.tag or self.q)
+        return bool(
+            self.status
+            or self.brand
+            or self.credential
+            or self.tag
+            or self.q
+            or self.energy_below is not None
+            or self.silent_hours is not None
+            or self.place
+        )
 
     @property
     def sort_param(self) -> str:
@@ -73,6 +105,9 @@ class FleetFilter:
             "tag": self.tag,
             "q": self.q,
             "sort": self.sort_param if self.sort_param != DEFAULT_SORT else "",
+            "energy_below": "" if self.energy_below is None else str(self.energy_below),
+            "silent_hours": "" if self.silent_hours is None else str(self.silent_hours),
+            "place": self.place,
         }
         return {key: value for key, value in params.items() if value}
 
@@ -97,6 +132,11 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     sort = sort.lstrip("-")
     if sort not in SORTS:
         sort, descending = DEFAULT_SORT, False
+    place = (params.get("place") or "").strip()
+    try:
+        place = str(uuid.UUID(place)) if place else ""
+    except ValueError:
+        place = ""
     return FleetFilter(
         status=status,
         brand=brand,
@@ -105,7 +145,19 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
         q=q,
         sort=sort,
         descending=descending,
+        energy_below=_whole(params.get("energy_below"), 1, 100),
+        silent_hours=_whole(params.get("silent_hours"), 1, SILENT_HOURS_MAX),
+        place=place,
     )
+
+
+def _whole(raw: str | None, low: int, high: int) -> int | None:
+    """A whole number within [low, high] from a URL parameter, else None (ignored)."""
+    try:
+        value = int((raw or "").strip())
+    except ValueError:
+        return None
+    return value if low <= value <= high else None
 
 
 def tag_match(text: str) -> Q:
@@ -174,9 +226,43 @@ def filter_fleet(
         queryset = queryset.filter(tag_match(flt.tag))
     if flt.q:
         queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(text_match(flt.q))
+    queryset = _telemetry_filters(queryset, organization, flt)
     columns = SORTS[flt.sort]
-    ordering = [f"-{columns[0]}" if flt.descending else columns[0], *columns[1:]]
+    first: Any = F(columns[0])
+    if columns[0].startswith("latest_telemetry__"):
+        # Only approved vehicles show telemetry; the others sort with those without data.
+        first = Case(When(clearance__status__in=statuses.DATA_FLOWS, then=first), default=None)
+    # Vehicles without the value (no telemetry yet) last, either way, on every database.
+    ordering: list[Any] = [
+        first.desc(nulls_last=True) if flt.descending else first.asc(nulls_last=True),
+        *columns[1:],
+    ]
     return queryset.order_by(*ordering)
+
+
+def _telemetry_filters(
+    queryset: QuerySet[Vehicle], organization: Organization, flt: FleetFilter
+) -> QuerySet[Vehicle]:
+    """Battery/fuel below X %, silent for more than N hours, inside a place: on the vehicle's
+    newest values (LatestTelemetry), approved vehicles only."""
+    if flt.energy_below is None and flt.silent_hours is None and not flt.place:
+        return queryset
+    queryset = queryset.filter(clearance__status__in=statuses.DATA_FLOWS)
+    if flt.energy_below is not None:
+        queryset = queryset.filter(latest_telemetry__energy_level__lt=flt.energy_below / 100)
+    if flt.silent_hours is not None:
+        cutoff = timezone.now() - timedelta(hours=flt.silent_hours)
+        queryset = queryset.filter(Q(last_seen_at__lt=cutoff) | Q(last_seen_at__isnull=True))
+    if flt.place:
+        # Places are telemetry's (a layer above): looked up by name, never imported.
+        place_model = apps.get_model("telemetry", "Place")
+        circle = place_model.objects.filter(organization=organization, public_id=flt.place).first()
+        if circle is None:
+            return queryset.none()
+        queryset = queryset.filter(
+            geo.inside_q(circle, "latest_telemetry__latitude", "latest_telemetry__longitude")
+        )
+    return queryset
 
 
 # Rows an organization's counts may pile up to before a read folds them into one per status.

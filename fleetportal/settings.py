@@ -24,6 +24,7 @@ from fleetportal.env import (
     env_str,
 )
 from fleetportal.logging_config import logging_config
+from fleetportal.maps import tile_settings
 
 # Django's generic classes (ModelAdmin[Credential], QuerySet[Vehicle]...) subscriptable at run time,
 # as the type annotations write them.
@@ -230,8 +231,8 @@ X_FRAME_OPTIONS = "DENY"
 # Error reports (the DEBUG page, error e-mails) also star the passwords inside connection URLs.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "fleetportal.reporting.SecretMaskingReporterFilter"
 
-# Map tiles are the only third-party content a page may load (telemetry map).
-MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+# Map tiles are the only third-party content a page may load (fleetportal/maps.py: OSM default).
+MAP_TILE_URL, MAP_TILE_ATTRIBUTION = tile_settings()
 _tile_origin = ""
 if MAP_TILE_URL:
     _parts = urlsplit(MAP_TILE_URL)
@@ -371,8 +372,7 @@ TELEMETRY_PRUNE_BATCH_SIZE = env_int("TELEMETRY_PRUNE_BATCH_SIZE", 5000, minimum
 TELEMETRY_STALE_AFTER_SECONDS = env_int(
     "TELEMETRY_STALE_AFTER_SECONDS", 3 * TELEMETRY_PULL_INTERVAL_SECONDS, minimum=10
 )
-# Charts and map on the vehicle page: how far back, and how many points at most.
-TELEMETRY_HISTORY_HOURS = env_int("TELEMETRY_HISTORY_HOURS", 24, minimum=1)
+# The vehicle page's map: how many of the last positions at most (charts: telemetry/history.py).
 TELEMETRY_TRACK_POINTS = env_int("TELEMETRY_TRACK_POINTS", 200, minimum=2)
 # HM MQTT v2 broker (TLS with the credential's client certificate). CA file: empty = system store.
 HM_MQTT_HOST = env_str("HM_MQTT_HOST", "mqtt-v2.high-mobility.com")
@@ -383,7 +383,6 @@ SIMULATOR_MQTT_URL = env_str("SIMULATOR_MQTT_URL", "mqtt://127.0.0.1:1883")
 SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
     "SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS", 10, minimum=1
 )
-MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
 
 # --- Notifications: alert rules, email and outgoing webhooks ------------------------------
 # How often an open page asks for the bell's unread count (paused while the tab is hidden).

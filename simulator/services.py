@@ -28,6 +28,7 @@ from .behaviour import (
     DeleteRefused,
     Entry,
     delete_action_for,
+    next_change_at,
     odometer_km,
     timeline,
     vin_error,
@@ -397,3 +398,40 @@ def travel(delta: timedelta) -> datetime:
     new_now = clock.advance(delta)
     webhooks.detect_changes(new_now)
     return new_now
+
+
+def plant_clearance(
+    app: SimulatedApp,
+    vin: str,
+    brand: str,
+    *,
+    requested_at: datetime,
+    approval_delay: timedelta,
+    deleted_at: datetime | None = None,
+    delete_action: str = "",
+    removal_delay: timedelta = timedelta(seconds=5),
+    tags: dict[str, str] | None = None,
+) -> SimClearance:
+    """Record a clearance round that began in the past (a demo fleet with a history).
+
+    Its past is taken as already notified: webhooks follow only the changes still to come.
+    """
+    now = clock.now()
+    clearance, _ = SimClearance.objects.update_or_create(
+        app=app,
+        vin=vin.upper(),
+        defaults={
+            "brand": brand,
+            "tags": tags or {},
+            "requested_at": requested_at,
+            "times_requested": 1,
+            "approval_delay_seconds": int(approval_delay.total_seconds()),
+            "removal_delay_seconds": int(removal_delay.total_seconds()),
+            "deleted_at": deleted_at,
+            "delete_action": delete_action,
+        },
+    )
+    clearance.notified_status = current_entry(clearance, now).status
+    clearance.settled = next_change_at(clearance.facts(), now) is None
+    clearance.save(update_fields=["notified_status", "settled"])
+    return clearance

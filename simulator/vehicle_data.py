@@ -8,7 +8,8 @@ tests agree without sharing state.
 The story: every vehicle drives laps of its own circular route around a European city, in cycles
 of 45-90 minutes: a trip, then a stop, then a cycle of rest. While driving the location moves, the
 odometer rises and fuel or battery falls; when it parks the ignition goes off and the doors open,
-close and lock. Tanks are refilled (batteries recharged) every so many kilometres.
+close and lock. After the trip that leaves the tank or battery below 30 %, it refuels on arrival
+or, electric, charges during the stop that follows (battery rising, status "charging").
 
 Pure Python (no Django), so the MQTT publisher and tests can reuse it.
 """
@@ -138,11 +139,39 @@ def _position(p: VehicleProfile, distance_km: float) -> tuple[float, float, floa
     return round(lat, 6), round(lon, 6), round(heading, 1)
 
 
-def energy_level(p: VehicleProfile, distance_km: float) -> float:
-    """Fuel or battery, 0.0-1.0: falls while driving, refilled every 80 % of the range."""
-    refill_every = p.full_range_km * 0.8
-    used = distance_km % refill_every
-    return round(1.0 - used / p.full_range_km, 3)
+# A vehicle charges (or refuels) at the stop after the trip that takes it below this level.
+RECHARGE_BELOW = 0.3
+
+
+def energy(p: VehicleProfile, at: datetime) -> tuple[float, bool]:
+    """Fuel or battery (0.0-1.0) at ``at`` and whether it is charging now.
+
+    Every trip uses the same energy. After the trip that leaves less than RECHARGE_BELOW, the
+    vehicle charges during the stop that follows: an electric one rises steadily to full over
+    most of the stop (charging), a combustion one is refuelled when it arrives. Then the round
+    starts again, so the level is a pure function of time like the rest of the story.
+    """
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    t = max(0.0, (at - EPOCH).total_seconds()) + p.phase_seconds
+    cycles, into = divmod(t, p.cycle_seconds)
+    cycles = int(cycles)
+    in_trip_cycle = cycles % 2 == 0
+    trip_km = p.drive_seconds * p.speed_kmh / 3600
+    trips_per_charge = int((1 - RECHARGE_BELOW) * p.full_range_km / trip_km) + 1
+    trip = (cycles // 2) % trips_per_charge
+    driven = min(into, p.drive_seconds) if in_trip_cycle else p.drive_seconds
+    level = 1.0 - (trip * trip_km + driven * p.speed_kmh / 3600) / p.full_range_km
+    stopped = not in_trip_cycle or into >= p.drive_seconds
+    if trip == trips_per_charge - 1 and stopped:
+        if not p.electric:
+            return 1.0, False
+        stop = (p.cycle_seconds - p.drive_seconds) + p.cycle_seconds
+        elapsed = (into - p.drive_seconds) if in_trip_cycle else (stop - p.cycle_seconds) + into
+        low = level
+        level = low + (1.0 - low) * min(1.0, elapsed / (0.8 * stop))
+        return round(level, 3), level < 1.0
+    return round(max(level, 0.0), 3), False
 
 
 def vehicle_state(vin: str, at: datetime, *, brand: str = "sandbox") -> dict:
@@ -150,7 +179,7 @@ def vehicle_state(vin: str, at: datetime, *, brand: str = "sandbox") -> dict:
     p = profile(vin)
     m = moment(p, at)
     lat, lon, heading = _position(p, m.distance_km)
-    level = energy_level(p, m.distance_km)
+    level, charging = energy(p, at)
     parked_for = m.seconds_into_cycle - p.drive_seconds  # negative while driving
     wobble = math.sin(m.seconds_into_cycle / 37.0)
     speed = round(p.speed_kmh + 8 * wobble, 1) if m.driving else 0.0
@@ -188,7 +217,6 @@ def vehicle_state(vin: str, at: datetime, *, brand: str = "sandbox") -> dict:
     }
     state: dict = {"vin": p.vin, "brand": brand.strip().lower().replace("-", "_")}
     if p.electric:
-        charging = not m.driving and level < 0.4
         state["charging"] = {
             "battery_level": _prop(level, at),
             "estimated_range": _prop(

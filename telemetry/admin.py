@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from telemetry.models import TelemetrySnapshot
+from telemetry.models import Place, TelemetrySnapshot
 
 
 @admin.register(TelemetrySnapshot)
@@ -30,3 +30,10 @@ class TelemetrySnapshotAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Place)
+class PlaceAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "latitude", "longitude", "radius_m")
+    list_filter = ("organization",)
+    search_fields = ("name",)

@@ -1,5 +1,8 @@
 """Telemetry history: one TelemetrySnapshot per pull answer or stream message."""
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -57,3 +60,82 @@ class TelemetrySnapshot(models.Model):
 
     def __str__(self):
         return f"{self.vehicle} at {self.captured_at:%Y-%m-%d %H:%M}"
+
+
+class Place(models.Model):
+    """A named circle of an organization (a depot, a customer's site): centre and radius.
+
+    A position inside it is said "at <name>" on the fleet list, the map and the vehicle page.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="places"
+    )
+    name = models.CharField(max_length=80)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    radius_m = models.PositiveIntegerField("radius (m)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="unique_place_name")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class LatestTelemetry(models.Model):
+    """The newest known value of each field a fleet overview shows, one row per vehicle.
+
+    Kept by ``telemetry.services`` with every stored snapshot (a stream message may carry only a
+    few fields, so each group keeps its own time), so the fleet list and the map read one row per
+    vehicle in the same query as the vehicle instead of searching the history.
+    """
+
+    vehicle = models.OneToOneField(
+        Vehicle, on_delete=models.CASCADE, primary_key=True, related_name="latest_telemetry"
+    )
+    captured_at = models.DateTimeField(db_index=True)
+    battery_level = models.FloatField(null=True, blank=True)
+    fuel_level = models.FloatField(null=True, blank=True)
+    # The lower of battery and fuel (0-1): what "below X %" compares.
+    energy_level = models.FloatField(null=True, blank=True, db_index=True)
+    energy_at = models.DateTimeField(null=True, blank=True)
+    estimated_range_km = models.FloatField(null=True, blank=True)
+    odometer_km = models.FloatField(null=True, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    position_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["latitude", "longitude"])]
+
+    def __str__(self):
+        return f"{self.vehicle_id} at {self.captured_at:%Y-%m-%d %H:%M}"
+
+
+class FleetColumns(models.Model):
+    """The fleet list's telemetry columns one member hides, remembered per organization."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fleet_columns"
+    )
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    hidden = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"], name="unique_fleet_columns_per_member"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user_id}: hides {', '.join(self.hidden) or 'nothing'}"

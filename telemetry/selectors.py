@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from clearance import statuses
 from organizations.models import Organization
-from telemetry.models import TelemetrySnapshot
+from telemetry.models import Place, TelemetrySnapshot
 from telemetry.readings import DOOR_ORDER, FAILURE_REASON_WORDS, parse_timestamp
 from vehicles.models import Vehicle
 
@@ -210,20 +211,6 @@ def latest_doors(snapshots: list[TelemetrySnapshot]) -> list[dict[str, Any]]:
     return out
 
 
-def history(
-    vehicle: Vehicle, *, hours: int | None = None, limit: int = 500
-) -> list[dict[str, Any]]:
-    """Normalised columns of the last hours, oldest first (for the charts)."""
-    since = timezone.now() - timedelta(hours=hours or settings.TELEMETRY_HISTORY_HOURS)
-    rows = list(
-        TelemetrySnapshot.objects.filter(vehicle=vehicle, captured_at__gte=since)
-        .order_by("-captured_at")
-        .values("captured_at", "odometer_km", "fuel_level", "battery_level", "speed_kmh")[:limit]
-    )
-    rows.reverse()
-    return [dict(row) for row in rows]
-
-
 def track(vehicle: Vehicle, limit: int | None = None) -> list[dict[str, Any]]:
     """The last positions, oldest first: [{lat, lon, at (ISO), when (shown)}]."""
     rows = list(
@@ -244,26 +231,40 @@ def track(vehicle: Vehicle, limit: int | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def _last(field: str) -> Subquery:
-    return Subquery(
-        TelemetrySnapshot.objects.filter(vehicle=OuterRef("pk"), latitude__isnull=False)
-        .order_by("-captured_at")
-        .values(field)[:1]
-    )
+def places_of(organization: Organization) -> list[Any]:
+    """The organization's named places (few: read once per page, matched in Python)."""
+    return list(Place.objects.filter(organization=organization).order_by("name"))
 
 
-def fleet_positions(organization: Organization) -> QuerySet[Vehicle]:
-    """Every vehicle of the organization with its last known position and clearance status
-    (``clearance_status``, None without a clearance), in one query."""
-    return (
-        Vehicle.objects.filter(organization=organization)
-        .annotate(
-            last_latitude=_last("latitude"),
-            last_longitude=_last("longitude"),
-            last_position_at=_last("captured_at"),
-        )
-        .filter(last_latitude__isnull=False)
-        .annotate(clearance_status=F("clearance__status"))
-        .only("pk", "public_id", "vin", "nickname", "license_plate", "last_seen_at")
-        .order_by("vin")
+def place_json(places: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": p.name, "lat": p.latitude, "lon": p.longitude, "radius": p.radius_m}
+        for p in places
+    ]
+
+
+# The fleet map's data: one row per positioned vehicle, as compact arrays (see fleet_map_rows).
+MAP_FIELDS: tuple[str, ...] = (
+    "public_id",
+    "vin",
+    "nickname",
+    "license_plate",
+    "clearance__status",
+    "latest_telemetry__latitude",
+    "latest_telemetry__longitude",
+    "latest_telemetry__position_at",
+    "latest_telemetry__battery_level",
+    "latest_telemetry__fuel_level",
+    "last_seen_at",
+)
+
+
+def fleet_map_rows(organization: Organization, *, approved_only: bool) -> QuerySet:
+    """Every positioned vehicle of the organization (approved ones only, by default) with its
+    last position, energy level and last report: ONE query (a join on LatestTelemetry)."""
+    rows = Vehicle.objects.filter(
+        organization=organization, latest_telemetry__latitude__isnull=False
     )
+    if approved_only:
+        rows = rows.filter(clearance__status__in=statuses.DATA_FLOWS)
+    return rows.order_by("vin").values_list(*MAP_FIELDS)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clearance.models import Credential
-from telemetry.models import TelemetrySnapshot
+from telemetry.models import LatestTelemetry, TelemetrySnapshot
 from telemetry.mqtt import PermanentMessageError
 from telemetry.parse import ParsedTelemetry, TelemetryParseError, parse_json
 from telemetry.selectors import FIELD_LABELS
@@ -79,6 +79,89 @@ def recorded_event(
     )
 
 
+def build_snapshot(
+    vehicle: Vehicle, parsed: ParsedTelemetry, *, source: str, received_at: datetime
+) -> TelemetrySnapshot:
+    """The unsaved row for one parsed payload: normalised columns, fields with their HM times."""
+    captured_at, receive_time_reason = _captured_at(parsed, received_at)
+    fields_meta = parsed.fields_json()
+    if receive_time_reason:
+        fields_meta[CAPTURED_AT_SOURCE] = RECEIVE_TIME
+        fields_meta[CAPTURED_AT_REASON] = receive_time_reason
+    coords = _value(parsed.coordinates)
+    return TelemetrySnapshot(
+        vehicle=vehicle,
+        captured_at=captured_at,
+        received_at=received_at,
+        source=source,
+        message_id=(parsed.message_id or "")[:100],
+        data=parsed.raw,
+        fields_meta=fields_meta,
+        odometer_km=_value(parsed.odometer_km),
+        fuel_level=_value(parsed.fuel_level),
+        battery_level=_value(parsed.battery_level),
+        estimated_range_km=_value(parsed.estimated_range_km),
+        charging_state=(_value(parsed.charging_state) or "")[:40],
+        latitude=coords.latitude if coords else None,
+        longitude=coords.longitude if coords else None,
+        heading_deg=_value(parsed.heading_deg),
+        speed_kmh=_value(parsed.speed_kmh),
+        ignition=(_value(parsed.ignition) or "")[:20],
+        doors_locked=_value(parsed.doors_locked),
+    )
+
+
+def _merge_latest(row: LatestTelemetry, snap: TelemetrySnapshot) -> None:
+    """Take what ``snap`` says that is newer than ``row`` knows, group by group."""
+    at = snap.captured_at
+    row.captured_at = max(row.captured_at, at) if row.captured_at else at
+    levels = [v for v in (snap.battery_level, snap.fuel_level) if v is not None]
+    if levels and (row.energy_at is None or at >= row.energy_at):
+        row.battery_level, row.fuel_level = snap.battery_level, snap.fuel_level
+        row.energy_level = min(levels)
+        row.energy_at = at
+        if snap.estimated_range_km is not None:
+            row.estimated_range_km = snap.estimated_range_km
+    if snap.odometer_km is not None:
+        row.odometer_km = max(row.odometer_km or 0.0, snap.odometer_km)
+    has_position = snap.latitude is not None and snap.longitude is not None
+    if has_position and (row.position_at is None or at >= row.position_at):
+        row.latitude, row.longitude, row.position_at = snap.latitude, snap.longitude, at
+
+
+def remember_latest(snapshot: TelemetrySnapshot) -> None:
+    """Fold a stored snapshot into its vehicle's LatestTelemetry row (call in a transaction)."""
+    row = LatestTelemetry.objects.select_for_update().filter(vehicle_id=snapshot.vehicle_id).first()
+    if row is None:
+        row = LatestTelemetry(vehicle_id=snapshot.vehicle_id, captured_at=snapshot.captured_at)
+    _merge_latest(row, snapshot)
+    row.save()
+
+
+def rebuild_latest(vehicle_ids: list[int]) -> int:
+    """Recompute LatestTelemetry from the history (after a bulk load; the migration)."""
+    done = 0
+    for vehicle_id in vehicle_ids:
+        history = TelemetrySnapshot.objects.filter(vehicle_id=vehicle_id).order_by(
+            "-captured_at", "-pk"
+        )
+        newest = history.first()
+        if newest is None:
+            LatestTelemetry.objects.filter(vehicle_id=vehicle_id).delete()
+            continue
+        row = LatestTelemetry(vehicle_id=vehicle_id, captured_at=newest.captured_at)
+        picks = [
+            history.filter(latitude__isnull=False, longitude__isnull=False).first(),
+            history.filter(Q(battery_level__isnull=False) | Q(fuel_level__isnull=False)).first(),
+            history.filter(odometer_km__isnull=False).order_by("-odometer_km").first(),
+        ]
+        for snap in sorted((p for p in picks if p), key=lambda p: p.captured_at):
+            _merge_latest(row, snap)
+        row.save()
+        done += 1
+    return done
+
+
 def record_snapshot(
     vehicle: Vehicle,
     parsed: ParsedTelemetry,
@@ -118,34 +201,11 @@ def record_snapshot(
         )
         if latest and same_time and latest.data == parsed.raw:
             return latest
-    fields_meta = parsed.fields_json()
-    if receive_time_reason:
-        fields_meta[CAPTURED_AT_SOURCE] = RECEIVE_TIME
-        fields_meta[CAPTURED_AT_REASON] = receive_time_reason
-    coords = _value(parsed.coordinates)
-    snapshot = TelemetrySnapshot(
-        vehicle=vehicle,
-        captured_at=captured_at,
-        received_at=received_at,
-        source=source,
-        message_id=message_id,
-        data=parsed.raw,
-        fields_meta=fields_meta,
-        odometer_km=_value(parsed.odometer_km),
-        fuel_level=_value(parsed.fuel_level),
-        battery_level=_value(parsed.battery_level),
-        estimated_range_km=_value(parsed.estimated_range_km),
-        charging_state=(_value(parsed.charging_state) or "")[:40],
-        latitude=coords.latitude if coords else None,
-        longitude=coords.longitude if coords else None,
-        heading_deg=_value(parsed.heading_deg),
-        speed_kmh=_value(parsed.speed_kmh),
-        ignition=(_value(parsed.ignition) or "")[:20],
-        doors_locked=_value(parsed.doors_locked),
-    )
+    snapshot = build_snapshot(vehicle, parsed, source=source, received_at=received_at)
     try:
         with transaction.atomic():
             snapshot.save()
+            remember_latest(snapshot)
             # "Last seen" for the fleet list: only ever moves forward; one UPDATE, no read.
             # Data without any HM time may be old, so it does not make the car "seen" now.
             if receive_time_reason != NO_HM_TIMESTAMP:

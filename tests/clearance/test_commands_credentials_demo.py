@@ -35,10 +35,13 @@ def test_demo_wires_a_simulator_credential_and_queues_sandbox_vehicles_once(
     assert credential.client_secret not in first and credential.webhook_secret not in first
 
     vehicles = Vehicle.objects.filter(organization=credential.organization)
-    assert vehicles.count() == 8
+    # The 8 sandbox vehicles are queued; the rest of the demo fleet (fleetportal/demo_fleet.py)
+    # comes with its clearance history, two vehicles without a clearance.
+    assert vehicles.count() == 40
     assert vehicles.get(vin="2HM00000000000001").odometer_km == 2050
     assert {"2HM00000000000002", "2HM00000000000003"} <= set(vehicles.values_list("vin", flat=True))
-    assert Clearance.objects.filter(credential=credential).count() == 8
+    assert Clearance.objects.filter(credential=credential).count() == 38
+    assert Clearance.objects.filter(credential=credential, status="queued").count() == 8
     assert "8 newly queued" in first
 
     # The credential really works against the simulator.
@@ -55,9 +58,9 @@ def test_demo_wires_a_simulator_credential_and_queues_sandbox_vehicles_once(
     assert SimulatedApp.objects.count() == 1
     assert Credential.objects.count() == 1
     assert Credential.objects.get().client_secret == credential.client_secret
-    assert Vehicle.objects.count() == 8
+    assert Vehicle.objects.count() == 40
     assert "0 newly queued" in second
-    assert ClearanceEvent.objects.filter(to_status="queued").count() == queued_events == 8
+    assert ClearanceEvent.objects.filter(to_status="queued").count() == queued_events == 38
     assert "password: demo-password-for-tests" in second
 
 

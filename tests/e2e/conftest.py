@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
+import zlib
 
 import pytest
 
@@ -27,6 +29,29 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery staple"  # tests.factories.UserFactory
+# The machines have no internet: map tiles (OpenStreetMap's by default) are served by the
+# browser context itself, and every tile URL a page asks for is kept in `page.tile_requests`.
+TILE_URL_PATTERN = "https://tile.openstreetmap.org/**"
+
+
+def _tile_png(size: int = 256) -> bytes:
+    """A plain light tile (a real PNG, so Leaflet shows it)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xe8\xee\xe4" * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+TILE_PNG = _tile_png()
 
 
 def chromium_works() -> bool:
@@ -78,6 +103,13 @@ def new_page(browser):
         )
         page = context.new_page()
         page.set_default_timeout(15_000)
+        page.tile_requests = []
+
+        def serve_tile(route, request):
+            page.tile_requests.append(request.url)
+            route.fulfill(status=200, content_type="image/png", body=TILE_PNG)
+
+        context.route(TILE_URL_PATTERN, serve_tile)
         page.problems = []
         page.on(
             "console",

@@ -17,6 +17,7 @@ from simulator.vehicle_data import vehicle_state
 from telemetry import services
 from telemetry.parse import parse_rest
 from tests.conftest import logged_in_client, wait_for
+from tests.e2e.conftest import TILE_PNG, TILE_URL_PATTERN
 from tests.factories import ClearanceFactory
 from tests.utils import require
 
@@ -66,6 +67,8 @@ class Page:
             ]
         )
         self.page = self.context.new_page()
+        self.tile_requests: list[str] = []
+        self.context.route(TILE_URL_PATTERN, self._serve_tile)
         self.problems: list[str] = []
         self.page.on(
             "console",
@@ -73,6 +76,10 @@ class Page:
         )
         self.page.on("pageerror", lambda exc: self.problems.append(str(exc)))
         self.base = live_server.url
+
+    def _serve_tile(self, route, request) -> None:
+        self.tile_requests.append(request.url)
+        route.fulfill(status=200, content_type="image/png", body=TILE_PNG)
 
     def goto(self, path: str):
         self.page.goto(self.base + path)
@@ -235,7 +242,7 @@ def test_fleet_map_without_tiles_labels_vehicles_and_uses_portal_dates(
     p.wait_for_selector(".leaflet-popup .map-popup", timeout=5_000)
     popup = p.inner_text(".leaflet-popup .map-popup")
     assert "Data access: Approved" in popup
-    assert re.search(r"Position reported \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", popup), popup
+    assert re.search(r"last report \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", popup), popup
     assert "AM" not in popup and "PM" not in popup and "/" not in popup
     p.screenshot(path=str(screenshots / "telemetry_fleet_map_plain.png"), full_page=True)
     # Every vehicle on request, its status in the popup and the table.
@@ -251,7 +258,7 @@ def test_pending_vehicle_offers_no_refresh(page, transactional_db, organization)
     ).vehicle
     p = page.goto(reverse("vehicles:detail", args=[vehicle.public_id]))
     p.wait_for_selector("#telemetry-live", timeout=10_000)
-    assert p.locator("#telemetry-live button[type=submit]").count() == 0
+    assert p.locator("#telemetry-live form[method=post] button").count() == 0  # no Refresh
     assert "once the clearance is approved" in p.inner_text("#telemetry-live")
     assert page.problems == []
 
@@ -276,5 +283,84 @@ def test_without_javascript_the_vehicle_page_links_to_the_panel(
         assert page.url.endswith(reverse("telemetry:panel", args=[vehicle.public_id]))
         assert page.locator(".telemetry-field").count() >= 8
         assert "Loading telemetry" not in page.content()
+    finally:
+        p.context.close()
+
+
+def test_fleet_map_shows_openstreetmap_tiles_popups_and_places(
+    page, transactional_db, organization, screenshots, settings
+):
+    from fleetportal.maps import OSM_ATTRIBUTION, OSM_TILE_URL
+    from telemetry.models import LatestTelemetry, Place
+
+    settings.MAP_TILE_URL, settings.MAP_TILE_ATTRIBUTION = OSM_TILE_URL, OSM_ATTRIBUTION
+    van = ClearanceFactory(
+        vehicle__organization=organization,
+        vehicle__vin="2HM00000000000007",
+        vehicle__nickname="Blue van",
+        vehicle__license_plate="B-BV 7",
+        status="approved",
+    ).vehicle
+    drive(van, minutes=0)
+    latest = LatestTelemetry.objects.get(vehicle=van)
+    Place.objects.create(
+        organization=organization,
+        name="Depot North",
+        latitude=latest.latitude,
+        longitude=latest.longitude,
+        radius_m=400,
+    )
+    p = page.goto("/telemetry/map/")
+    p.wait_for_selector(".fleet-map[data-loaded='1']", timeout=10_000)
+    wait_for(lambda: page.tile_requests, timeout=10, message="a tile request")
+    assert all(
+        re.fullmatch(r"https://tile\.openstreetmap\.org/\d+/\d+/\d+\.png", url)
+        for url in page.tile_requests
+    ), page.tile_requests
+    assert "OpenStreetMap" in p.inner_text(".leaflet-control-attribution")
+    assert p.locator(".map-label").count() == 0  # tiles: no permanent labels
+    assert p.locator(".fleet-map path.map-place").count() == 1
+    p.locator(".fleet-map path.map-vehicle").first.click(force=True)
+    p.wait_for_selector(".leaflet-popup .map-popup", timeout=5_000)
+    popup = p.inner_text(".leaflet-popup .map-popup")
+    for words in ("Blue van", "Plate B-BV 7", "Data access: Approved", "At Depot North"):
+        assert words in popup, popup
+    assert re.search(r"(Battery|Fuel) \d+ %", popup) and "Reporting · last report" in popup
+    assert "fresh-reporting" in p.get_attribute(".fleet-map path.map-vehicle", "class")
+    href = p.get_attribute(".leaflet-popup .map-popup a", "href")
+    assert href.endswith(reverse("vehicles:detail", args=[van.public_id]))
+    assert "at Depot North" in p.inner_text("table.fleet-positions")
+    p.screenshot(path=str(screenshots / "telemetry_fleet_map_osm.png"), full_page=True)
+    assert page.problems == []
+
+
+def test_a_place_is_drawn_on_the_map_and_saved(
+    browser, live_server, transactional_db, organization, manager_user, screenshots, settings
+):
+    from telemetry.models import Place
+
+    settings.MAP_TILE_URL = ""
+    p = Page(browser, live_server, manager_user, organization)
+    try:
+        page = p.goto("/telemetry/places/")
+        page.wait_for_selector(".places-map.leaflet-container", timeout=10_000)
+        for _ in range(7):  # from Europe down to a city's streets
+            page.click(".places-map .leaflet-control-zoom-in")
+            page.wait_for_timeout(300)
+        box = page.locator(".places-map").bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.click(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2)
+        assert page.input_value("#id_latitude") and page.input_value("#id_longitude")
+        radius = int(page.input_value("#id_radius_m"))
+        assert radius >= 20
+        assert page.locator(".places-map path.map-place-new").count() == 1
+        page.fill("#id_name", "Drawn depot")
+        page.click("text=Save place")
+        page.wait_for_selector("text=Place “Drawn depot” saved.")
+        place = Place.objects.get(organization=organization)
+        assert place.name == "Drawn depot" and place.radius_m == radius
+        assert page.locator(".places-map path.map-place").count() == 1
+        page.screenshot(path=str(screenshots / "telemetry_places.png"), full_page=True)
+        assert p.problems == []
     finally:
         p.context.close()

@@ -156,7 +156,8 @@ def test_fleet_map_lists_last_positions(
         response = viewer_client.get(reverse("telemetry:fleet_map"))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "&quot;label&quot;: &quot;Van A&quot;" in html and "Foreign" not in html
+    assert "Van A" in html and "Foreign" not in html
+    assert [p["label"] for p in map_data(viewer_client)] == ["Van A"]
     assert "1 without a known position" in html
     assert 'data-kind="fleet"' in html and "leaflet.markercluster.js" in html
 
@@ -473,6 +474,15 @@ def position_payload(lat: float, at: str = "2026-11-22T01:21:48Z") -> dict:
     }
 
 
+def map_data(client, query: str = "") -> list[dict]:
+    """The fleet map's compact JSON, each vehicle as a dict (status as [code, label])."""
+    data = client.get(reverse("telemetry:fleet_map_data") + query).json()
+    rows = [dict(zip(data["fields"], row, strict=True)) for row in data["vehicles"]]
+    for row in rows:
+        row["status"] = data["statuses"][row["status"]][:2]  # [code, label]
+    return rows
+
+
 def map_points(html: str) -> list[dict]:
     import html as html_lib
 
@@ -494,10 +504,11 @@ def test_fleet_map_shows_approved_vehicles_with_status_and_portal_dates(
         services.record_snapshot(v, parse_rest(position_payload(lat)), source="pull")
 
     html = viewer_client.get(reverse("telemetry:fleet_map")).content.decode()
-    points = map_points(html)
+    points = map_data(viewer_client)
     assert [p["label"] for p in points] == ["Van A"]
-    assert points[0]["status"] == "Approved" and points[0]["approved"] is True
+    assert points[0]["status"] == ["approved", "Approved"]
     assert points[0]["seen"] == "2026-11-22 01:21:48 UTC"  # ISO-like, not 11/22/2026, 1:21 AM
+    assert points[0]["freshness_words"] == "Silent for 8 h"  # reported 01:21, now 10:05
     assert "Old van" not in html
     assert "1 vehicle with a position but no approved data access" in html
     rows = html[html.index("fleet-positions") :]
@@ -505,8 +516,8 @@ def test_fleet_map_shows_approved_vehicles_with_status_and_portal_dates(
     assert "Approved" in rows
 
     html = viewer_client.get(reverse("telemetry:fleet_map") + "?show=all").content.decode()
-    points = {p["label"]: p for p in map_points(html)}
-    assert points["Old van"]["status"] == "Revoked" and points["Old van"]["approved"] is False
+    points = {p["label"]: p for p in map_data(viewer_client, "?show=all")}
+    assert points["Old van"]["status"] == ["revoked", "Revoked"]
     rows = html[html.index("fleet-positions") :]
     assert "Old van" in rows and "Revoked" in rows
     assert "Show approved vehicles only" in html
@@ -531,7 +542,8 @@ def test_vehicle_page_links_to_the_panel_without_javascript(viewer_client, vehic
 def test_the_panel_page_works_without_javascript(manager_client, with_data):
     html = manager_client.get(panel_url(with_data)).content.decode()
     assert "<html" in html and "Loading telemetry" not in html
-    assert 'method="post"' in html and f'action="{panel_url(with_data)}refresh/"' in html
+    # The chosen history range (24 hours by default) stays after a Refresh.
+    assert 'method="post"' in html and f'action="{panel_url(with_data)}refresh/?range=24h"' in html
     assert "12,346 km" in html
 
 

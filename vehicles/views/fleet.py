@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import push_url
 
+from clearance import statuses
 from clearance.models import Credential
 from clearance.selectors import (
     BULK_SAMPLE_SIZE,
@@ -35,6 +36,8 @@ from clearance.wording import credential_label
 from organizations.access import current_organization, require_membership, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
+from telemetry import fleet_columns
+from telemetry.selectors import places_of
 from vehicles.brands import BRAND_CHOICES
 from vehicles.views import common
 
@@ -81,6 +84,42 @@ def _columns(flt) -> list[dict]:
     return columns
 
 
+def _telemetry_context(
+    request: OrganizationRequest, rows: list, flt, *, with_places: bool = True
+) -> dict:
+    """The telemetry columns the member shows (remembered), each row's cells from its
+    LatestTelemetry (selected with the rows) and the places: two queries, whatever the page."""
+    organization = current_organization(request)
+    hidden = fleet_columns.hidden_columns(request.user, organization)
+    # For the rows' "at Depot North" and the place filter.
+    places = places_of(organization) if with_places else []
+    for row in rows:
+        row.tele = (
+            fleet_columns.cells(row.vehicle, places) if statuses.data_flows(row.status) else None
+        )
+    shown = []
+    for key, label, sort in fleet_columns.COLUMNS:
+        if key in hidden:
+            continue
+        current = flt.sort == sort
+        shown.append(
+            {
+                "key": key,
+                "label": label,
+                "sort": sort,
+                "next": sort if (current and flt.descending) or not current else f"-{sort}",
+                "aria_sort": ("descending" if flt.descending else "ascending") if current else "",
+            }
+        )
+    return {
+        "tele_columns": shown,
+        "tele_choices": [
+            (key, label, key not in hidden) for key, label, _ in fleet_columns.COLUMNS
+        ],
+        "places": places,
+    }
+
+
 def _counters_context(counts: dict[str, int], flt, *, matching: int) -> dict:
     return {
         "counts": counts,
@@ -111,9 +150,11 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
     organization = request.membership.organization
     flt = parse_fleet_filter(request.GET)
     counts = fleet_status_counts(organization)
-    page = FleetPaginator(
-        filter_fleet(organization, flt), common.PAGE_SIZE, count=fleet_count(flt, counts)
-    ).get_page(request.GET.get("page"))
+    # The newest telemetry comes in the same query (a one-to-one join), never per row.
+    vehicles = filter_fleet(organization, flt).select_related("latest_telemetry")
+    page = FleetPaginator(vehicles, common.PAGE_SIZE, count=fleet_count(flt, counts)).get_page(
+        request.GET.get("page")
+    )
     rows = [common.decorate(vehicle) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
@@ -134,6 +175,7 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         "filter_params": flt.as_params(),
         "import_url": common.url_or_none("imports:upload"),
         "export_url": f"{export_url}?{filter_query}" if export_url and filter_query else export_url,
+        **_telemetry_context(request, rows, flt),
     }
     if request.htmx and request.htmx.target == "fleet-table":
         context["counters_oob"] = True
@@ -170,6 +212,12 @@ def vehicle_row(request: OrganizationRequest, public_id) -> HttpResponse:
         "v": vehicle,
         "can_manage": common.can_manage(request),
         "selected": str(vehicle.public_id) in request.GET.getlist("vehicle"),
+        **_telemetry_context(
+            request,
+            [vehicle],
+            parse_fleet_filter(request.GET),
+            with_places=statuses.data_flows(vehicle.status),
+        ),
     }
     return render(request, f"{common.FLEET_TEMPLATE}#vehicle-row", context)
 
@@ -203,8 +251,10 @@ def fleet_live(request: OrganizationRequest) -> HttpResponse:
     changed = []
     gone = set(shown)
     if shown:
-        for vehicle in vehicles_with_clearance().filter(
-            organization=organization, public_id__in=list(shown)
+        for vehicle in (
+            vehicles_with_clearance()
+            .select_related("latest_telemetry")
+            .filter(organization=organization, public_id__in=list(shown))
         ):
             key = str(vehicle.public_id)
             gone.discard(key)
@@ -217,6 +267,8 @@ def fleet_live(request: OrganizationRequest) -> HttpResponse:
     context = {
         **counters,
         **_live_settings(),
+        # Changed rows come with their telemetry columns, like the page's.
+        **(_telemetry_context(request, changed, flt) if changed else {}),
         "live_rows": changed,
         "live_gone": sorted(gone),
         "live_counters": counters_moved,
