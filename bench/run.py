@@ -20,7 +20,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import report  # noqa: E402 - bench/ is not a package
+import _printed  # noqa: E402 - bench/ is not a package
+import report  # noqa: E402
 
 NOT_BENCHMARKS = {"report.py", "run.py"}
 
@@ -32,6 +33,20 @@ def benchmarks(only: list[str]) -> list[Path]:
     if only:
         found = [p for p in found if p.stem in only]
     return found
+
+
+def run_teed(command: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run `command`, its output shown as it comes and kept."""
+    lines = []
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+    return process.returncode, "".join(lines)
 
 
 def main() -> int:
@@ -55,8 +70,15 @@ def main() -> int:
         for run in range(1, args.runs + 1):
             print(f"== {name} (run {run} of {args.runs})", flush=True)
             started = time.monotonic()
-            code = subprocess.call([sys.executable, str(bench)], cwd=root, env=env)
+            before = report.read_lines(path)
+            code, output = run_teed([sys.executable, str(bench)], cwd=root, env=env)
             print(f"== {name}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
+            if name in _printed.READERS:
+                # Its figures as printed, for the measures it did not report itself.
+                reported = {row.measure for row in report.read_lines(path)[len(before) :]}
+                for row in _printed.READERS[name](output):
+                    if row.measure not in reported:
+                        report.keep(row, path)
             if code:
                 failed.append(name)
                 reasons[name] = f"{name} failed (exit {code}); its output is above"
@@ -72,7 +94,8 @@ def main() -> int:
             reasons[bench_name] = f"{bench_name} was not run (--only)"
         else:
             reasons[bench_name] = (
-                f"{bench_name} ran but does not report this measure (its own figures are above)"
+                f"{bench_name} ran but neither reported this measure nor printed it in the form "
+                "bench/_printed.py reads (its own figures are above)"
             )
     report.print_table(report.read(path), reasons=reasons)
     print(f"\n{args.runs} run(s) of each benchmark; rows kept in {path}")
