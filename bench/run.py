@@ -1,6 +1,7 @@
 """Run every benchmark in bench/ and print their figures as one table (``make bench``).
 
     python bench/run.py [--runs 3] [--only fleet_overview,webhooks] [--keep report.jsonl]
+                        [--args csv_import="--rows 10000"]
 
 Each benchmark runs as its own process with its default sizes, in turn (they share the machine,
 never run side by side), and reports its rows through ``bench/report.py``; with ``--runs N``
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -54,8 +56,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs of each benchmark")
     parser.add_argument("--only", default="", help="benchmarks to run, e.g. fleet_overview")
     parser.add_argument("--keep", help="keep the reported rows in this file (JSON lines)")
+    parser.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar='NAME="ARGS"',
+        help='arguments for one benchmark, e.g. --args csv_import="--rows 10000" (repeatable)',
+    )
     args = parser.parse_args()
     only = [name.strip().removesuffix(".py") for name in args.only.split(",") if name.strip()]
+    extra = {}
+    for item in args.args:
+        name, _, value = item.partition("=")
+        extra[name.strip().removesuffix(".py")] = shlex.split(value)
     path = args.keep or tempfile.mkstemp(prefix="fleetportal-bench-", suffix=".jsonl")[1]
     if not args.keep:
         Path(path).write_text("")
@@ -71,7 +84,8 @@ def main() -> int:
             print(f"== {name} (run {run} of {args.runs})", flush=True)
             started = time.monotonic()
             before = report.read_lines(path)
-            code, output = run_teed([sys.executable, str(bench)], cwd=root, env=env)
+            command = [sys.executable, str(bench), *extra.get(bench.stem, [])]
+            code, output = run_teed(command, cwd=root, env=env)
             print(f"== {name}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
             if name in _printed.READERS:
                 # Its figures as printed, for the measures it did not report itself.
