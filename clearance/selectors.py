@@ -23,11 +23,11 @@ from django.utils import timezone
 from clearance import state
 from clearance.fields import encrypted_field_names
 from clearance.hm import CANCELLATION_BRANDS
-from clearance.models import ClearanceEvent, Credential
+from clearance.models import ClearanceEvent, Credential, FleetStatusCount
 from clearance.wording import CANCEL_MIN_AGE, NOT_REQUESTED, STATUS_LABELS, STATUS_ORDER
 from organizations.models import Organization
 from vehicles.brands import BRAND_LABELS
-from vehicles.models import FleetStatusCount, Vehicle
+from vehicles.models import Vehicle
 
 # URL sort key -> ORDER BY columns (the VIN breaks ties so pages are stable).
 SORTS: dict[str, tuple[str, ...]] = {
@@ -144,7 +144,7 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
     """Vehicles per clearance status (plus `total`, `other` and `in_flight`) in one small query.
 
     The database keeps the counts as vehicles and clearances change (FleetStatusCount, kept by
-    the triggers of migration vehicles 0003), so this costs the same for 10 or 100,000
+    the triggers of migration clearance 0004), so this costs the same for 10 or 100,000
     vehicles. On PostgreSQL each changing statement adds rows of differences, folded into one
     row per status by every 64th statement, and here when there are more than
     COUNT_ROWS_BEFORE_FOLDING.
@@ -173,14 +173,14 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
 def fold_fleet_status_counts(organization: Organization) -> None:
     """Replace an organization's rows of differences by one row per status (PostgreSQL).
 
-    One statement (``fleet_counts_fold``, migration vehicles 0003): the rows it
+    One statement (``clearance_fleet_counts_fold``, migration clearance 0004): the rows it
     deletes are exactly the rows it sums. Changes not committed yet are not among them and stay
     as they are; rows another transaction is folding are skipped, never waited for.
     """
     if connection.vendor != "postgresql":
         return  # SQLite's triggers keep one row per status already
     with connection.cursor() as cursor:
-        cursor.execute("SELECT fleet_counts_fold(%s)", [organization.pk])
+        cursor.execute("SELECT clearance_fleet_counts_fold(%s)", [organization.pk])
 
 
 def fleet_count(flt: FleetFilter, counts: Mapping[str, int]) -> int | None:

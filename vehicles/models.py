@@ -43,34 +43,3 @@ class Vehicle(models.Model):
 
     def __str__(self):
         return self.nickname or self.vin
-
-
-class FleetStatusCount(models.Model):
-    """How many of an organization's vehicles are in a clearance status ("" for vehicles with
-    no clearance), kept by database triggers on vehicles and clearances (migration vehicles
-    0003), so the fleet counters never count the fleet and no writer (bulk import, queryset
-    update, cascade) can forget them. Read by ``clearance.selectors.fleet_status_counts``.
-
-    On PostgreSQL every statement appends its changes as rows of +/- vehicles (no two
-    transactions ever wait on the same counter row), an organization's count of a status is the
-    sum of its rows, and the rows are folded into one per status now and then. On SQLite (one
-    writer at a time) each (organization, status) has one row, updated in place.
-    """
-
-    # No foreign key constraint: the triggers write while an organization's vehicles are
-    # deleted, before or after the organization itself.
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    status = models.CharField(max_length=32, blank=True)
-    vehicles = models.BigIntegerField()
-
-    class Meta:
-        indexes = [models.Index(fields=["organization", "status"])]
-
-    def __str__(self) -> str:
-        return f"{self.status or 'no clearance'}: {self.vehicles:+d}"

@@ -1,4 +1,4 @@
-"""The fleet counters kept by the database (migration vehicles 0003): equal to counting the
+"""The fleet counters kept by the database (migration clearance 0004): equal to counting the
 vehicles, whoever changes them and however (bulk statements, raw SQL, cascades), also when two
 transactions change statuses at once."""
 
@@ -8,11 +8,11 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import Count
 
-from clearance.models import Clearance
+from clearance.models import Clearance, FleetStatusCount
 from clearance.selectors import fleet_status_counts, fold_fleet_status_counts
 from clearance.wording import NOT_REQUESTED, STATUS_ORDER
 from tests.factories import CredentialFactory, OrganizationFactory, VehicleFactory
-from vehicles.models import FleetStatusCount, Vehicle
+from vehicles.models import Vehicle
 
 
 def assert_counts_true(organization) -> dict[str, int]:

@@ -2,7 +2,7 @@
 
 The fleet counters used to count every vehicle of an organization joined to its clearance on
 each request (a scan growing with the whole installation). Triggers on vehicles and clearances
-now keep ``vehicles_fleetstatuscount`` up to date in the same transaction as every change,
+now keep ``clearance_fleetstatuscount`` up to date in the same transaction as every change,
 whoever makes it: a form, a bulk ``UPDATE``, a set-based import, a cascade. Status "" counts the
 vehicles without a clearance.
 
@@ -10,7 +10,7 @@ PostgreSQL: statement-level triggers with transition tables append one row per
 (organization, status) a statement changed, holding the difference; concurrent transactions
 never update the same row, so they neither wait on nor lose each other's changes. The counts
 are the sums. Every 64th changing statement folds the rows of differences into one per status
-(``fleet_counts_fold``, skipping rows another transaction is folding, never waiting),
+(``clearance_fleet_counts_fold``, skipping rows another transaction is folding, never waiting),
 and ``clearance.selectors.fleet_status_counts`` folds an organization's rows when it finds many.
 
 SQLite (the embedded defaults, one writer at a time): row-level triggers keep one row per
@@ -26,17 +26,17 @@ its clearance's status; the clearance's own deletion then finds no vehicle and c
 
 from django.db import migrations, models
 
-COUNTS = "vehicles_fleetstatuscount"
+COUNTS = "clearance_fleetstatuscount"
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 
 POSTGRES_INSTALL = f"""
-CREATE SEQUENCE fleet_counts_statements;
+CREATE SEQUENCE clearance_fleet_counts_statements;
 
 -- Fold rows of differences into one row per (organization, status): one organization's, or
 -- (NULL) those of every organization with more than one row for a status. Rows another
 -- transaction is folding are skipped, never waited for; the rows deleted are the rows summed.
-CREATE FUNCTION fleet_counts_fold(org bigint) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION clearance_fleet_counts_fold(org bigint) RETURNS void LANGUAGE sql AS $$
   WITH folded AS (
     DELETE FROM {COUNTS} WHERE id IN (
       SELECT id FROM {COUNTS}
@@ -51,7 +51,7 @@ CREATE FUNCTION fleet_counts_fold(org bigint) RETURNS void LANGUAGE sql AS $$
   GROUP BY organization_id, status HAVING sum(vehicles) <> 0
 $$;
 
-CREATE FUNCTION fleet_counts_clearance() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION clearance_fleet_counts_clearance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO {COUNTS} (organization_id, status, vehicles)
@@ -83,13 +83,13 @@ BEGIN
     GROUP BY v.organization_id, d.status HAVING sum(d.n) <> 0;
   END IF;
   -- Every 64th changing statement folds, so the rows stay few even where nobody reads them.
-  IF mod(nextval('fleet_counts_statements'), 64) = 0 THEN
-    PERFORM fleet_counts_fold(NULL);
+  IF mod(nextval('clearance_fleet_counts_statements'), 64) = 0 THEN
+    PERFORM clearance_fleet_counts_fold(NULL);
   END IF;
   RETURN NULL;
 END $$;
 
-CREATE FUNCTION fleet_counts_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION clearance_fleet_counts_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO {COUNTS} (organization_id, status, vehicles)
@@ -114,30 +114,30 @@ BEGIN
     GROUP BY d.organization_id, coalesce(c.status, '') HAVING sum(d.n) <> 0;
   END IF;
   -- Every 64th changing statement folds, so the rows stay few even where nobody reads them.
-  IF mod(nextval('fleet_counts_statements'), 64) = 0 THEN
-    PERFORM fleet_counts_fold(NULL);
+  IF mod(nextval('clearance_fleet_counts_statements'), 64) = 0 THEN
+    PERFORM clearance_fleet_counts_fold(NULL);
   END IF;
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER fleet_counts_insert AFTER INSERT ON clearance_clearance
   REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_clearance();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_clearance();
 CREATE TRIGGER fleet_counts_update AFTER UPDATE ON clearance_clearance
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_clearance();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_clearance();
 CREATE TRIGGER fleet_counts_delete AFTER DELETE ON clearance_clearance
   REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_clearance();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_clearance();
 CREATE TRIGGER fleet_counts_insert AFTER INSERT ON vehicles_vehicle
   REFERENCING NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_vehicle();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_vehicle();
 CREATE TRIGGER fleet_counts_update AFTER UPDATE ON vehicles_vehicle
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_vehicle();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_vehicle();
 CREATE TRIGGER fleet_counts_delete AFTER DELETE ON vehicles_vehicle
   REFERENCING OLD TABLE AS old_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION fleet_counts_vehicle();
+  FOR EACH STATEMENT EXECUTE FUNCTION clearance_fleet_counts_vehicle();
 """
 
 POSTGRES_PAGE_INDEX = """
@@ -152,10 +152,10 @@ DROP TRIGGER IF EXISTS fleet_counts_delete ON clearance_clearance;
 DROP TRIGGER IF EXISTS fleet_counts_insert ON vehicles_vehicle;
 DROP TRIGGER IF EXISTS fleet_counts_update ON vehicles_vehicle;
 DROP TRIGGER IF EXISTS fleet_counts_delete ON vehicles_vehicle;
-DROP FUNCTION IF EXISTS fleet_counts_clearance();
-DROP FUNCTION IF EXISTS fleet_counts_vehicle();
-DROP FUNCTION IF EXISTS fleet_counts_fold(bigint);
-DROP SEQUENCE IF EXISTS fleet_counts_statements;
+DROP FUNCTION IF EXISTS clearance_fleet_counts_clearance();
+DROP FUNCTION IF EXISTS clearance_fleet_counts_vehicle();
+DROP FUNCTION IF EXISTS clearance_fleet_counts_fold(bigint);
+DROP SEQUENCE IF EXISTS clearance_fleet_counts_statements;
 """
 
 # --- SQLite ------------------------------------------------------------------------------------
@@ -248,10 +248,9 @@ def uninstall(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("vehicles", "0002_move_imports_and_telemetry"),
-        ("organizations", "0003_invitations"),
-        # The triggers also watch the clearances table.
         ("clearance", "0003_webhook_delivery_plural"),
+        ("organizations", "0003_invitations"),
+        ("vehicles", "0002_move_imports_and_telemetry"),
     ]
 
     operations = [
@@ -280,7 +279,7 @@ class Migration(migrations.Migration):
             options={
                 "indexes": [
                     models.Index(
-                        fields=["organization", "status"], name="vehicles_fl_organiz_5acd32_idx"
+                        fields=["organization", "status"], name="clearance_f_organiz_73ca3c_idx"
                     )
                 ],
             },
