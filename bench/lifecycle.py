@@ -8,6 +8,8 @@ this process plays the Celery worker and calls the real services:
 * onboard - ``queue_clearance_requests`` (vehicles -> queued clearances + events) then
             ``request_clearances`` (claims with SKIP LOCKED, POST /v1/fleets/vehicles in batches
             of HM_CLEARANCE_BATCH_SIZE, per-VIN results applied in bulk);
+* sync 1% - the first sync after the onboarding with 1 % approved at HM: only those rows are
+            written (issue 13); its ceiling is the resync below (nothing to write).
 * sync    - after the simulator's clock moved past the approval delay: ``sync_clearances``
             (ONE GET /v1/fleets/vehicles, the changed rows written in bulk with their events);
 * resync  - the same sync again, nothing changed (nothing written).
@@ -65,6 +67,7 @@ def gunicorn(
     threads: int = 4,
     extra_env: dict | None = None,
     extra_args: list[str] | None = None,
+    app: str = "fleetportal.wsgi",
 ):
     """The whole portal (simulator included) in gunicorn on loopback; yields the base URL."""
     import requests
@@ -85,7 +88,7 @@ def gunicorn(
         sys.executable,
         "-m",
         "gunicorn",
-        "fleetportal.wsgi",
+        app,
         "-b",
         f"127.0.0.1:{port}",
         "-w",
@@ -184,6 +187,7 @@ def run(n: int, workers: int) -> list[dict]:
     from organizations.models import Organization
     from simulator import clock as sim_clock
     from simulator import services as sim
+    from simulator.models import SimClearance
     from vehicles.models import Vehicle
 
     logging.getLogger("clearance.hm").setLevel(logging.WARNING)
@@ -193,7 +197,7 @@ def run(n: int, workers: int) -> list[dict]:
     with gunicorn(workers=workers) as url:
         settings.HM_SIMULATOR_BASE_URL = f"{url}/simulator"
         sim_clock.reset()
-        _app, secrets = sim.create_app("Bench app", approval_delay_seconds=5)
+        app, secrets = sim.create_app("Bench app", approval_delay_seconds=5)
         org = Organization.objects.create(name="Bench fleet", slug="bench-lifecycle")
         credential = Credential.objects.create(
             organization=org,
@@ -225,23 +229,36 @@ def run(n: int, workers: int) -> list[dict]:
             single.append(time.perf_counter() - started)
         per_call = sorted(single)[len(single) // 2]
 
+        # The first sync after the onboarding, with 1 % approved at HM: only those are written.
+        one_pct = max(1, n // 100)
+        first_vins = [f"2HMBENCH{i:09d}" for i in range(one_pct)]
+        SimClearance.objects.filter(app=app).exclude(vin__in=first_vins).update(
+            approval_delay_seconds=10**6
+        )
         sim_clock.advance(timedelta(seconds=30))
+        with measure(session) as first:
+            result = sync_service.sync_clearances(credential, client=client)
+        first.update(step="sync 1%", changed=result.changed, written=result.written)
+        assert result.written == one_pct, f"wrote {result.written} rows for {one_pct} changes"
+        rows.append(first)
+
+        SimClearance.objects.filter(app=app).update(approval_delay_seconds=5)
         with measure(session) as sync:
             result = sync_service.sync_clearances(credential, client=client)
-        sync.update(step="sync", changed=result.changed)
+        sync.update(step="sync", changed=result.changed, written=result.written)
         assert Clearance.objects.filter(status="approved").count() == n, "not all approved"
         rows.append(sync)
 
         with measure(session) as resync:
             result = sync_service.sync_clearances(credential, client=client)
-        resync.update(step="resync", changed=result.changed)
+        resync.update(step="resync", changed=result.changed, written=result.written)
         rows.append(resync)
 
         for row in rows:
             row["naive_calls"] = n
             row["naive_seconds"] = n * per_call
-        rows[1]["rate_limited_minutes"] = n / 60
-        rows[2]["rate_limited_minutes"] = n / 60
+        for row in rows[1:]:
+            row["rate_limited_minutes"] = n / 60
         rows[0]["per_call_ms"] = per_call * 1000
         return rows
 
@@ -269,6 +286,13 @@ def print_table(rows: list[dict], n: int, vendor: str, batch: int) -> None:
     print(
         f"(HM calls include the app-token request; 'in HM' is the time spent waiting for the "
         f"simulator's answers; one single-VIN call took {rows[0]['per_call_ms']:.0f} ms here.)"
+    )
+    one_pct, resync = rows[1], rows[-1]
+    print(
+        f"First sync after onboarding, 1 % changed: {one_pct['seconds']:.2f} s, "
+        f"{one_pct['queries']} queries, {one_pct['written']:,} rows written; ceiling, the same "
+        f"sync with nothing to write: {resync['seconds']:.2f} s, {resync['queries']} queries; "
+        f"ratio {one_pct['seconds'] / resync['seconds']:.2f}"
     )
 
 

@@ -1,15 +1,22 @@
-"""Benchmark: a burst of 5,000 signed HM webhooks against gunicorn on loopback.
+"""Benchmark: a burst of 5,000 signed HM webhooks against gunicorn on loopback, beside its ceilings.
 
-    python bench/webhooks.py [--webhooks 5000] [--clients 8] [--workers 2] [--conn-max-age 0]
+    python bench/webhooks.py [--webhooks 5000] [--clients 8] [--workers 2] [--conn-max-age 60]
 
-The portal runs in gunicorn (``--workers`` processes x 4 threads) and one Celery worker process
-(4 threads) applies the deliveries, both on a throwaway database and the configured broker.
-``--clients`` threads POST ``fleet_clearance_changed`` (pending -> approved) for as many
-vehicles, each signed with the credential's secret and with its own X-HM-Delivery id; then 10 %
-of them again (same ids: must be stored once) and 100 forged ones (must be 401).
+The portal runs in gunicorn (``--workers`` processes x 4 threads) with production's connection
+settings (``CONN_MAX_AGE`` 60 s and health checks, as settings.py; ``--conn-max-age 0`` for a new
+connection per request), and one Celery worker process (4 threads) confirms the deliveries with
+HM (the simulator, served by the same gunicorn) on a throwaway database and the configured broker.
+The vehicles are pending here and approved at HM, so each webhook's confirmation approves one.
+``--clients`` threads POST ``fleet_clearance_changed`` (approved) for as many vehicles, each
+signed and with its own X-HM-Delivery id; then 10 % of them again (same ids: stored once) and 100
+forged ones (401).
 
-Printed: the receive rate (answers/s), the time until every delivery was applied, and the
-checks: every delivery stored once, applied once (one event each), every vehicle approved.
+Printed: the receive rate (no worker running yet) beside two ceilings measured in the same
+gunicorn right after (the same POSTs to a view doing one query, and to a bare WSGI answer,
+bench/ceiling_wsgi.py) with the ratios; then the worker's start, and the time until every vehicle
+was confirmed with HM and approved; how many confirmation tasks
+and HM list calls that took; and the checks: every delivery stored once, every vehicle approved
+with one event.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -33,29 +40,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lifecycle import gunicorn, setup_django, teardown
 
 
-def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
+def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
+    from datetime import timedelta
+
+    from django.conf import settings
     from django.utils import timezone
 
     from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
     from organizations.models import Organization
+    from simulator import clock as sim_clock
+    from simulator import services as sim
+    from simulator.models import SimClearance
     from tests.support.worker import purge_broker, start_worker
     from vehicles.models import Vehicle
 
+    sim_clock.reset()
+    app, secrets = sim.create_app("Webhook bench", approval_delay_seconds=5)
     org = Organization.objects.create(name="Webhook bench", slug="bench-webhooks")
     secret = uuid.uuid4().hex
     credential = Credential.objects.create(
         organization=org,
         name="Bench",
         environment=Credential.Environment.SIMULATOR,
-        client_id="bench",
-        client_secret="bench",
+        client_id=secrets.client_id,
+        client_secret=secrets.client_secret,
         webhook_secret=secret,
     )
     vins = [f"2HMHOOK{i:010d}" for i in range(n)]
     cars = Vehicle.objects.bulk_create(
         [Vehicle(organization=org, vin=vin, brand="sandbox") for vin in vins], batch_size=2000
     )
-    past = timezone.now() - timezone.timedelta(hours=1)
+    past = timezone.now() - timedelta(hours=1)
     Clearance.objects.bulk_create(
         [
             Clearance(
@@ -69,14 +84,18 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
         ],
         batch_size=2000,
     )
+    # HM has them all and approves them: each webhook's confirmation finds "approved".
+    SimClearance.objects.bulk_create(
+        [
+            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
+            for vin in vins
+        ],
+        batch_size=2000,
+    )
+    sim_clock.advance(timedelta(seconds=30))
 
     def message(vin: str, delivery: str, *, forged: bool = False):
-        body = json.dumps(
-            {
-                "vehicle": {"vin": vin},
-                "event": {"action": "approved"},
-            }
-        ).encode()
+        body = json.dumps({"vehicle": {"vin": vin}, "event": {"action": "approved"}}).encode()
         key = b"forged" if forged else secret.encode()
         signature = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
         headers = {
@@ -90,31 +109,14 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
 
     deliveries = [str(uuid.uuid4()) for _ in vins]
     purge_broker()
-    worker = start_worker(loglevel="WARNING", LOG_LEVEL="WARNING")
-    try:
-        # ERROR: the 100 forged webhooks would log a warning each.
-        extra_args = []
-        if conn_max_age:
-            # What DATABASE CONN_MAX_AGE would give (settings keep 0 = a new connection per
-            # request): set in each gunicorn worker after it starts.
-            config = Path(tempfile.mkdtemp()) / "gunicorn_conn.py"
-            config.write_text(
-                "def post_worker_init(worker):\n"
-                "    from django.db import connections\n"
-                f"    connections['default'].settings_dict['CONN_MAX_AGE'] = {conn_max_age}\n"
-            )
-            extra_args = ["-c", str(config)]
-        with gunicorn(
-            workers=workers, extra_env={"LOG_LEVEL": "ERROR"}, extra_args=extra_args
-        ) as url:
-            endpoint = f"{url}/webhooks/high-mobility/{credential.public_id}/"
-            import threading
-
+    env = {"LOG_LEVEL": "ERROR", "DATABASE_CONN_MAX_AGE": str(conn_max_age)}
+    with gunicorn(workers=workers, extra_env=env, app="bench.ceiling_wsgi:application") as url:
+        worker = None
+        try:
+            parts = urlsplit(url)
             local = threading.local()
 
-            parts = urlsplit(endpoint)
-
-            def post(item):
+            def post(path: str, item):
                 # http.client with one keep-alive connection per thread: a light client, so the
                 # measured rate is the server's, not the benchmark's own CPU.
                 vin, delivery, forged = item
@@ -125,7 +127,7 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
                     )
                 body, headers = message(vin, delivery, forged=forged)
                 try:
-                    conn.request("POST", parts.path, body=body, headers=headers)
+                    conn.request("POST", path, body=body, headers=headers)
                     response = conn.getresponse()
                     data = response.read()
                 except (http.client.HTTPException, OSError):
@@ -137,65 +139,105 @@ def run(n: int, clients: int, workers: int, conn_max_age: int = 0) -> dict:
                     local.conn = None
                 return response.status, json.loads(data or b"{}").get("duplicate")
 
-            burst = [(vin, d, False) for vin, d in zip(vins, deliveries, strict=True)]
-            started = time.perf_counter()
-            with ThreadPoolExecutor(clients) as pool:
-                answers = list(pool.map(post, burst))
-            burst_seconds = time.perf_counter() - started
+            def burst(path: str, items) -> tuple[float, list]:
+                started = time.perf_counter()
+                with ThreadPoolExecutor(clients) as pool:
+                    answers = list(pool.map(lambda item: post(path, item), items))
+                return time.perf_counter() - started, answers
 
-            repeats = burst[: max(1, n // 10)]
+            endpoint = f"/webhooks/high-mobility/{credential.public_id}/"
+            items = [(vin, d, False) for vin, d in zip(vins, deliveries, strict=True)]
+            # Receiving alone (no worker yet: its confirmations would share this machine's CPU
+            # and gunicorn's threads with the burst, and the ceilings below have no worker).
+            burst_seconds, answers = burst(endpoint, items)
+            repeats = items[: max(1, n // 10)]
             forged = [(vin, str(uuid.uuid4()), True) for vin in vins[:100]]
-            with ThreadPoolExecutor(clients) as pool:
-                repeat_answers = list(pool.map(post, repeats))
-                forged_answers = [code for code, _ in pool.map(post, forged)]
+            _, repeat_answers = burst(endpoint, repeats)
+            _, forged_answers = burst(endpoint, forged)
+            # The ceilings, in the same gunicorn, same clients, same bodies, right after.
+            one_query_seconds, one_query_answers = burst("/bench/one-query/", items)
+            bare_seconds, bare_answers = burst("/bench/bare/", items)
+
+            # Then the worker: from its start until every vehicle is confirmed and approved.
+            worker = start_worker(
+                loglevel="WARNING",
+                LOG_LEVEL="WARNING",
+                SITE_URL=url,
+                HM_SIMULATOR_BASE_URL=f"{url}/simulator",
+            )
+            started = time.perf_counter()
 
             deadline = time.monotonic() + 600
-            while WebhookDelivery.objects.filter(processed_at__isnull=True).exists():
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+            while (
+                Clearance.objects.filter(credential=credential, status="pending").exists()
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
             applied_seconds = time.perf_counter() - started
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+            while (
+                WebhookDelivery.objects.filter(processed_at__isnull=True).exists()
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+        finally:
+            if worker is None:
+                raise SystemExit("webhook bench: stopped before the worker started")
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
     return {
         "n": n,
         "clients": clients,
         "conn_max_age": conn_max_age,
+        "health_checks": settings.DATABASES["default"].get("CONN_HEALTH_CHECKS"),
         "burst_seconds": burst_seconds,
         "rate": n / burst_seconds,
+        "one_query_rate": n / one_query_seconds,
+        "one_query_ok": sum(1 for code, _ in one_query_answers if code == 200),
+        "bare_rate": n / bare_seconds,
+        "bare_ok": sum(1 for code, _ in bare_answers if code == 200),
         "applied_seconds": applied_seconds,
         "ok_answers": sum(1 for code, _ in answers if code == 200),
         "repeats": len(repeats),
         "repeats_duplicate": sum(1 for code, dup in repeat_answers if code == 200 and dup),
         "forged": len(forged),
-        "forged_401": sum(1 for code in forged_answers if code == 401),
+        "forged_401": sum(1 for code, _ in forged_answers if code == 401),
         "stored": WebhookDelivery.objects.count(),
         "processed": WebhookDelivery.objects.filter(processed_at__isnull=False).count(),
         "events": ClearanceEvent.objects.filter(source="webhook").count(),
         "approved": Clearance.objects.filter(status="approved").count(),
+        # One processed_at per confirmation batch (one HM list call each).
+        "list_calls": WebhookDelivery.objects.values("processed_at").distinct().count(),
     }
 
 
 def print_table(r: dict, vendor: str, workers: int) -> None:
     print(
         f"\nWebhook burst benchmark: {r['n']:,} signed webhooks, {r['clients']} client threads, "
-        f"gunicorn {workers}x4 threads (CONN_MAX_AGE {r['conn_max_age']}) + 1 Celery worker "
-        f"(4 threads), {vendor}, "
-        f"{os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f})"
+        f"gunicorn {workers}x4 threads (production connection settings: CONN_MAX_AGE "
+        f"{r['conn_max_age']}, health checks {'on' if r['health_checks'] else 'off'}) + 1 Celery "
+        f"worker (4 threads), {vendor}, {os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"receive rate {r['rate']:.0f}/s | ceiling, a view doing one query: "
+        f"{r['one_query_rate']:.0f}/s (ratio {r['rate'] / r['one_query_rate']:.2f}) | "
+        f"a bare POST answer: {r['bare_rate']:.0f}/s (ratio {r['rate'] / r['bare_rate']:.2f})"
     )
     rows = [
         ("received (200)", f"{r['ok_answers']:,} / {r['n']:,}", r["ok_answers"] == r["n"]),
         ("receive time", f"{r['burst_seconds']:.1f} s", True),
         ("receive rate", f"{r['rate']:.0f} webhooks/s", True),
-        ("all applied after", f"{r['applied_seconds']:.1f} s", r["processed"] == r["n"]),
+        ("one-query view", f"{r['one_query_rate']:.0f} /s", r["one_query_ok"] == r["n"]),
+        ("bare POST", f"{r['bare_rate']:.0f} /s", r["bare_ok"] == r["n"]),
+        ("all approved after", f"{r['applied_seconds']:.1f} s", r["approved"] == r["n"]),
+        ("confirmation rate", f"{r['n'] / r['applied_seconds']:.0f} webhooks/s", True),
         ("stored once", f"{r['stored']:,} rows", r["stored"] == r["n"]),
-        ("applied once", f"{r['events']:,} events", r["events"] == r["n"]),
-        ("vehicles approved", f"{r['approved']:,}", r["approved"] == r["n"]),
+        ("all confirmed", f"{r['processed']:,}", r["processed"] == r["n"]),
+        ("approved once", f"{r['events']:,} events", r["events"] == r["n"]),
+        ("confirmation batches", f"{r['list_calls']:,}", r["list_calls"] < r["n"] // 10),
         (
             "repeats ignored",
             f"{r['repeats_duplicate']:,} / {r['repeats']:,}",
@@ -223,8 +265,8 @@ def main() -> None:
     parser.add_argument(
         "--conn-max-age",
         type=int,
-        default=0,
-        help="keep gunicorn's database connections this many seconds (default 0, as settings)",
+        default=60,
+        help="keep gunicorn's database connections this many seconds (default 60, as production)",
     )
     args = parser.parse_args()
     old = setup_django("bench_webhooks")

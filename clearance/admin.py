@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django_stubs_ext import StrPromise
@@ -24,6 +25,7 @@ from clearance.services.credentials import record_check
 from clearance.services.webhooks import webhook_url_for
 from clearance.views import CHECK_NOT_STARTED, hide_secrets_from_error_reports
 from clearance.work import BackgroundTask
+from durable.models import WorkState
 from organizations.models import Organization
 
 # For lists that show a credential by name: its secrets are not loaded (nor decrypted), so one
@@ -433,8 +435,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin[WebhookDelivery]):
     def payload_pretty(self, obj: WebhookDelivery) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
 
-    @admin.action(description="Apply again (deliveries not yet processed)")
+    @admin.action(description="Confirm with HM again (deliveries not yet confirmed)")
     def process_again(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        ids = list(queryset.filter(processed_at=None).values_list("pk", flat=True))
+        waiting = queryset.filter(processed_at=None)
+        waiting.update(state=WorkState.PENDING, next_attempt_at=timezone.now())
+        ids = list(waiting.values_list("pk", flat=True))
         if queue_each(self, request, tasks.process_webhook, ids):
-            self.message_user(request, f"{len(ids)} unprocessed delivery(ies) queued.")
+            self.message_user(request, f"{len(ids)} unconfirmed delivery(ies) queued.")

@@ -3,7 +3,20 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from clearance import statuses
 from clearance.fields import EncryptedTextField
+from clearance.statuses import ClearanceStatus
+from durable.models import DurableWork
+
+__all__ = [
+    "Clearance",
+    "ClearanceEvent",
+    "ClearanceStatus",
+    "Credential",
+    "HMWork",
+    "VehicleToken",
+    "WebhookDelivery",
+]
 from organizations.models import Organization
 from vehicles.models import Vehicle
 
@@ -63,18 +76,6 @@ class Credential(models.Model):
         return f"{self.name} ({self.get_environment_display()})"
 
 
-class ClearanceStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    REVOKING = "revoking", "Revoking"
-    REVOKED = "revoked", "Revoked"
-    CANCELING = "canceling", "Canceling"
-    CANCELED = "canceled", "Canceled"
-    ERROR = "error", "Error"
-
-
 class Clearance(models.Model):
     """The HM side of a vehicle: its clearance status and what we know of its history."""
 
@@ -103,6 +104,23 @@ class Clearance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.vehicle} {self.status}"
+
+    # The status rules of clearance.statuses, asked of one clearance.
+    @property
+    def is_final(self) -> bool:
+        return statuses.is_final(self.status)
+
+    @property
+    def can_defleet(self) -> bool:
+        return statuses.can_defleet(self.status)
+
+    @property
+    def can_reonboard(self) -> bool:
+        return statuses.can_reonboard(self.status)
+
+    @property
+    def status_label(self) -> str:
+        return statuses.label(self.status)
 
 
 class FleetStatusCount(models.Model):
@@ -181,8 +199,9 @@ class VehicleToken(models.Model):
         return f"Token for {self.clearance.vehicle}"
 
 
-class WebhookDelivery(models.Model):
-    """One webhook received from HM; the delivery id makes repeats harmless."""
+class WebhookDelivery(DurableWork):
+    """One webhook received from HM: a hint to confirm with HM (durable work; the delivery id
+    makes repeats harmless). ``result`` says what the confirmation found."""
 
     credential = models.ForeignKey(
         Credential, on_delete=models.CASCADE, related_name="webhook_deliveries"
@@ -194,9 +213,50 @@ class WebhookDelivery(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     result = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(DurableWork.Meta):
         ordering = ["-received_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [*DurableWork.Meta.indexes, models.Index(fields=["received_at"])]
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id}"
+
+
+class HMWork(DurableWork):
+    """One HM call we owe: send a queued clearance, or defleet a vehicle (durable/__init__.py).
+
+    Written in the same transaction as the user's action; done by ``clearance.tasks`` wakers in
+    batches per credential, retried per row with backoff, reconciled every interval.
+    ``sending_at``: the request went out and its answer was never read (a timeout, a lost
+    connection); before sending again, HM is asked which of these VINs it already knows.
+    """
+
+    class Kind(models.TextChoices):
+        SEND = "send", "Send the clearance request"
+        DEFLEET = "defleet", "Defleet"
+
+    clearance = models.ForeignKey(Clearance, on_delete=models.CASCADE, related_name="work")
+    credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="work")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    sending_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(DurableWork.Meta):
+        verbose_name = "HM work"
+        verbose_name_plural = "HM work"
+        indexes = [
+            *DurableWork.Meta.indexes,
+            models.Index(fields=["credential", "kind", "state"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clearance", "kind"],
+                condition=models.Q(state__in=["pending", "running"]),
+                name="one_open_hm_work_per_clearance",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.clearance_id} ({self.state})"

@@ -17,17 +17,18 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum, TextField
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
-from django.utils import timezone
+from django.db.models.lookups import IExact
 
-from clearance import state
+from clearance import statuses
 from clearance.fields import encrypted_field_names
-from clearance.hm import CANCELLATION_BRANDS
 from clearance.models import ClearanceEvent, Credential, FleetStatusCount
-from clearance.wording import CANCEL_MIN_AGE, NOT_REQUESTED, STATUS_LABELS, STATUS_ORDER
+from clearance.statuses import NOT_REQUESTED
 from organizations.models import Organization
 from vehicles.brands import BRAND_LABELS
 from vehicles.models import Vehicle
+from vehicles.validation import TAG_SEPARATORS
 
 # URL sort key -> ORDER BY columns (the VIN breaks ties so pages are stable).
 SORTS: dict[str, tuple[str, ...]] = {
@@ -42,7 +43,7 @@ SORTS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_SORT = "vin"
 # The parameters that make up "the current filter" (kept in URLs, forms and exports).
-FILTER_PARAMS: tuple[str, ...] = ("status", "brand", "credential", "q", "sort")
+FILTER_PARAMS: tuple[str, ...] = ("status", "brand", "credential", "tag", "q", "sort")
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,14 @@ class FleetFilter:
     status: str = ""
     brand: str = ""
     credential: str = ""
+    tag: str = ""  # "depot=berlin" or a bare "vans"
     q: str = ""
     sort: str = DEFAULT_SORT
     descending: bool = False
 
     @property
     def active(self) -> bool:
-        return bool(self.status or self.brand or self.credential or self.q)
+        return bool(self.status or self.brand or self.credential or self.tag or self.q)
 
     @property
     def sort_param(self) -> str:
@@ -68,6 +70,7 @@ class FleetFilter:
             "status": self.status,
             "brand": self.brand,
             "credential": self.credential,
+            "tag": self.tag,
             "q": self.q,
             "sort": self.sort_param if self.sort_param != DEFAULT_SORT else "",
         }
@@ -77,7 +80,7 @@ class FleetFilter:
 def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     """Read filter values from URL parameters; unknown or malformed values are ignored."""
     status = (params.get("status") or "").strip()
-    if status not in STATUS_LABELS:
+    if status not in statuses.LABELS:
         status = ""
     brand = (params.get("brand") or "").strip()
     if brand not in BRAND_LABELS:
@@ -88,14 +91,57 @@ def parse_fleet_filter(params: Mapping[str, str]) -> FleetFilter:
     except ValueError:
         credential = ""
     q = (params.get("q") or "").strip()[:100]
+    tag = (params.get("tag") or "").strip()[:320]
     sort = (params.get("sort") or "").strip()
     descending = sort.startswith("-")
     sort = sort.lstrip("-")
     if sort not in SORTS:
         sort, descending = DEFAULT_SORT, False
     return FleetFilter(
-        status=status, brand=brand, credential=credential, q=q, sort=sort, descending=descending
+        status=status,
+        brand=brand,
+        credential=credential,
+        tag=tag,
+        q=q,
+        sort=sort,
+        descending=descending,
     )
+
+
+def tag_match(text: str) -> Q:
+    """Vehicles carrying the tag as it is displayed: "depot=berlin" (that key with that value,
+    any case) or a bare "vans" (that key, any value). Several tags, comma-separated: all."""
+    match = Q()
+    for part in TAG_SEPARATORS.split(text):
+        key, sep, value = (piece.strip() for piece in part.partition("="))
+        if not key:
+            continue
+        if sep and value:
+            # The key as one name ("a__b" is not a path), compared without regard to case.
+            match &= Q(IExact(KeyTextTransform(key, "tags"), value))
+        else:
+            match &= Q(tags__has_key=key)
+    return match
+
+
+def text_match(q: str) -> Q:
+    """The search box: a "key=value" word finds that tag (as tags are displayed); the rest of
+    the text, as one phrase, is looked for in the VIN, plate, nickname and tag names and
+    values ("van 1", "berlin", a bare tag "vans")."""
+    words = q.split()
+    match = Q()
+    for word in words:
+        if "=" in word.strip("="):
+            match &= tag_match(word)
+    phrase = " ".join(word for word in words if "=" not in word.strip("="))
+    if phrase:
+        match &= (
+            Q(vin__icontains=phrase)
+            | Q(license_plate__icontains=phrase)
+            | Q(nickname__icontains=phrase)
+            | Q(tags_text__icontains=phrase)
+        )
+    return match
 
 
 def vehicles_with_clearance() -> QuerySet[Vehicle]:
@@ -124,13 +170,10 @@ def filter_fleet(
         queryset = queryset.filter(brand=flt.brand)
     if flt.credential:
         queryset = queryset.filter(clearance__credential__public_id=flt.credential)
+    if flt.tag:
+        queryset = queryset.filter(tag_match(flt.tag))
     if flt.q:
-        queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(
-            Q(vin__icontains=flt.q)
-            | Q(license_plate__icontains=flt.q)
-            | Q(nickname__icontains=flt.q)
-            | Q(tags_text__icontains=flt.q)  # tag names and values, e.g. "berlin"
-        )
+        queryset = queryset.annotate(tags_text=Cast("tags", TextField())).filter(text_match(flt.q))
     columns = SORTS[flt.sort]
     ordering = [f"-{columns[0]}" if flt.descending else columns[0], *columns[1:]]
     return queryset.order_by(*ordering)
@@ -158,15 +201,13 @@ def fleet_status_counts(organization: Organization) -> dict[str, int]:
     if sum(n_rows for _status, _vehicles, n_rows in rows) > COUNT_ROWS_BEFORE_FOLDING:
         fold_fleet_status_counts(organization)
     by_status = {status: int(vehicles) for status, vehicles, _rows in rows}
-    counts = {status: by_status.get(status, 0) for status in STATUS_ORDER}
+    counts = {status: by_status.get(status, 0) for status in statuses.ORDER}
     counts[NOT_REQUESTED] = by_status.get("", 0)
     counts["total"] = sum(by_status.values())
-    known = sum(counts[status] for status in (*STATUS_ORDER, NOT_REQUESTED))
+    known = sum(counts[status] for status in (*statuses.ORDER, NOT_REQUESTED))
     # Raw statuses HM may send that we do not know yet are counted, never hidden.
     counts["other"] = counts["total"] - known
-    counts["in_flight"] = sum(
-        counts[status] for status in STATUS_ORDER if status not in state.TERMINAL
-    )
+    counts["in_flight"] = sum(counts[status] for status in statuses.IN_FLIGHT)
     return counts
 
 
@@ -286,15 +327,12 @@ class BulkPlan:
 
 def bulk_plan(vehicles: QuerySet[Vehicle], action: str, *, now: datetime | None = None) -> BulkPlan:
     """Count what ``action`` would do to ``vehicles`` (any size) without loading them."""
-    now = now or timezone.now()
-    pending = Q(clearance__status=state.S.PENDING)
+    pending = Q(clearance__status=statuses.S.PENDING)
     if action == "defleet":
-        applies = Q(clearance__status__in=state.DEFLEETABLE)
+        applies = Q(clearance__status__in=statuses.DEFLEETABLE)
     else:  # queued ones are on their way already
-        applies = Q(clearance__isnull=True) | Q(clearance__status__in=state.REONBOARDABLE)
-    refused = pending & (
-        ~Q(brand__in=CANCELLATION_BRANDS) | Q(clearance__requested_at__gt=now - CANCEL_MIN_AGE)
-    )
+        applies = Q(clearance__isnull=True) | Q(clearance__status__in=statuses.REONBOARDABLE)
+    refused = statuses.cancel_refused_q(now)
     counts = vehicles.order_by().aggregate(
         total=Count("id"),
         will=Count("id", filter=applies),

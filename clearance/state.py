@@ -44,6 +44,7 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
+from clearance import statuses
 from clearance.models import Clearance, ClearanceEvent, ClearanceStatus
 from vehicles import events as fleet_events
 
@@ -93,27 +94,10 @@ FORWARD: dict[str, frozenset[str]] = _forward_reach()
 # bulk_update writes CASE WHEN per field: cost grows with batch size squared, keep it small.
 BULK_UPDATE_BATCH = 250
 
-# Polling can stop (no change without a new action from us).
-TERMINAL: frozenset[str] = frozenset({"approved", "rejected", "revoked", "canceled", "error"})
-# A new request may be sent (re-onboard).
-REONBOARDABLE: frozenset[str] = frozenset({"rejected", "revoked", "canceled", "error"})
-# A defleet (DELETE) makes sense.
-DEFLEETABLE: frozenset[str] = frozenset({"approved", "pending"})
+# The status sets are clearance.statuses' (one place); the moves above are ours.
+REONBOARDABLE = statuses.REONBOARDABLE
 
 Source = ClearanceEvent.Source
-
-# What a fleet manager reads for each status.
-STATUS_WORDS: dict[str, str] = {
-    "queued": "Waiting to be sent to High Mobility.",
-    "pending": "Sent; waiting for the carmaker to approve the data access.",
-    "approved": "Approved: the vehicle's data can be read.",
-    "rejected": "Rejected by the carmaker.",
-    "revoking": "Defleet requested; High Mobility is revoking the access.",
-    "revoked": "Revoked: no more data access.",
-    "canceling": "Defleet requested; High Mobility is canceling the pending request.",
-    "canceled": "Canceled before approval.",
-    "error": "High Mobility refused the request.",
-}
 
 
 def normalise(status: object) -> str:
@@ -392,6 +376,26 @@ def publish_changes(recorded: Sequence[ClearanceEvent]) -> None:
                 reason=event.clearance.description or event.clearance.last_error,
             )
             for event in recorded
+        ]
+    )
+
+
+def publish_new(
+    vehicle_ids: Sequence[int], *, to_status: str, at: datetime, source: str, detail: str
+) -> None:
+    """``publish_changes`` for clearances just created by a set-based insert (no model objects:
+    a new clearance has no reason yet)."""
+    fleet_events.publish(
+        [
+            fleet_events.ClearanceChanged(
+                vehicle_id=vehicle_id,
+                from_status="",
+                to_status=to_status,
+                at=at,
+                source=source,
+                detail=detail,
+            )
+            for vehicle_id in vehicle_ids
         ]
     )
 

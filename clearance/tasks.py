@@ -1,22 +1,23 @@
 """Celery tasks of the HM lifecycle and the credential pages: ids in, re-load, call a service.
 
-Queued with ``delay_on_commit`` and retried by the one policy of ``clearance.work``. Permanent
-errors are written on the clearance by the services. Every task has a soft and a hard time limit.
+Clearance sends and defleets are durable work (``HMWork``, ``durable/__init__.py``): their tasks
+are wakers that do one batch of due rows and wake again; the reconciler replaces lost ones. The
+other tasks are queued with ``delay_on_commit`` and retried by the policy of ``clearance.work``.
+Permanent errors are written on the clearance by the services. Every task has time limits.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.utils import timezone
 
 from clearance.hm import PermanentError, TransientError
-from clearance.models import Clearance, ClearanceStatus, Credential
+from clearance.models import Clearance, Credential, WebhookDelivery
 from clearance.services import (
     connection_check,
     credentials,
@@ -26,31 +27,27 @@ from clearance.services import (
     vehicle_tokens,
     webhooks,
 )
-from clearance.work import HM_TASK, BackgroundTask
+from clearance.work import DURABLE_TASK, HM_TASK, BackgroundTask
+from durable import work
 
 logger = logging.getLogger(__name__)
 
 REQUEST_SOFT_LIMIT = 240
 
 
-@shared_task(**HM_TASK, soft_time_limit=REQUEST_SOFT_LIMIT, time_limit=REQUEST_SOFT_LIMIT + 30)
+@shared_task(**DURABLE_TASK, soft_time_limit=REQUEST_SOFT_LIMIT, time_limit=REQUEST_SOFT_LIMIT + 30)
 def request_clearances(self: BackgroundTask, credential_id: int) -> None:
-    """Send the credential's queued clearances in batches; continues itself when time runs out."""
+    """Waker: send one batch of the credential's due clearance sends, then wake again while more
+    is due (the sends are durable rows; a lost or repeated message changes nothing)."""
     if not Credential.objects.filter(pk=credential_id).exists():
         return
-    deadline = time.monotonic() + REQUEST_SOFT_LIMIT - 60
     try:
-        summary = onboarding.request_clearances(credential_id, deadline=deadline)
+        summary = onboarding.request_clearances(credential_id, max_batches=1, stop=work.stopping)
     except OperationalError as exc:
         self.retry_busy_database(exc)
-    except TransientError as exc:
-        if not self.retry_transient(exc):
-            Clearance.objects.filter(
-                credential_id=credential_id, status=ClearanceStatus.QUEUED
-            ).update(last_error=f"{exc.message} The request will be sent again at the next sync.")
-        return
-    if summary.more:
-        request_clearances.delay_on_commit(credential_id)
+    work.keep_going(
+        request_clearances, credential_id, onboarding.send_work(credential_id), more=summary.more
+    )
 
 
 @shared_task(**HM_TASK, soft_time_limit=240, time_limit=270)
@@ -73,8 +70,7 @@ def sync_credential(self: BackgroundTask, credential_id: int) -> None:
 
 @shared_task(base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=60, time_limit=90)
 def sync_all_clearances(self: BackgroundTask) -> None:
-    """Beat: one sync task per credential that has clearances to follow; re-apply webhooks whose
-    task was lost."""
+    """Beat: one sync task per credential that has clearances to follow."""
     credential_ids = (
         Clearance.objects.exclude(credential__isnull=True)
         .values_list("credential_id", flat=True)
@@ -82,37 +78,60 @@ def sync_all_clearances(self: BackgroundTask) -> None:
     )
     for credential_id in credential_ids:
         sync_credential.delay_on_commit(credential_id)
-    for delivery_pk in webhooks.unprocessed_webhooks():
-        process_webhook.delay_on_commit(delivery_pk)
+
+
+@shared_task(**DURABLE_TASK, soft_time_limit=60, time_limit=90)
+def confirm_webhooks(self: BackgroundTask, credential_id: int) -> None:
+    """Waker: confirm the credential's due webhooks with one HM list call, then wake again while
+    more are due (debounced by clearance.services.webhooks.schedule_confirmation)."""
+    try:
+        summary = webhooks.confirm_webhooks(credential_id)
+    except OperationalError as exc:  # SQLite "database is locked" under concurrent writers
+        self.retry_busy_database(exc)
+    work.keep_going(
+        confirm_webhooks, credential_id, webhooks.unconfirmed(credential_id), more=summary.more
+    )
+
+
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
+def process_webhook(self: BackgroundTask, delivery_pk: int) -> None:
+    """Messages queued before webhooks were confirmed with HM: wake the confirmation."""
+    credential_id = (
+        WebhookDelivery.objects.filter(pk=delivery_pk)
+        .values_list("credential_id", flat=True)
+        .first()
+    )
+    if credential_id is not None:
+        confirm_webhooks.delay(credential_id)
 
 
 @shared_task(
-    base=BackgroundTask,
-    bind=True,
-    ignore_result=True,
-    acks_late=True,
-    soft_time_limit=30,
-    time_limit=60,
+    base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=600, time_limit=660
 )
-def process_webhook(self: BackgroundTask, delivery_pk: int) -> None:
-    """Apply this delivery (if nobody has yet), then help drain the rest of a burst."""
+def prune_webhook_deliveries(self: BackgroundTask) -> None:
+    """Beat: delete confirmed deliveries older than WEBHOOK_DELIVERY_RETENTION_DAYS."""
+    deleted = webhooks.prune_deliveries()
+    if deleted:
+        logger.info("Deleted %s webhook deliveries past their retention", deleted)
+
+
+@shared_task(**DURABLE_TASK, soft_time_limit=REQUEST_SOFT_LIMIT, time_limit=REQUEST_SOFT_LIMIT + 30)
+def defleet_due(self: BackgroundTask, credential_id: int) -> None:
+    """Waker: one batch of the credential's due defleets, then wake again while more is due."""
     try:
-        webhooks.process_webhook(delivery_pk)
-        if connection.features.has_select_for_update_skip_locked:
-            webhooks.process_pending_webhooks(limit=200)
-    except OperationalError as exc:  # SQLite "database is locked" under concurrent writers
+        _done, more = defleet.defleet_due(credential_id, stop=work.stopping)
+    except OperationalError as exc:
         self.retry_busy_database(exc)
+    work.keep_going(defleet_due, credential_id, defleet.defleet_work(credential_id), more=more)
 
 
-@shared_task(**HM_TASK, soft_time_limit=240, time_limit=270)
+@shared_task(**HM_TASK, soft_time_limit=60, time_limit=90)
 def defleet_vehicles(
     self: BackgroundTask, vehicle_ids: list[int], actor_id: int | None = None
 ) -> None:
+    """Messages queued before defleets were durable work: written as work rows now."""
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
-    outcomes = defleet.defleet(vehicle_ids, actor=actor)
-    again = [o.vehicle_id for o in outcomes if o.transient]
-    if again and not self.retry_later(args=(again, actor_id)):
-        logger.error("Defleet gave up for %s vehicles", len(again))
+    defleet.queue_defleet(vehicle_ids, actor=actor)
 
 
 @shared_task(**HM_TASK, soft_time_limit=120, time_limit=150)

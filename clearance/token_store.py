@@ -4,6 +4,9 @@ N workers that need a new token make one token request, not N: renewals run unde
 ``clearance.locks.cache_lock``, and waiters re-check the store once the lock is free and find
 the new token (``HMClient.get_token``'s double-checked pattern). Tokens are stored
 Fernet-encrypted (FIELD_ENCRYPTION_KEYS) and expire from the cache with the token itself.
+
+The cache is a convenience, never a dependency: when it cannot be reached (Redis down), the
+store behaves as empty and unlocked, so each process fetches its own token and HM work goes on.
 """
 
 from __future__ import annotations
@@ -11,19 +14,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import RedisError
 
 from clearance import fields
 from clearance.hm import Token
 from clearance.locks import cache_lock
 
 logger = logging.getLogger(__name__)
+
+# What an unreachable cache raises (Redis down, a refused connection, a timeout).
+CACHE_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
 
 
 class CacheTokenStore:
@@ -48,7 +55,11 @@ class CacheTokenStore:
         return f"CacheTokenStore({type(self.cache).__name__})"
 
     def get(self, key: str) -> Token | None:
-        raw = self.cache.get(key)
+        try:
+            raw = self.cache.get(key)
+        except CACHE_ERRORS:
+            logger.warning("Token cache unavailable; fetching a token without it")
+            return None
         if not raw:
             return None
         try:
@@ -62,18 +73,26 @@ class CacheTokenStore:
         remaining = (token.expires_at - datetime.now(UTC)).total_seconds()
         if remaining <= 1:
             return
-        self.cache.set(key, fields.encrypt(json.dumps(token.to_dict())), timeout=int(remaining))
+        with suppress(*CACHE_ERRORS):
+            self.cache.set(key, fields.encrypt(json.dumps(token.to_dict())), timeout=int(remaining))
 
     def delete(self, key: str) -> None:
-        self.cache.delete(key)
+        with suppress(*CACHE_ERRORS):
+            self.cache.delete(key)
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        with cache_lock(
-            key,
-            timeout=self.lock_timeout,
-            wait=self.wait_timeout,
-            poll_interval=self.poll_interval,
-            cache=self.cache,
-        ):
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(
+                    cache_lock(
+                        key,
+                        timeout=self.lock_timeout,
+                        wait=self.wait_timeout,
+                        poll_interval=self.poll_interval,
+                        cache=self.cache,
+                    )
+                )
+            except CACHE_ERRORS:
+                logger.warning("Token cache unavailable; renewing the token without its lock")
             yield

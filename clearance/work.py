@@ -116,6 +116,10 @@ HM_TASK: dict[str, Any] = {
     "acks_late": True,
 }
 
+# Wakers of durable work (durable/__init__.py): idempotent, so a message whose worker died
+# (even only its child process) is delivered again instead of acknowledged and lost.
+DURABLE_TASK: dict[str, Any] = {**HM_TASK, "reject_on_worker_lost": True}
+
 
 def _words(exc: Exception | None) -> str:
     if exc is None:

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "durable",
     "organizations",
     "vehicles",
     "clearance",
@@ -265,12 +266,10 @@ LOGGING = logging_config(LOG_LEVEL)
 
 # --- Celery ---------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int | bool]
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, str | int | float | bool]
 if CELERY_BROKER_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Above the longest task time limit, so a running late-ack task is never handed out twice.
-        "visibility_timeout": 3600,
-    }
+    # The visibility timeout (minutes) is set with the task time limits, at the end.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -284,6 +283,8 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Each worker process takes one message per poll: ten polls a second, not one.
+        "polling_interval": 0.1,
     }
     # The filesystem transport has no fan-out exchange, which remote control needs.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
@@ -306,7 +307,16 @@ CELERY_TASK_ROUTES = {
     "simulator.tasks.*": {"queue": "simulator"},
     "notifications.tasks.*": {"queue": "notifications"},
 }
-CELERY_WORKER_QUEUES = ["default", "hm", "imports", "simulator", "notifications"]
+# Queues by kind (docs/durability.md): no kind of work waits behind another's backlog.
+CELERY_WORKER_QUEUES = [
+    "default",
+    "webhooks",
+    "hm",
+    "telemetry",
+    "imports",
+    "simulator",
+    "notifications",
+]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -334,8 +344,6 @@ SIMULATOR_LATENCY_MS = env_int("SIMULATOR_LATENCY_MS", 0, minimum=0)
 # --- Clearance lifecycle -----------------------------------------------------------------
 HM_CLEARANCE_BATCH_SIZE = env_int("HM_CLEARANCE_BATCH_SIZE", 100, minimum=1)
 CLEARANCE_SYNC_INTERVAL_SECONDS = env_int("CLEARANCE_SYNC_INTERVAL_SECONDS", 300, minimum=10)
-# Queued rows older than this are sent again by the sync (lost task, broker outage).
-CLEARANCE_QUEUED_STUCK_SECONDS = env_int("CLEARANCE_QUEUED_STUCK_SECONDS", 300, minimum=1)
 # Transient HM errors: exponential backoff with jitter (HM's "retry after N s" wins if longer).
 HM_RETRY_BACKOFF_SECONDS = env_float("HM_RETRY_BACKOFF_SECONDS", 5.0, minimum=0.01)
 HM_RETRY_BACKOFF_MAX_SECONDS = env_float("HM_RETRY_BACKOFF_MAX_SECONDS", 600.0, minimum=0.01)
@@ -435,3 +443,16 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+
+# --- Durable work: retries, reconciler, queues by kind (fleetportal/settings_durable.py) ------
+from fleetportal.settings_durable import *  # noqa: E402, F403
+
+CELERY_TASK_ROUTES.update(DURABLE_TASK_ROUTES)  # noqa: F405
+if CELERY_BROKER_URL != "filesystem://":
+    # Above the longest task time limit (a running late-ack task is never handed out twice);
+    # durable work never waits for it: the reconciler wakes what a dead worker held.
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(600, IMPORT_TASK_TIME_LIMIT + 60)
+CELERY_BEAT_SCHEDULE.update(DURABLE_BEAT_SCHEDULE)  # noqa: F405
+
+# --- live pages (issue 12): fleetportal/settings_live.py ------------------------------------------
+from fleetportal.settings_live import *  # noqa: E402, F403

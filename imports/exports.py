@@ -21,8 +21,9 @@ from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
-from clearance.wording import NOT_REQUESTED
-from imports.rows import format_tags
+from clearance.statuses import NOT_REQUESTED
+from imports.rows import ESCAPED_PREFIXES, FORMULA_PREFIXES
+from vehicles.validation import format_tags
 
 EXPORT_COLUMNS = (
     "vin",
@@ -34,12 +35,16 @@ EXPORT_COLUMNS = (
     "status",
     "status_changed_at",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> str:
+    """Formula-safe: an apostrophe before a formula character, and before an apostrophe that
+    precedes one (the import strips exactly one, see imports.rows)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    escape = text.startswith(FORMULA_PREFIXES) or (
+        text[:1] == "'" and len(text) > 1 and text[1] in ESCAPED_PREFIXES
+    )
+    return "'" + text if escape else text
 
 
 class _Echo:
@@ -71,7 +76,7 @@ def vehicle_rows(queryset: QuerySet) -> Iterator[list[Any]]:
             vehicle.brand,
             vehicle.license_plate,
             vehicle.nickname,
-            format_tags(vehicle.tags),
+            format_tags(vehicle.tags, ";"),
             vehicle.odometer_km,
             clearance.status if clearance else "",
             changed.astimezone(UTC).isoformat().replace("+00:00", "Z") if changed else "",

@@ -94,3 +94,32 @@ class ImportChunk(models.Model):
 
     def __str__(self):
         return f"{self.job_id}#{self.index}"
+
+
+class ImportRow(models.Model):
+    """A valid row of a checked file, staged for its import: the file is validated once (at the
+    preview) and the import inserts vehicles, clearances and events from these rows with
+    set-based statements. Deleted when the import ends or is canceled.
+
+    ``seq`` is the row's place among the file's data rows (1, 2, ...; rows with errors are not
+    staged but keep their number), so a batch is a range of ``seq`` and the job's ``processed``
+    is where the next batch starts. ``public_id`` becomes the new vehicle's, so what a batch
+    created is found again by joining on it.
+    """
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+", db_index=False)
+    seq = models.PositiveIntegerField()
+    row = models.PositiveIntegerField(help_text="Row number in the file.")
+    public_id = models.UUIDField()
+    vin = models.CharField(max_length=17)
+    brand = models.CharField(max_length=32)
+    license_plate = models.CharField(max_length=20, blank=True)
+    nickname = models.CharField(max_length=100, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    odometer_km = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="unique_import_row")]
+
+    def __str__(self):
+        return f"{self.job_id}:{self.seq} {self.vin}"

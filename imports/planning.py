@@ -183,13 +183,17 @@ def plan_issues(
     *,
     update_existing: bool,
     on_batch: Callable[[Counts], None] | None = None,
+    stage: Callable[[PlannedBatch], None] | None = None,
 ) -> Plan:
-    """Validate the whole file without writing: layout, counts, first errors and warnings."""
+    """Validate the whole file: layout, counts, first errors and warnings. ``stage(batch)``
+    receives every planned batch (the import stages its valid rows: validated once)."""
     csv_file, batches = _open_plan(stream, organization, update_existing=update_existing)
     counts = Counts()
     errors: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     for batch in batches:
+        if stage:
+            stage(batch)
         counts.add_plan(batch)
         for row in batch.invalid:
             for issue in row.errors:

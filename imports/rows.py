@@ -16,20 +16,22 @@ from dataclasses import dataclass, field
 
 from imports.parse import CsvLayout, RawRow
 from untrusted import storable, unstorable_character
-from vehicles.validation import InvalidValue, normalize_vin, parse_brand
+from vehicles.validation import (
+    MAX_LICENSE_PLATE,
+    MAX_NICKNAME,
+    InvalidValue,
+    normalize_vin,
+    parse_brand,
+    parse_odometer,
+    parse_tags,
+)
 
-MAX_LICENSE_PLATE = 20
-MAX_NICKNAME = 100
-MAX_TAG_KEY = 64
-MAX_TAG_VALUE = 255
-MAX_TAGS = 20
-MAX_ODOMETER_KM = 9_999_999
-
-# Our own export prefixes these with an apostrophe (formula-injection guard); strip it on import
-# so an exported file imports back unchanged.
+# Our own export prefixes these with an apostrophe (formula-injection guard), and an apostrophe
+# before them or before another apostrophe too, so that "'=x" survives; the import strips one
+# leading apostrophe before them, so an exported file imports back unchanged.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+ESCAPED_PREFIXES = (*FORMULA_PREFIXES, "'")
 _LOOKS_LIKE_FORMULA = re.compile(r"^(=|@|[+-]\s*[A-Za-z(])")
-_WHOLE_NUMBER = re.compile(r"\d{1,3}(?:[ _\u00a0\u202f]\d{3})+|\d+")
 SOURCE_VIN_MAX = 100  # the VIN cell as written, in the error report (a wrong column can be long)
 
 
@@ -223,70 +225,6 @@ class VinIndex:
                 self._rows[slot] = row
 
 
-def parse_tags(value: str) -> dict[str, str]:
-    """``key=value;key=value`` (or ``,``) -> dict; raise ``InvalidValue`` naming the faulty part.
-
-    A comma separates tags only when key=value follows it, so a value keeps its commas
-    (``b=x,y`` stays one tag, as our export writes it) while ``a=1, b=2`` is two tags.
-    """
-    tags: dict[str, str] = {}
-    for part in _split_tags(value):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, tag_value = part.partition("=")
-        key, tag_value = key.strip(), tag_value.strip()
-        if not sep or not key:
-            raise InvalidValue(
-                f"“{part[:40]}” is not a tag; write tags as key=value, separated by semicolons "
-                "or commas (for example cost_center=A12;depot=north)."
-            )
-        if len(key) > MAX_TAG_KEY or len(tag_value) > MAX_TAG_VALUE:
-            raise InvalidValue(
-                f"The tag “{key[:30]}” is too long (keys up to {MAX_TAG_KEY} characters, "
-                f"values up to {MAX_TAG_VALUE})."
-            )
-        if key in tags:
-            raise InvalidValue(f"The tag key “{key}” appears twice.")
-        tags[key] = tag_value
-    if len(tags) > MAX_TAGS:
-        raise InvalidValue(f"{len(tags)} tags given; at most {MAX_TAGS} per vehicle are allowed.")
-    return tags
-
-
-def _split_tags(value: str) -> list[str]:
-    parts: list[str] = []
-    for group in value.split(";"):
-        pieces: list[str] = []
-        for piece in group.split(","):
-            if "=" in piece or not pieces:
-                pieces.append(piece)
-            elif piece.strip():
-                pieces[-1] += "," + piece  # no key=value after this comma: part of the value
-        parts.extend(pieces)
-    return parts
-
-
-def format_tags(tags: dict[str, str] | None) -> str:
-    return ";".join(f"{key}={value}" for key, value in (tags or {}).items())
-
-
-def parse_odometer(value: str) -> int:
-    text = value.strip()
-    if text.lower().endswith("km"):
-        text = text[:-2].strip()
-    if not _WHOLE_NUMBER.fullmatch(text):
-        raise InvalidValue(f"“{value[:30]}” is not a whole number of kilometres (0 or more).")
-    digits = re.sub(r"\D", "", text)
-    # Longer than any real reading; also keeps int() below Python's limit on digit strings.
-    if len(digits.lstrip("0")) > len(str(MAX_ODOMETER_KM)):
-        raise InvalidValue(f"“{value[:30]}” is not a plausible odometer reading.")
-    number = int(digits)
-    if number > MAX_ODOMETER_KM:
-        raise InvalidValue(f"{number:,} km is not a plausible odometer reading.")
-    return number
-
-
 def _unstorable_message(problem: str) -> str:
     return (
         f"This cell contains {problem}, which cannot be stored; it usually comes from a damaged "
@@ -295,6 +233,6 @@ def _unstorable_message(problem: str) -> str:
 
 
 def _unescape(value: str) -> str:
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_PREFIXES:
+    if len(value) > 1 and value[0] == "'" and value[1] in ESCAPED_PREFIXES:
         return value[1:]
     return value

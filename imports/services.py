@@ -11,18 +11,19 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from clearance.models import Credential
 from imports import tasks
 from imports.eligibility import check_new_vins_eligibility, job_credential
 from imports.files import _chunks, job_file_kept, open_job_file, prune_old_files
-from imports.models import ImportChunk, ImportJob
+from imports.models import ImportChunk, ImportJob, ImportRow
 from imports.parse import CsvFileError
 from imports.planning import (
     STALE_PREVIEW,
@@ -37,7 +38,7 @@ from imports.planning import (
     preview_is_stale,
 )
 from imports.rows import VehicleRow
-from imports.writing import import_rows
+from imports.writing import Stager, analyze, write_batch
 from organizations.models import Organization
 from vehicles import events as fleet_events
 
@@ -98,12 +99,19 @@ def import_job_validate(job_id: int) -> None:
 
     # Taken before reading: a change made while the file is read also makes the preview stale.
     state = fleet_state(job.organization)
+    stager = Stager(job_id)
+    stager.reset()  # a check that was interrupted, or a check again
     try:
         with open_job_file(job) as stream:
             plan = plan_issues(
-                stream, job.organization, update_existing=job.update_existing, on_batch=progress
+                stream,
+                job.organization,
+                update_existing=job.update_existing,
+                on_batch=progress,
+                stage=stager.add,
             )
     except CsvFileError as exc:
+        stager.reset()
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
         return
     fields = plan.counts.as_fields()
@@ -130,9 +138,12 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
         )
     if not (job.created or job.updated):
         raise ImportRejected("There is nothing to import: no new or changed vehicles in this file.")
-    if preview_is_stale(job):
+    if preview_is_stale(job) or not ImportRow.objects.filter(job=job).exists():
+        # (No staged rows: checked by an older version, which staged nothing.)
         raise PreviewStale(STALE_PREVIEW)
     with transaction.atomic():
+        # Errors and warnings stay the preview's: the file was validated once, and the fleet
+        # has not changed since (else the preview would be stale).
         started = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEW).update(
             status=ImportJob.Status.IMPORTING,
             confirmed_at=timezone.now(),
@@ -141,8 +152,7 @@ def import_job_confirm(job: ImportJob, *, user: Any, accept_skipped: bool) -> No
             created=0,
             updated=0,
             skipped=0,
-            errors=0,
-            warnings=0,
+            queued_requests=0,
         )
         if not started:
             raise ImportRejected("This import was already started.")
@@ -178,64 +188,99 @@ def import_job_cancel(job: ImportJob) -> None:
     if not canceled:
         raise ImportRejected("Only an import that has not started can be canceled.")
     ImportChunk.objects.filter(job=job).delete()
+    ImportRow.objects.filter(job=job).delete()
 
 
-class ImportInterrupted(Exception):
-    """Another worker is running the same job (or it was canceled): stop quietly."""
+def import_job_step(job_id: int) -> bool:
+    """Task body: import the job's next batch of staged rows; True while more batches remain.
+
+    The batch and the job's progress commit together, under the job's row lock, so a task run
+    twice (redelivered, duplicated) never writes a batch twice: it finds ``processed`` moved on.
+    The last batch marks the job done, then the touched tables are analysed.
+    """
+    with transaction.atomic():
+        rows = ImportJob.objects.select_related("organization", "confirmed_by").filter(
+            pk=job_id, status=ImportJob.Status.IMPORTING
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            # Another worker has this job's batch in hand: it goes on with the next one.
+            rows = rows.select_for_update(skip_locked=True, of=("self",))
+        job = rows.first()
+        if job is None:
+            return False
+        after = job.processed
+        upto = min(after + settings.IMPORT_BATCH_SIZE, job.total)
+        counts = write_batch(
+            job, after=after, upto=upto, credential=job_credential(job), actor=job.confirmed_by
+        )
+        fields: dict[str, Any] = {
+            name: F(name) + getattr(counts, name)
+            for name in ("created", "updated", "skipped", "queued_requests")
+        }
+        done = upto >= job.total
+        if done:
+            fields.update(status=ImportJob.Status.DONE, finished_at=timezone.now())
+            ImportRow.objects.filter(job=job).delete()
+        ImportJob.objects.filter(pk=job_id).update(processed=upto, **fields)
+        if done:
+            publish_finished(job_id)
+    if done:
+        analyze()
+    return not done
 
 
 def import_job_run(job_id: int) -> None:
-    """Task body: import the confirmed job, committing counts with every batch (resumable)."""
-    job = (
-        ImportJob.objects.select_related("organization", "confirmed_by")
-        .filter(pk=job_id, status=ImportJob.Status.IMPORTING)
-        .first()
+    """Import every remaining batch of the job in this process (tests, the terminal command);
+    workers do one batch per task (``tasks.run_import_job``)."""
+    while import_job_step(job_id):
+        pass
+
+
+def import_rows(
+    stream: BinaryIO,
+    organization: Organization,
+    *,
+    credential: Credential | None,
+    user: Any = None,
+    update_existing: bool,
+    name: str = "",
+) -> ImportJob:
+    """Check and import a file in this process (the ``vehicles_import`` command): the same
+    validation, staging and batches as an upload, recorded as an import job of the fleet.
+    Raises ``CsvFileError`` when the file cannot be read (nothing imported then)."""
+    job = ImportJob.objects.create(
+        organization=organization,
+        created_by=user if getattr(user, "pk", None) else None,
+        original_name=name[:255],
+        update_existing=update_existing,
+        credential_public_id=credential.public_id if credential else None,
+        status=ImportJob.Status.VALIDATING,
     )
-    if job is None:
-        return
-    expected = {"processed": job.processed}
-
-    def save_progress(counts: Counts, processed: int) -> None:
-        locked = ImportJob.objects.select_for_update().get(pk=job_id)
-        if locked.status != ImportJob.Status.IMPORTING or locked.processed != expected["processed"]:
-            raise ImportInterrupted
-        ImportJob.objects.filter(pk=job_id).update(processed=processed, **_resumed(job, counts))
-        expected["processed"] = processed
-
+    stager = Stager(job.pk)
     try:
-        with open_job_file(job) as stream:
-            import_rows(
-                stream,
-                job.organization,
-                credential=job_credential(job),
-                user=job.confirmed_by,
-                update_existing=job.update_existing,
-                resume_after=job.processed,
-                on_batch=save_progress,
-            )
-    except ImportInterrupted:
-        return
-    except CsvFileError as exc:  # the file was fine at preview; only a broken store gets here
+        plan = plan_issues(stream, organization, update_existing=update_existing, stage=stager.add)
+    except CsvFileError as exc:
         _finish(job, ImportJob.Status.FAILED, message=exc.message)
-        return
-    with transaction.atomic():
-        finished = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.IMPORTING).update(
-            status=ImportJob.Status.DONE, finished_at=timezone.now()
-        )
-        if finished:
-            publish_finished(job_id)
-
-
-def _resumed(job: ImportJob, counts: Counts) -> dict[str, int]:
-    """Counts of this attempt added to what earlier attempts committed."""
-    return {
-        "created": job.created + counts.created,
-        "updated": job.updated + counts.updated,
-        "skipped": job.skipped + counts.skipped,
-        "errors": job.errors + counts.errors,
-        "warnings": job.warnings + counts.warnings,
-        "queued_requests": job.queued_requests + counts.queued_requests,
-    }
+        raise
+    now = timezone.now()
+    fields = plan.counts.as_fields()
+    fields.update(created=0, updated=0, skipped=0, queued_requests=0)
+    ImportJob.objects.filter(pk=job.pk).update(
+        **fields,
+        layout=layout_summary(plan.layout),
+        error_sample=plan.sample,
+        status=ImportJob.Status.IMPORTING,
+        validated_at=now,
+        confirmed_at=now,
+        confirmed_by=user if getattr(user, "pk", None) else None,
+    )
+    try:
+        import_job_run(job.pk)
+    except Exception:
+        _finish(job, ImportJob.Status.FAILED, message=tasks.IMPORT_FAILED)
+        raise
+    job.refresh_from_db()
+    return job
 
 
 def import_job_fail(job_id: int, message: str) -> None:
@@ -263,6 +308,7 @@ def _finish(job: ImportJob, status: str, *, message: str = "") -> None:
         ImportJob.objects.filter(pk=job.pk).update(
             status=status, message=message, finished_at=timezone.now()
         )
+        ImportRow.objects.filter(job=job).delete()
         if job.confirmed_at is not None:  # an import that ran, not a file refused at preview
             publish_finished(job.pk)
 

@@ -35,7 +35,10 @@ class ImportTask(BackgroundTask):
 
 IMPORT_TASK: dict[str, Any] = {
     "bind": True,
+    # Acknowledged once done; a worker killed mid-task (even only its child process, as the OOM
+    # killer does) puts the message back: a batch is written exactly once whatever runs it.
     "acks_late": True,
+    "reject_on_worker_lost": True,
     "soft_time_limit": settings.IMPORT_TASK_TIME_LIMIT,
     "time_limit": settings.IMPORT_TASK_TIME_LIMIT + 60,
 }
@@ -52,8 +55,12 @@ def validate_import_job(self: ImportTask, job_id: int) -> None:
 
 @shared_task(base=ImportTask, failure_message=IMPORT_FAILED, **IMPORT_TASK)
 def run_import_job(self: ImportTask, job_id: int) -> None:
+    """One batch of the import, then the next batch is a task of its own (short tasks)."""
     try:
-        services.import_job_run(job_id)
+        more = services.import_job_step(job_id)
     except TRANSIENT as exc:
         if not self.retry_later(exc):
             raise
+        return
+    if more:
+        run_import_job.delay_on_commit(job_id)

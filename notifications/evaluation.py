@@ -53,23 +53,41 @@ STATUS_TIED = [kind for kind, cond in c.CONDITIONS.items() if cond.holds_in is n
 def vehicles_by_id(ids: Iterable[int], rule_kinds: Iterable[str] = ()) -> dict[int, Vehicle]:
     """The vehicles with their organization, each marked with whether its organization has
     enabled rules of ``rule_kinds`` (``has_rules``) and enabled endpoints (``has_endpoints``):
-    one query, and for an organization with neither, the only one."""
+    one query, after one on the (small) rule and endpoint tables that ends it when no
+    organization has any. Vehicles of organizations with neither are left out: nothing is done
+    for them, and building them all cost a 100,000-row import a tenth of its time."""
+    kinds = list(rule_kinds)
+    organization_ids = set(
+        Organization.objects.filter(
+            Exists(
+                AlertRule.objects.filter(
+                    organization_id=OuterRef("pk"), enabled=True, kind__in=kinds
+                )
+            )
+            | Exists(WebhookEndpoint.objects.filter(organization_id=OuterRef("pk"), enabled=True))
+        ).values_list("pk", flat=True)
+    )
+    if not organization_ids:
+        return {}
     organization = OuterRef("organization_id")
     rows = (
         Vehicle.objects.select_related("organization")
         .only(*VEHICLE_FIELDS)
         .annotate(
             has_rules=Exists(
-                AlertRule.objects.filter(
-                    organization_id=organization, enabled=True, kind__in=list(rule_kinds)
-                )
+                AlertRule.objects.filter(organization_id=organization, enabled=True, kind__in=kinds)
             ),
             has_endpoints=Exists(
                 WebhookEndpoint.objects.filter(organization_id=organization, enabled=True)
             ),
         )
     )
-    return {v.pk: v for v in rows.filter(pk__in=set(ids))}
+    wanted = rows.filter(
+        Q(has_rules=True) | Q(has_endpoints=True),
+        pk__in=set(ids),
+        organization_id__in=organization_ids,
+    )
+    return {v.pk: v for v in wanted}
 
 
 def with_rules(vehicles: dict[int, Vehicle]) -> set[int]:

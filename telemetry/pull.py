@@ -14,13 +14,14 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from clearance import statuses
 from clearance.clients import hm_client_for
 from clearance.hm import errors as hm
-from clearance.models import ClearanceStatus, Credential
+from clearance.models import Credential
 from telemetry import tasks
 from telemetry.models import TelemetrySnapshot
 from telemetry.parse import TelemetryParseError, parse_rest
-from telemetry.services import APPROVED, record_snapshot
+from telemetry.services import record_snapshot
 from vehicles.models import Vehicle
 
 logger = logging.getLogger(__name__)
@@ -136,37 +137,20 @@ def mark_pull_scheduled(public_id: Any, *, wait: timedelta) -> None:
     )
 
 
-def refresh_unavailable_reason(vehicle: Vehicle) -> str:
+def refresh_unavailable_reason(vehicle: Vehicle, *, has_data: bool = False) -> str:
     """Why the Refresh button cannot work for this vehicle, in words ("" when it can).
 
     Only an approved clearance with a credential can give data; anything else can only fail.
+    ``has_data``: data received earlier is on the panel, so the words never say "No data yet".
     """
     clearance = getattr(vehicle, "clearance", None)
-    if clearance is None:
+    status = clearance.status if clearance is not None else None
+    if clearance is not None and statuses.data_flows(status) and clearance.credential_id is None:
         return (
-            "No data yet: data access has not been requested from High Mobility for this vehicle."
+            "The clearance is approved but linked to no High Mobility credential, so no "
+            "data can be fetched. An owner can fix this on the Credentials page."
         )
-    status = clearance.status
-    if status == APPROVED:
-        if clearance.credential_id is None:
-            return (
-                "The clearance is approved but linked to no High Mobility credential, so no "
-                "data can be fetched. An owner can fix this on the Credentials page."
-            )
-        return ""
-    if status in (ClearanceStatus.QUEUED, ClearanceStatus.PENDING):
-        return f"No data yet: data arrives once the clearance is approved (it is {status} now)."
-    if status in (ClearanceStatus.REVOKING, ClearanceStatus.REVOKED):
-        being = "has been" if status == ClearanceStatus.REVOKED else "is being"
-        return (
-            f"Data access {being} revoked, so no new data arrives; anything shown below was "
-            "received before."
-        )
-    if status == ClearanceStatus.REJECTED:
-        return "The carmaker rejected the clearance, so High Mobility shares no data for it."
-    if status in (ClearanceStatus.CANCELING, ClearanceStatus.CANCELED):
-        return f"The clearance request was canceled (it is {status}), so no data arrives."
-    return f"No new data: data arrives once the clearance is approved (it is {status} now)."
+    return statuses.why_no_data(status, has_data=has_data)
 
 
 def request_refresh(vehicle: Vehicle) -> bool:
@@ -251,7 +235,7 @@ def pull_vehicle(vehicle_id: int, *, requested: bool = False) -> PullOutcome:
     clearance = getattr(vehicle, "clearance", None)
     if clearance is None or clearance.credential is None:
         outcome = PullOutcome(False, "This vehicle has no clearance with High Mobility yet.")
-    elif clearance.status != APPROVED:
+    elif not statuses.data_flows(clearance.status):
         outcome = PullOutcome(
             False,
             f"Telemetry is available once the clearance is approved "
@@ -302,7 +286,9 @@ def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
 def approved_vehicles() -> list[tuple[int, Any]]:
     """(pk, public id) of every approved vehicle with a credential, in a stable order."""
     return list(
-        Vehicle.objects.filter(clearance__status=APPROVED, clearance__credential__isnull=False)
+        Vehicle.objects.filter(
+            clearance__status__in=statuses.DATA_FLOWS, clearance__credential__isnull=False
+        )
         .order_by("pk")
         .values_list("pk", "public_id")
     )

@@ -24,7 +24,6 @@ from vehicles.models import Vehicle
 
 logger = logging.getLogger(__name__)
 
-APPROVED = "approved"
 # HM timestamps a little in the future (clock skew) are accepted; beyond that we use our clock.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
-from clearance.models import ClearanceStatus
+from clearance import statuses
 from organizations.access import current_organization, get_object_for_user
 from organizations.http import OrganizationRequest
 from telemetry import pull, selectors, services
@@ -134,7 +134,7 @@ def _panel_context(request: OrganizationRequest, vehicle: Vehicle) -> dict[str, 
     snapshots = selectors.recent_snapshots(vehicle)
     # Only a Refresh somebody pressed makes the panel "busy"; a scheduled pull does not.
     busy = pull.pull_is_waiting(status, requested_only=True)
-    refresh_unavailable = pull.refresh_unavailable_reason(vehicle)
+    refresh_unavailable = pull.refresh_unavailable_reason(vehicle, has_data=bool(snapshots))
     track = selectors.track(vehicle)
     return {
         "vehicle": vehicle,
@@ -192,10 +192,7 @@ def exact_time(value: datetime | None) -> str:
 def clearance_label(status: str | None) -> str:
     if not status:
         return "No clearance"
-    try:
-        return str(ClearanceStatus(status).label)
-    except ValueError:  # a status HM invents tomorrow is stored raw
-        return status
+    return statuses.label(status)
 
 
 @require_GET
@@ -205,7 +202,7 @@ def fleet_map(request: OrganizationRequest) -> HttpResponse:
     show_all = request.GET.get("show") == "all"
     # Vehicles annotated with their clearance status and last position (see the selector).
     positioned: list[Any] = list(selectors.fleet_positions(organization))
-    approved = [v for v in positioned if v.clearance_status == ClearanceStatus.APPROVED]
+    approved = [v for v in positioned if statuses.data_flows(v.clearance_status)]
     vehicles = positioned if show_all else approved
     rows = []
     for v in vehicles:
@@ -226,7 +223,7 @@ def fleet_map(request: OrganizationRequest) -> HttpResponse:
             "label": r["label"],
             "vin": r["vehicle"].vin,
             "status": r["status_label"],
-            "approved": r["status"] == ClearanceStatus.APPROVED,
+            "approved": statuses.data_flows(r["status"]),
             "seen": r["seen"],
             "url": r["url"],
         }

@@ -19,6 +19,7 @@ PACKAGES = (
     "simulator",
     "fleetportal",
     "untrusted",
+    "durable",
 )
 
 

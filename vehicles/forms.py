@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django import forms
 from django.urls import reverse
 from django.utils.html import format_html
@@ -13,9 +11,12 @@ from clearance.models import Credential
 from clearance.selectors import credentials_for
 from clearance.wording import credential_label
 from organizations.models import Organization
+from vehicles import validation
 from vehicles.brands import BRAND_CHOICES
 from vehicles.models import Vehicle
-from vehicles.validation import InvalidValue, normalize_vin, parse_brand
+from vehicles.validation import InvalidValue, format_tags, normalize_vin, parse_brand, parse_tags
+
+__all__ = ["VehicleAddForm", "VehicleEditForm", "format_tags", "parse_tags"]
 
 
 def clean_vin_value(value: str) -> tuple[str, list[str]]:
@@ -42,6 +43,56 @@ def duplicate_vin_error(organization: Organization, vin: str) -> SafeString | No
     )
 
 
+class RuleField(forms.CharField):
+    """A text field checked by a rule of vehicles.validation (the same one the CSV import and
+    the API use), whose message is shown as it is."""
+
+    def __init__(self, *args, rule, **kwargs):
+        self.rule = rule
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            return self.rule(value)
+        except InvalidValue as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def has_changed(self, initial, data) -> bool:
+        """Compared as the rule reads them: "1200" is the stored 1200, "vans" is {"vans": ""}."""
+        try:
+            before = self.rule(self.to_python("" if initial is None else str(initial)))
+            return self.rule(self.to_python(data)) != before
+        except InvalidValue:
+            return True
+
+
+def _plate(value: str) -> str:
+    return validation.clean_text(value, limit=validation.MAX_LICENSE_PLATE, what="licence plate")
+
+
+def _nickname(value: str) -> str:
+    return validation.clean_text(value, limit=validation.MAX_NICKNAME, what="nickname")
+
+
+TAGS_HELP = "Words or key=value pairs separated by commas or semicolons, e.g. “vans, depot=berlin”."
+ODOMETER_LABEL = "Odometer for the carmaker (km)"
+
+
+def odometer_field(help_text: str) -> RuleField:
+    return RuleField(
+        rule=validation.parse_odometer,
+        label=ODOMETER_LABEL,
+        required=False,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+
+
+def tags_field() -> RuleField:
+    return RuleField(rule=parse_tags, required=False, help_text=TAGS_HELP)
+
+
 class CredentialChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Credential) -> str:
         return credential_label(obj.name, obj.environment)
@@ -60,24 +111,14 @@ class VehicleAddForm(forms.Form):
         choices=[("", "Choose a brand…"), *BRAND_CHOICES],
         help_text="The carmaker, as High Mobility lists it.",
     )
-    license_plate = forms.CharField(label="Licence plate", max_length=20, required=False)
-    nickname = forms.CharField(
-        max_length=100, required=False, help_text="A name your team recognises, e.g. “Van 12”."
+    license_plate = RuleField(rule=_plate, label="Licence plate", required=False)
+    nickname = RuleField(
+        rule=_nickname, required=False, help_text="A name your team recognises, e.g. “Van 12”."
     )
-    tags = forms.CharField(
-        max_length=500,
-        required=False,
-        help_text=(
-            "Separated by commas or semicolons, e.g. “berlin, vans” or “vans; depot=berlin” "
-            "(key=value pairs like “depot=berlin” are fine)."
-        ),
-    )
-    odometer_km = forms.IntegerField(
-        label="Odometer (km)",
-        min_value=0,
-        max_value=5_000_000,
-        required=False,
-        help_text="Some carmakers check it before approving (control measure). Leave empty if unknown.",
+    tags = tags_field()
+    odometer_km = odometer_field(
+        "The reading sent with the clearance request: some carmakers check it before approving "
+        "(control measure). Leave empty if unknown."
     )
     credential = CredentialChoiceField(
         queryset=Credential.objects.none(),
@@ -134,66 +175,26 @@ class VehicleAddForm(forms.Form):
         except InvalidValue as exc:
             raise forms.ValidationError(str(exc)) from exc
 
-    def clean_tags(self) -> dict[str, str]:
-        return parse_tags(self.cleaned_data.get("tags", ""))
-
 
 class VehicleEditForm(forms.ModelForm):
     """The details a fleet manager keeps up to date. VIN and brand are what HM knows the vehicle
     by, so they cannot change; a different VIN is a different vehicle."""
 
-    tags = forms.CharField(
-        max_length=500,
-        required=False,
-        help_text=VehicleAddForm.base_fields["tags"].help_text,
+    license_plate = RuleField(rule=_plate, label="Licence plate", required=False)
+    nickname = RuleField(
+        rule=_nickname, required=False, help_text=VehicleAddForm.base_fields["nickname"].help_text
     )
-    odometer_km = forms.IntegerField(
-        label="Odometer (km)",
-        min_value=0,
-        max_value=5_000_000,
-        required=False,
-        help_text=(
-            "Sent with the next clearance request (some carmakers check it); a request already "
-            "sent keeps the value it went with."
-        ),
+    tags = tags_field()
+    odometer_km = odometer_field(
+        "The control value sent with the next clearance request (some carmakers check it); a "
+        "request already sent keeps the value it went with. What the car itself reports is "
+        "under Telemetry."
     )
 
     class Meta:
         model = Vehicle
         fields = ["license_plate", "nickname", "tags", "odometer_km"]
-        labels = {"license_plate": "Licence plate"}
-        help_texts = {"nickname": VehicleAddForm.base_fields["nickname"].help_text}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.initial["tags"] = format_tags(self.instance.tags)
-
-    def clean_tags(self) -> dict[str, str]:
-        return parse_tags(self.cleaned_data.get("tags", ""))
-
-
-# Commas as people type them, semicolons as the CSV import and export write them.
-TAG_SEPARATORS = re.compile(r"[,;]")
-
-
-def parse_tags(text: str) -> dict[str, str]:
-    """ "vans, depot=berlin" or "vans; depot=berlin" -> {"vans": "", "depot": "berlin"}
-    (Vehicle.tags is a JSON object)."""
-    tags: dict[str, str] = {}
-    for part in TAG_SEPARATORS.split(text or ""):
-        part = part.strip()
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        key = key.strip()[:50]
-        if key:
-            tags[key] = value.strip()[:100]
-    return tags
-
-
-def format_tags(tags: dict | list | None) -> str:
-    if not tags:
-        return ""
-    if isinstance(tags, list):
-        return ", ".join(str(tag) for tag in tags)
-    return ", ".join(f"{key}={value}" if value else str(key) for key, value in tags.items())

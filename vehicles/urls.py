@@ -6,6 +6,7 @@ app_name = "vehicles"
 urlpatterns = [
     path("", fleet.fleet, name="fleet"),
     path("counters/", fleet.fleet_counters, name="counters"),
+    path("live/", fleet.fleet_live, name="live"),
     path("bulk/", fleet.fleet_bulk, name="bulk"),
     path("add/", vehicle.vehicle_add, name="add"),
     path("add/check-vin/", vehicle.vehicle_check_vin, name="check-vin"),

@@ -1,4 +1,5 @@
-"""VIN and brand normalisation shared by the add-vehicle form, the CSV import and the admin.
+"""One rule set per vehicle field (VIN, brand, licence plate, nickname, tags, odometer), used by
+the add and edit forms, the CSV import and the API alike.
 
 Pure Python (no Django imports) so the CSV parser and its property tests run without settings.
 Errors are ``InvalidValue`` (a ``ValueError``) whose message is a plain sentence a fleet manager
@@ -16,16 +17,37 @@ from clearance.hm.types import BRAND_LABELS, FLEET_BRANDS
 __all__ = [
     "BRAND_ALIASES",
     "FLEET_BRANDS",
+    "MAX_LICENSE_PLATE",
+    "MAX_NICKNAME",
+    "MAX_ODOMETER_KM",
+    "MAX_TAGS",
+    "MAX_TAG_KEY",
+    "MAX_TAG_VALUE",
     "InvalidValue",
     "brand_label",
+    "check_digit_applies",
+    "clean_text",
+    "format_tags",
     "normalize_vin",
     "parse_brand",
+    "parse_odometer",
+    "parse_tags",
     "valid_brands_text",
     "vin_check_digit",
     "vin_check_digit_ok",
 ]
 
 VIN_LENGTH = 17
+MAX_LICENSE_PLATE = 20
+MAX_NICKNAME = 100
+MAX_TAG_KEY = 64
+MAX_TAG_VALUE = 255
+MAX_TAGS = 20
+MAX_ODOMETER_KM = 9_999_999
+# Where the check digit is mandatory: VINs made for North America (WMI starting 1-5).
+CHECK_DIGIT_REGIONS = "12345"
+# HM's sandbox and simulator VINs (1HM...) and its spec examples: made up, no check digit.
+SANDBOX_VIN_PREFIXES = ("1HM", "EXVETESTVIN")
 _VIN_ALLOWED = re.compile(r"[A-HJ-NPR-Z0-9]{17}")
 
 # ISO 3779 / FMVSS 115 check digit (position 9): transliteration and weights.
@@ -62,6 +84,12 @@ def vin_check_digit_ok(vin: str) -> bool:
     return vin[8] == vin_check_digit(vin)
 
 
+def check_digit_applies(vin: str) -> bool:
+    """Whether a wrong check digit is worth a warning: only where it is mandatory (North
+    America, WMI 1-5), never for HM's sandbox VINs. Most European VINs do not use one."""
+    return vin[:1] in CHECK_DIGIT_REGIONS and not vin.startswith(SANDBOX_VIN_PREFIXES)
+
+
 def normalize_vin(value: object) -> tuple[str, list[str]]:
     """Return ``(vin, warnings)``: the VIN stripped and upper-cased, or raise ``InvalidValue``."""
     vin = ("" if value is None else str(value)).strip().upper()
@@ -84,11 +112,11 @@ def normalize_vin(value: object) -> tuple[str, list[str]]:
             f"The VIN “{shown}” contains {shown_bad}; only letters and digits are allowed."
         )
     warnings = []
-    if not vin_check_digit_ok(vin):
+    if check_digit_applies(vin) and not vin_check_digit_ok(vin):
         warnings.append(
             f"The VIN’s check digit (9th character “{vin[8]}”, expected “{vin_check_digit(vin)}”) "
-            "does not match. Many European VINs don’t use one, so this is only a warning: "
-            "please double-check the VIN."
+            "does not match. VINs made for North America always carry one: please double-check "
+            "the VIN."
         )
     return vin, warnings
 
@@ -165,6 +193,90 @@ def parse_brand(value: object) -> str:
             f"Valid brands: {valid_brands_text()}."
         )
     return slug
+
+
+def clean_text(value: object, *, limit: int, what: str) -> str:
+    """A licence plate or nickname: surrounding spaces removed, at most ``limit`` characters."""
+    text = ("" if value is None else str(value)).strip()
+    if len(text) > limit:
+        raise InvalidValue(
+            f"The {what} “{_shorten(text, 30)}” is {len(text)} characters long; at most {limit} "
+            "are allowed."
+        )
+    return text
+
+
+# Tags: "vans, depot=berlin" or "vans;depot=berlin". A tag is a bare word ("vans") or a
+# key=value pair; commas and semicolons separate tags, so neither is part of a key or value.
+TAG_SEPARATORS = re.compile(r"[,;]")
+TAG_RULE = (
+    "write tags as words or key=value pairs separated by commas or semicolons, for example "
+    "“vans, depot=berlin”"
+)
+
+
+def parse_tags(value: object) -> dict[str, str]:
+    """ "vans, depot=berlin" -> {"vans": "", "depot": "berlin"} (Vehicle.tags is a JSON object);
+    raise ``InvalidValue`` naming the faulty tag."""
+    tags: dict[str, str] = {}
+    for part in TAG_SEPARATORS.split("" if value is None else str(value)):
+        part = part.strip()
+        if not part:
+            continue
+        key, _, tag_value = part.partition("=")
+        key, tag_value = key.strip(), tag_value.strip()
+        if not key:
+            raise InvalidValue(f"“{_shorten(part, 40)}” has no name before “=”; {TAG_RULE}.")
+        if len(key) > MAX_TAG_KEY or len(tag_value) > MAX_TAG_VALUE:
+            raise InvalidValue(
+                f"The tag “{_shorten(key, 30)}” is too long (names up to {MAX_TAG_KEY} "
+                f"characters, values up to {MAX_TAG_VALUE})."
+            )
+        if key in tags:
+            raise InvalidValue(f"The tag “{_shorten(key, 30)}” appears twice.")
+        tags[key] = tag_value
+    if len(tags) > MAX_TAGS:
+        raise InvalidValue(f"{len(tags)} tags given; at most {MAX_TAGS} per vehicle are allowed.")
+    return tags
+
+
+def format_tags(tags: dict[str, str] | list | None, separator: str = ", ") -> str:
+    """The tags as people write them (``parse_tags`` reads this back unchanged): "vans,
+    depot=berlin" on pages, "vans;depot=berlin" (``separator=";"``) in CSV files."""
+    if not tags:
+        return ""
+    if isinstance(tags, list):  # an old shape: a list of words
+        return separator.join(str(tag) for tag in tags)
+    return separator.join(f"{key}={value}" if value else str(key) for key, value in tags.items())
+
+
+_WHOLE_NUMBER = re.compile(r"\d{1,3}(?:[ _\u00a0\u202f.,]\d{3})+|\d+")
+
+
+def parse_odometer(value: object) -> int | None:
+    """Kilometres as people write them ("87351", "87 351", "87,351 km"); None when empty."""
+    text = ("" if value is None else str(value)).strip()
+    if not text:
+        return None
+    if text.lower().endswith("km"):
+        text = text[:-2].strip()
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise InvalidValue(
+            f"“{_shorten(str(value), 30)}” is not a whole number of kilometres (0 or more)."
+        )
+    digits = re.sub(r"\D", "", text)
+    # Longer than any real reading; also keeps int() below Python's limit on digit strings.
+    if len(digits.lstrip("0")) > len(str(MAX_ODOMETER_KM)):
+        raise InvalidValue(
+            f"“{_shorten(str(value), 30)}” is not a plausible odometer reading (at most "
+            f"{MAX_ODOMETER_KM:,} km)."
+        )
+    number = int(digits)
+    if number > MAX_ODOMETER_KM:
+        raise InvalidValue(
+            f"{number:,} km is not a plausible odometer reading (at most {MAX_ODOMETER_KM:,} km)."
+        )
+    return number
 
 
 def _shorten(text: str, limit: int = 40) -> str:

@@ -30,9 +30,7 @@ class ClearanceStatus(str):
         "canceled",
         "error",
     )
-    TERMINAL: ClassVar[frozenset[str]] = frozenset(
-        {"approved", "rejected", "revoked", "canceled", "error"}
-    )
+    # Which statuses are final, defleetable... is FleetPortal's rule: clearance/statuses.py.
 
     PENDING: ClassVar[ClearanceStatus]
     APPROVED: ClassVar[ClearanceStatus]
@@ -61,11 +59,6 @@ class ClearanceStatus(str):
     @property
     def is_known(self) -> bool:
         return self.value in self.KNOWN
-
-    @property
-    def is_terminal(self) -> bool:
-        """No further change without a new action from us (polling can stop)."""
-        return self.value in self.TERMINAL
 
     def __repr__(self) -> str:
         return f"ClearanceStatus({self.value!r})"

@@ -3,8 +3,12 @@ what callers hand over (a queryset, vehicles or ids)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -17,6 +21,16 @@ def words(exc: Exception) -> str:
     if isinstance(exc, HMError):
         return exc.message
     return str(exc) or type(exc).__name__
+
+
+def retry_words(reason: str, at: datetime | None) -> str:
+    """Why a unit of work waits and when it is tried next, for the row of the vehicle."""
+    reason = reason.rstrip()
+    if reason and reason[-1] not in ".!?":
+        reason += "."
+    if at is None:
+        return reason
+    return f"{reason} Next try at {timezone.localtime(at):%H:%M:%S}.".lstrip()
 
 
 def record_error(rows: QuerySet[Clearance] | Iterable[Clearance], message: str) -> None:
@@ -36,3 +50,11 @@ def vehicle_ids(vehicles: Iterable[Vehicle | int] | QuerySet[Vehicle] | None) ->
     if isinstance(vehicles, QuerySet):
         return list(vehicles.values_list("pk", flat=True))
     return [v if isinstance(v, int) else v.pk for v in vehicles]
+
+
+def in_ids(column: str, ids: Iterable[int]) -> tuple[str, list[Any]]:
+    """SQL for ``column IN (ids)`` with a single parameter, however many ids: an array on
+    PostgreSQL, a JSON list on SQLite (no limit on the number of variables to hit)."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(ids))]  # noqa: S608

@@ -1,18 +1,24 @@
 """Defleet: revoke approved and cancel pending clearances, one ``DELETE`` per vehicle (HM has
 no bulk delete), with HM's refusals (404/409/422) explained in words on the clearance.
+
+Bulk defleets are durable work (``HMWork``, see ``durable/__init__.py``): any number of vehicles
+is written at once, then done ``DEFLEET_BATCH`` per task, each vehicle retried on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from clearance import state, tasks
+from clearance import state, statuses, tasks
 from clearance.clients import hm_client_for
 from clearance.hm import (
     ConflictError,
@@ -22,14 +28,17 @@ from clearance.hm import (
     TransientError,
     UnprocessableError,
 )
-from clearance.models import Clearance, ClearanceStatus
-from clearance.services.common import record_error, vehicle_ids, words
+from clearance.models import Clearance, ClearanceStatus, HMWork
+from clearance.services.common import record_error, retry_words, vehicle_ids, words
 from clearance.services.vehicle_tokens import revoke_vehicle_tokens
 from clearance.state import Source
+from durable import work
 from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
 S = ClearanceStatus
+# Vehicles per defleet task (one DELETE each): short tasks, a warm shutdown within seconds.
+DEFLEET_BATCH = 25
 
 
 @dataclass
@@ -40,6 +49,7 @@ class DefleetOutcome:
     status: str = ""
     message: str = ""
     transient: bool = False
+    retry_after: float | None = None  # HM's own "retry after" for a transient failure
 
 
 def explain_delete_refusal(exc: HMError, clearance: Clearance) -> str:
@@ -81,17 +91,6 @@ def explain_delete_refusal(exc: HMError, clearance: Clearance) -> str:
     return exc.message
 
 
-NOT_DEFLEETABLE_WORDS: dict[str, str] = {
-    S.QUEUED: "The request has not been sent to High Mobility yet; there is nothing to defleet.",
-    S.REVOKING: "The defleet is already under way (revoking).",
-    S.CANCELING: "The defleet is already under way (canceling).",
-    S.REVOKED: "This vehicle is already defleeted (revoked).",
-    S.CANCELED: "This vehicle's request was already canceled.",
-    S.REJECTED: "The carmaker rejected this vehicle; there is nothing to defleet.",
-    S.ERROR: "High Mobility never accepted this vehicle; there is nothing to defleet.",
-}
-
-
 def defleet(
     vehicles: Iterable[Vehicle | int],
     *,
@@ -129,8 +128,8 @@ def defleet(
 def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient]) -> DefleetOutcome:
     vin = clearance.vehicle.vin
     outcome = DefleetOutcome(clearance.vehicle_id, vin, False, status=clearance.status)
-    if clearance.status not in state.DEFLEETABLE:
-        outcome.message = NOT_DEFLEETABLE_WORDS.get(
+    if clearance.status not in statuses.DEFLEETABLE:
+        outcome.message = statuses.NOT_DEFLEETABLE_WORDS.get(
             clearance.status, f"A clearance in status {clearance.status!r} cannot be defleeted."
         )
         return outcome
@@ -150,6 +149,7 @@ def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient])
         answer = client.delete_clearance(vin)
     except TransientError as exc:
         outcome.transient = True
+        outcome.retry_after = getattr(exc, "retry_after", None)
         outcome.message = f"{exc.message} The defleet will be tried again."
         record_error([clearance], outcome.message)
         return outcome
@@ -175,15 +175,71 @@ def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient])
     )
     outcome.ok = True
     outcome.status = clearance.status
-    outcome.message = state.STATUS_WORDS.get(clearance.status, "")
+    outcome.message = statuses.OUTCOME_WORDS.get(clearance.status, "")
     revoke_vehicle_tokens(clearance, client)  # legacy per-vehicle tokens end with the access
     return outcome
 
 
 def queue_defleet(vehicles: Iterable[Vehicle | int], *, actor: Any = None) -> int:
-    """Defleet in the background (bulk actions); returns how many vehicles were queued."""
+    """Defleet in the background (bulk actions): one durable ``HMWork`` row per clearance,
+    written in the caller's transaction, and a waker per credential after commit. Returns how
+    many vehicles were queued."""
     ids = vehicle_ids(vehicles)
-    if ids:
-        with transaction.atomic():
-            tasks.defleet_vehicles.delay_on_commit(ids, actor.pk if actor else None)
+    if not ids:
+        return 0
+    user = actor if getattr(actor, "pk", None) else None
+    with transaction.atomic():
+        rows = list(
+            Clearance.objects.filter(vehicle_id__in=ids, credential__isnull=False).values_list(
+                "pk", "credential_id"
+            )
+        )
+        for chunk in itertools.batched(rows, 1000):
+            HMWork.objects.bulk_create(
+                [
+                    HMWork(clearance_id=pk, credential_id=cid, kind=HMWork.Kind.DEFLEET, actor=user)
+                    for pk, cid in chunk
+                ],
+                ignore_conflicts=True,
+            )
+        for credential_id in sorted({cid for _pk, cid in rows}):
+            tasks.defleet_due.delay_on_commit(credential_id)
     return len(ids)
+
+
+def defleet_work(credential_id: int) -> QuerySet[HMWork]:
+    """The credential's defleets that are not finished (durable work, ``HMWork``)."""
+    return HMWork.objects.filter(credential_id=credential_id, kind=HMWork.Kind.DEFLEET)
+
+
+def defleet_due(
+    credential_id: int, *, batch_size: int = DEFLEET_BATCH, stop: Callable[[], bool] | None = None
+) -> tuple[int, bool]:
+    """One batch of the credential's due defleets (one DELETE each). A transient failure is
+    retried per vehicle after its own backoff (never sooner than HM's retry-after); refusals are
+    written in words and done. Stops between two vehicles when ``stop()`` says so: the rest is
+    handed back, due at once. Returns (vehicles done, whether more are due now)."""
+    claimed = list(
+        work.claim(defleet_work(credential_id), limit=batch_size, lease_seconds=hm_lease())
+        .select_related("clearance__vehicle", "clearance__credential", "actor")
+        .order_by("pk")
+    )
+    clients: dict[int, HMClient] = {}
+    done = 0
+    for index, item in enumerate(claimed):
+        if stop is not None and stop():
+            work.release(HMWork, claimed[index:])
+            return done, True
+        outcome = _defleet_one(item.clearance, item.actor, clients)
+        if outcome.transient:
+            at = work.retry(HMWork, [item], outcome.message, retry_after=outcome.retry_after)
+            record_error([item.clearance], retry_words(outcome.message, at))
+        else:
+            work.complete(HMWork, [item])
+            done += 1
+    return done, work.due(defleet_work(credential_id)).exists()
+
+
+def hm_lease() -> float:
+    """Longest a claimed defleet batch may take: one DELETE per vehicle at its slowest."""
+    return DEFLEET_BATCH * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from clearance import state
+from clearance import statuses
 from clearance.models import Credential
 from clearance.services import defleet, onboarding
 from organizations.models import Organization
@@ -157,7 +157,7 @@ def defleet_vehicles(vehicles: QuerySet[Vehicle] | Sequence[Vehicle], *, user: A
     (a whole filter) is queued in batches of ``BATCH_SIZE`` vehicles, one task each."""
     result = ActionResult(background=True)
     for batch in _in_batches(vehicles):
-        wanted = [vehicle for vehicle in batch if _status_of(vehicle) in state.DEFLEETABLE]
+        wanted = [vehicle for vehicle in batch if statuses.can_defleet(_status_of(vehicle))]
         if skipped := len(batch) - len(wanted):
             result.skipped += skipped
             result.skipped_reasons["not approved or pending"] += skipped

@@ -1,23 +1,25 @@
 """Onboarding: vehicles are saved as ``queued`` clearances, then sent to HM in batches.
 
-``queue_clearance_requests`` writes the rows and queues the send after commit;
-``request_clearances`` (the task's work) claims queued rows with SKIP LOCKED and makes one
-``POST /v1/fleets/vehicles`` per ``HM_CLEARANCE_BATCH_SIZE`` vehicles, applying each VIN's
-answer through the state machine.
+``queue_clearance_requests`` writes the rows and, in the same transaction, one send per
+clearance as durable work (``HMWork``, see ``durable/__init__.py``), then wakes a sender after
+commit. ``request_clearances`` (the task's work) claims due sends with SKIP LOCKED and makes one
+``POST /v1/fleets/vehicles`` per ``HM_CLEARANCE_BATCH_SIZE`` vehicles, applying each VIN's answer
+through the state machine. A batch is marked "sending" before the POST; after an unclear failure
+HM is asked which of its VINs it already has, and only the others are sent again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from clearance import state, tasks
@@ -29,16 +31,20 @@ from clearance.hm import (
     ForbiddenError,
     HMClient,
     PermanentError,
+    RateLimited,
+    TransientError,
 )
-from clearance.locks import cache_lock
-from clearance.models import Clearance, ClearanceEvent, ClearanceStatus, Credential
+from clearance.models import Clearance, ClearanceEvent, ClearanceStatus, Credential, HMWork
 from clearance.services import common
-from clearance.services.common import record_error, words
+from clearance.services.common import record_error, retry_words, words
 from clearance.services.vehicle_tokens import after_moves
 from clearance.state import Change, Source
+from durable import work
+from durable.models import WorkState
 from vehicles.models import Vehicle
 
 S = ClearanceStatus
+NEW_REQUEST_DETAIL = "Clearance requested."
 
 
 @dataclass
@@ -105,7 +111,7 @@ def queue_clearance_requests(
                 at=now,
                 source=Source.USER if actor else Source.SYSTEM,
                 actor=actor,
-                detail="Clearance requested.",
+                detail=NEW_REQUEST_DETAIL,
             )
             for row in new_rows
         ]
@@ -138,8 +144,84 @@ def queue_clearance_requests(
         result.clearance_ids += [row.pk for row, _, _ in bulk.moves]
         result.skipped_reasons = +result.skipped_reasons
         if result.queued:
+            # The sends are durable work, written with the clearances; the task only wakes.
+            HMWork.objects.bulk_create(
+                [
+                    HMWork(
+                        clearance_id=pk,
+                        credential=credential,
+                        kind=HMWork.Kind.SEND,
+                        actor=actor if getattr(actor, "pk", None) else None,
+                    )
+                    for pk in result.clearance_ids
+                ],
+                batch_size=1000,
+                ignore_conflicts=True,
+            )
             tasks.request_clearances.delay_on_commit(credential.pk)
     return result
+
+
+def queue_new_vehicles(vehicle_ids: list[int], *, credential: Credential, actor: Any = None) -> int:
+    """``queue_clearance_requests`` for vehicles just created (a CSV import's batch), set-based:
+    their ``queued`` clearances and first events are written by two ``INSERT ... SELECT``
+    statements instead of model objects. The same rows, events and send as for new rows there;
+    vehicles of another organization or with a clearance already are left alone. Returns how
+    many were queued."""
+    if not vehicle_ids:
+        return 0
+    now = timezone.now()
+    source = Source.USER if actor else Source.SYSTEM
+    clearances = connection.ops.quote_name(Clearance._meta.db_table)
+    vehicles = connection.ops.quote_name(Vehicle._meta.db_table)
+    events = connection.ops.quote_name(ClearanceEvent._meta.db_table)
+    work_table = connection.ops.quote_name(HMWork._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(now)
+    with transaction.atomic(), connection.cursor() as cursor:
+        in_vehicles, ids = common.in_ids("v.id", vehicle_ids)
+        cursor.execute(
+            f"INSERT INTO {clearances} (vehicle_id, credential_id, status, status_changed_at, "  # noqa: S608
+            "status_known_at, description, last_error) "
+            f"SELECT v.id, %s, %s, %s, %s, '', '' FROM {vehicles} v "
+            f"WHERE {in_vehicles} AND v.organization_id = %s "
+            "ON CONFLICT (vehicle_id) DO NOTHING RETURNING id, vehicle_id",
+            [credential.pk, S.QUEUED, at, at, *ids, credential.organization_id],
+        )
+        queued = cursor.fetchall()
+        if not queued:
+            return 0
+        in_clearances, ids = common.in_ids("c.id", [pk for pk, _ in queued])
+        cursor.execute(
+            f"INSERT INTO {events} (clearance_id, from_status, to_status, at, source, actor_id, "  # noqa: S608
+            f"detail) SELECT c.id, '', %s, %s, %s, %s, %s FROM {clearances} c WHERE {in_clearances}",
+            [S.QUEUED, at, source, getattr(actor, "pk", None), NEW_REQUEST_DETAIL, *ids],
+        )
+        # The sends are durable work, written with the clearances (as queue_clearance_requests).
+        cursor.execute(
+            f"INSERT INTO {work_table} (clearance_id, credential_id, kind, actor_id, state, "  # noqa: S608
+            "attempts, next_attempt_at, last_error, claim, created_at, updated_at) "
+            f"SELECT c.id, %s, %s, %s, %s, 0, %s, '', '', %s, %s FROM {clearances} c "
+            f"WHERE {in_clearances}",
+            [
+                credential.pk,
+                HMWork.Kind.SEND,
+                getattr(actor, "pk", None),
+                WorkState.PENDING,
+                at,
+                at,
+                at,
+                *ids,
+            ],
+        )
+        state.publish_new(
+            [vehicle_id for _, vehicle_id in queued],
+            to_status=S.QUEUED,
+            at=now,
+            source=source,
+            detail=NEW_REQUEST_DETAIL,
+        )
+        tasks.request_clearances.delay_on_commit(credential.pk)
+    return len(queued)
 
 
 def reonboard(
@@ -176,7 +258,9 @@ class RequestSummary:
     hm_calls: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     unanswered: int = 0
-    more: bool = False  # stopped at the deadline; more queued rows remain
+    already_known: int = 0  # after an unclear failure, HM already had them: not sent again
+    retrying: int = 0  # rows that failed for a passing reason: due again after their backoff
+    more: bool = False  # stopped early (deadline, batch count, shutdown); more rows are due
     error: str = ""  # a credential-level failure that stopped the run
 
 
@@ -190,96 +274,171 @@ def _request_for(vehicle: Vehicle) -> ClearanceRequest:
     )
 
 
-@contextlib.contextmanager
-def _claim_guard(credential: Credential) -> Iterator[None]:
-    """Databases without SKIP LOCKED (SQLite): one sender per credential, by a cache lock."""
-    if connection.features.has_select_for_update_skip_locked:
-        yield
-        return
-    # Waiting longer than this raises LockTimeout (transient): the task retries later.
-    with cache_lock(f"clearance-request:{credential.pk}", timeout=300, wait=60):
-        yield
-
-
 def _errorwords(description: str | None) -> str:
     if not description:
         return "High Mobility refused the request without saying why."
     return f"High Mobility refused the request: {description}."
 
 
-def request_clearances(
-    credential_id: int, *, client: HMClient | None = None, deadline: float | None = None
-) -> RequestSummary:
-    """Send this credential's ``queued`` clearances, claimed with SKIP LOCKED, in batches of
-    ``HM_CLEARANCE_BATCH_SIZE`` (control measures where known), and apply each VIN's answer.
+def send_work(credential_id: int) -> QuerySet[HMWork]:
+    """The credential's clearance sends that are not finished (durable work, ``HMWork``)."""
+    return HMWork.objects.filter(credential_id=credential_id, kind=HMWork.Kind.SEND)
 
-    A transient HM error rolls the current batch back (its rows stay queued) and propagates so
-    the task retries; batches already answered stay done. ``deadline`` (time.monotonic()):
-    stop there and report ``more``.
+
+def request_clearances(
+    credential_id: int,
+    *,
+    client: HMClient | None = None,
+    deadline: float | None = None,
+    max_batches: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> RequestSummary:
+    """Send this credential's due clearance sends in batches of ``HM_CLEARANCE_BATCH_SIZE``
+    (control measures where known) and apply each VIN's answer.
+
+    Each batch is claimed (``durable.work.claim``), marked "sending" before the POST and
+    finished per row: answered rows are done, failed ones retried after their own backoff,
+    permanent refusals written in words. Nothing raises for HM's sake. Stops at ``deadline``
+    (time.monotonic()), after ``max_batches`` or when ``stop()`` says so, reporting ``more``.
     """
     credential = Credential.objects.get(pk=credential_id)
     summary = RequestSummary()
-    batch_size = settings.HM_CLEARANCE_BATCH_SIZE
-    # Batches go in pk order; everything up to last_pk was tried in this run (an id range, not a
-    # growing exclusion list, so the claim query stays cheap on a queue of 100,000 rows).
-    last_pk = 0
     try:
         client = client or hm_client_for(credential)
-    except ValueError as exc:  # CredentialIncomplete and friends
-        record_error(Clearance.objects.filter(credential=credential, status=S.QUEUED), words(exc))
+    except ValueError as exc:  # CredentialIncomplete and friends: an owner must fix it
         summary.error = words(exc)
+        rows = list(work.claim(send_work(credential_id), limit=10_000, lease_seconds=60))
+        _retry(rows, summary.error)
         return summary
-    # PostgreSQL: the batch stays row-locked (SKIP LOCKED for other senders) during the HM call
-    # and is answered in the same transaction. SQLite has no row locks and a reader blocks the
-    # simulator's writes: there a cache lock makes one sender per credential, the batch is read
-    # without a transaction and re-read when the answer is applied.
-    row_locks = connection.features.has_select_for_update_skip_locked
-    with _claim_guard(credential):
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                summary.more = Clearance.objects.filter(
-                    credential=credential, status=S.QUEUED
-                ).exists()
-                break
-            with transaction.atomic() if row_locks else contextlib.nullcontext():
-                batch = list(
-                    Clearance.objects.select_for_update(skip_locked=True, of=("self",))
-                    .select_related("vehicle")
-                    .filter(credential=credential, status=S.QUEUED, pk__gt=last_pk)
-                    .order_by("pk")[:batch_size]
-                )
-                if not batch:
-                    break
-                last_pk = batch[-1].pk
-                learned_at = timezone.now()
-                summary.hm_calls += 1
-                try:
-                    results = client.request_clearances([_request_for(r.vehicle) for r in batch])
-                except (AuthenticationError, ForbiddenError) as exc:
-                    # The application itself is refused: keep the rows queued, say why, stop.
-                    record_error(batch, words(exc))
-                    summary.error = words(exc)
-                    break
-                except PermanentError as exc:
-                    with transaction.atomic(savepoint=False):
-                        _fail_batch(_fresh(batch, row_locks), words(exc), learned_at)
-                    summary.batches += 1
-                    continue
-                summary.batches += 1
-                with transaction.atomic(savepoint=False):  # inside the batch's transaction
-                    _apply_request_results(
-                        credential, _fresh(batch, row_locks), results, learned_at, summary
-                    )
+    while True:
+        if (
+            (deadline is not None and time.monotonic() > deadline)
+            or (max_batches is not None and summary.batches >= max_batches)
+            or (stop is not None and stop())
+        ):
+            summary.more = work.due(send_work(credential_id)).exists()
+            break
+        claimed = list(
+            work.claim(
+                send_work(credential_id),
+                limit=settings.HM_CLEARANCE_BATCH_SIZE,
+                lease_seconds=hm_lease_seconds(),
+            )
+            .select_related("clearance__vehicle")
+            .order_by("pk")
+        )
+        if not claimed:
+            break
+        summary.batches += 1
+        if not _send_batch(credential, client, claimed, summary):
+            break
     return summary
 
 
-def _fresh(batch: list[Clearance], row_locks: bool) -> list[Clearance]:
-    """The batch as stored now (without row locks it may have changed during the HM call)."""
-    if row_locks:
+def hm_lease_seconds() -> float:
+    """How long a claimed batch stays invisible to other workers: a token, a list and a send
+    call at their longest, with a margin."""
+    return 3 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60
+
+
+def _retry(rows: list[HMWork], reason: str, *, retry_after: float | None = None) -> None:
+    """Due again after each row's backoff; the clearance says why and when, in words."""
+    if not rows:
+        return
+    at = work.retry(HMWork, rows, reason, retry_after=retry_after)
+    record_error([w.clearance for w in rows], retry_words(reason, at))
+
+
+def _send_batch(
+    credential: Credential, client: HMClient, claimed: list[HMWork], summary: RequestSummary
+) -> bool:
+    """One batch; False when the credential itself is refused (stop the run)."""
+    stale = [w for w in claimed if w.clearance.status != S.QUEUED]
+    work.complete(HMWork, stale)  # sent or moved meanwhile: nothing left to do
+    batch = [w for w in claimed if w.clearance.status == S.QUEUED]
+    learned_at = timezone.now()
+    try:
+        unclear = [w for w in batch if w.sending_at is not None]
+        if unclear:
+            batch = _drop_known(credential, client, batch, unclear, learned_at, summary)
+        if not batch:
+            return True
+        HMWork.objects.filter(pk__in=[w.pk for w in batch]).update(sending_at=learned_at)
+        summary.hm_calls += 1
+        results = client.request_clearances([_request_for(w.clearance.vehicle) for w in batch])
+    except (AuthenticationError, ForbiddenError) as exc:
+        # The application itself is refused: the rows stay queued and say why until an owner
+        # fixes the credential (retried with backoff; nothing was received).
+        HMWork.objects.filter(pk__in=[w.pk for w in batch]).update(sending_at=None)
+        summary.error = words(exc)
+        _retry(batch, summary.error)
+        return False
+    except TransientError as exc:
+        if isinstance(exc, RateLimited):  # refused before any work: nothing was received
+            HMWork.objects.filter(pk__in=[w.pk for w in batch]).update(sending_at=None)
+        summary.retrying += len(batch)
+        _retry(batch, words(exc), retry_after=getattr(exc, "retry_after", None))
+        return True
+    except PermanentError as exc:
+        with transaction.atomic():
+            _fail_batch(_locked(batch), words(exc), learned_at)
+            work.give_up(HMWork, batch, words(exc))
+        return True
+    with transaction.atomic():
+        answered = _apply_request_results(credential, _locked(batch), results, learned_at, summary)
+        work.complete(HMWork, [w for w in batch if w.clearance_id in answered])
+    unanswered = [w for w in batch if w.clearance_id not in answered]
+    _retry(unanswered, "High Mobility did not answer for this vehicle; it will be sent again.")
+    return True
+
+
+def _drop_known(
+    credential: Credential,
+    client: HMClient,
+    batch: list[HMWork],
+    unclear: list[HMWork],
+    learned_at: datetime,
+    summary: RequestSummary,
+) -> list[HMWork]:
+    """After an unclear failure (a timeout, a lost answer) HM may have these VINs already: ask
+    it first, take its word for the ones it knows, and keep only the others to send."""
+    vins = [w.clearance.vehicle.vin.upper() for w in unclear]
+    summary.hm_calls += 1
+    listed = client.list_clearances({"vin": {"operator": "in", "value": vins}})
+    known = {v.vin.upper(): v for v in listed if v.vin.upper() in set(vins)}
+    if not known:
         return batch
+    had = [w for w in unclear if w.clearance.vehicle.vin.upper() in known]
+    with transaction.atomic():
+        pairs = []
+        rows = _locked(had)
+        for row in rows:
+            vehicle = known[row.vehicle.vin.upper()]
+            row.requested_at = row.requested_at or learned_at
+            pairs.append(
+                (
+                    row,
+                    Change(
+                        status=state.normalise(vehicle.status),
+                        source=Source.API,
+                        learned_at=learned_at,
+                        detail="High Mobility already had this request; it was not sent again.",
+                    ),
+                )
+            )
+        bulk = state.apply_changes(pairs, touched=rows)
+        after_moves(credential, bulk.moves)
+        work.complete(HMWork, had)
+    summary.already_known += len(had)
+    return [w for w in batch if w not in had]
+
+
+def _locked(batch: list[HMWork]) -> list[Clearance]:
+    """The batch's clearances as stored now, row-locked until the answer is applied."""
     return list(
-        Clearance.objects.select_related("vehicle")
-        .filter(pk__in=[row.pk for row in batch])
+        Clearance.objects.select_for_update(of=("self",))
+        .select_related("vehicle")
+        .filter(pk__in=[w.clearance_id for w in batch])
         .order_by("pk")
     )
 
@@ -290,16 +449,14 @@ def _apply_request_results(
     results: list[ClearanceResult],
     learned_at: datetime,
     summary: RequestSummary,
-) -> None:
+) -> set[int]:
+    """Apply HM's answer per VIN; returns the ids of the clearances it answered for."""
     by_vin = {r.vin.upper(): r for r in results}
     pairs = []
     touched = []
     for row in batch:
         answer = by_vin.get(row.vehicle.vin.upper())
         if answer is None:
-            row.last_error = "High Mobility did not answer for this vehicle; it will be sent again."
-            row.last_error_at = learned_at
-            touched.append(row)
             summary.unanswered += 1
             continue
         status = state.normalise(answer.status)
@@ -310,6 +467,9 @@ def _apply_request_results(
         if status == S.ERROR:
             row.last_error = _errorwords(answer.description)
             row.last_error_at = learned_at
+        else:  # sent: the words of earlier tries are history now
+            row.last_error = ""
+            row.last_error_at = None
         pairs.append(
             (
                 row,
@@ -324,6 +484,7 @@ def _apply_request_results(
         )
     bulk = state.apply_changes(pairs, touched=touched)
     after_moves(credential, bulk.moves)
+    return {row.pk for row, _change in pairs}
 
 
 def _fail_batch(batch: list[Clearance], words: str, learned_at: datetime) -> None:

@@ -1,26 +1,25 @@
 """Sync: one ``GET /v1/fleets/vehicles`` per credential, and only the rows HM moved written.
 
-Also the safety net for lost messages: queued rows that waited too long are sent again.
+A lost task message is the reconciler's business (durable/__init__.py), not the sync's.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from clearance import changelog, state, tasks
+from clearance import changelog, state
 from clearance.clients import hm_client_for
 from clearance.hm import FleetVehicle, HMClient
 from clearance.models import Clearance, ClearanceStatus, Credential
 from clearance.services.vehicle_tokens import after_moves
+from clearance.state import Change, Source
 
 S = ClearanceStatus
 
@@ -36,7 +35,6 @@ class SyncSummary:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (vin, from, to)
     unknown_at_hm: int = 0  # ours, sent, but HM does not list them
     not_ours: int = 0  # HM lists them, we do not know them
-    resent: bool = False
     error: str = ""
 
     @property
@@ -57,12 +55,15 @@ SYNC_ONLY = (
 )
 
 
-def _might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
+def might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
     status = state.normalise(vehicle.status)
     if row.status != status:
         return True
+    # Same status: only news HM dated after what we know is worth a look. A status we learnt
+    # undated (a POST answer, a webhook) is not rewritten just to note HM's time of it, so the
+    # first sync after an onboarding writes only the rows that really moved.
     changed_at = vehicle.status_changed_at
-    if changed_at is not None and (row.hm_changed_at is None or changed_at > row.hm_changed_at):
+    if changed_at is not None and row.hm_changed_at is not None and changed_at > row.hm_changed_at:
         return True
     reason = vehicle.reason
     return bool(reason) and reason != row.description
@@ -70,9 +71,7 @@ def _might_change(row: Clearance, vehicle: FleetVehicle) -> bool:
 
 def sync_clearances(credential: Credential, *, client: HMClient | None = None) -> SyncSummary:
     """ONE list call; only the rows whose status moved are written (bulk), with their events.
-
-    Queued rows that have waited longer than ``CLEARANCE_QUEUED_STUCK_SECONDS`` and that HM does
-    not know are sent again.
+    Queued rows are not sent from here: their sends are durable work the reconciler wakes.
     """
     summary = SyncSummary(credential=credential.name)
     client = client or hm_client_for(credential)
@@ -99,55 +98,80 @@ def sync_clearances(credential: Credential, *, client: HMClient | None = None) -
             if row.status not in (S.QUEUED, S.ERROR):
                 summary.unknown_at_hm += 1
             continue
-        if _might_change(row, vehicle):
+        if might_change(row, vehicle):
             candidates.append(row.pk)
     summary.not_ours = len(set(by_vin) - seen_vins)
 
-    if candidates:
-        with transaction.atomic():
-            locked = list(
-                Clearance.objects.select_for_update(of=("self",))
-                .select_related("vehicle")
-                .filter(pk__in=candidates)
-                .order_by("pk")
-            )
-            pairs = []
-            forced_rows = []
-            for row in locked:
-                vehicle = by_vin[row.vehicle.vin.upper()]
-                for change in changelog.changes_from_hm(row, vehicle, learned_at=learned_at):
-                    pairs.append((row, change))
-                forced_rows.append((row, vehicle, row.status_known_at))
-            bulk = state.apply_changes(pairs, now=learned_at)
-            # Rows HM moved where the graph never leads: take HM's word (rare; logged).
-            forced = []
-            for row, vehicle, known_before in forced_rows:
-                forced_change = changelog.force_change_if_needed(
-                    row, vehicle, learned_at=learned_at, known_before=known_before
-                )
-                if forced_change is not None:
-                    forced.append((row, forced_change))
-            forced_bulk = state.apply_changes(forced, now=learned_at) if forced else None
-            moves = bulk.moves + (forced_bulk.moves if forced_bulk else [])
-            summary.written = len(
-                {r.pk for r in bulk.changed}
-                | ({r.pk for r in forced_bulk.changed} if forced_bulk else set())
-            )
-            for row, before, after in moves:
-                summary.moves[(before, after)] += 1
-                if len(summary.changes) < 1000:
-                    summary.changes.append((row.vehicle.vin, before, after))
-            after_moves(credential, moves)
-
-    stuck_before = learned_at - timedelta(seconds=settings.CLEARANCE_QUEUED_STUCK_SECONDS)
-    stuck = Clearance.objects.filter(credential=credential, status=S.QUEUED).filter(
-        Q(status_known_at__lt=stuck_before) | Q(status_known_at__isnull=True)
-    )
-    if stuck.exists():
-        summary.resent = True
-        tasks.request_clearances.delay_on_commit(credential.pk)
+    apply_listed(credential, candidates, by_vin, learned_at, summary)
     remember_sync(credential.pk, at=learned_at, changed=summary.changed, listed=summary.listed)
     return summary
+
+
+def apply_listed(
+    credential: Credential,
+    candidates: list[int],
+    by_vin: dict[str, FleetVehicle],
+    learned_at: datetime,
+    summary: SyncSummary,
+    *,
+    hints: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """Write what HM's list says of the ``candidates`` (clearance ids): the changes of its
+    changelog through the state machine, HM's word where the graph has no way there.
+
+    ``hints``: VIN -> (status, words) a webhook announced; the confirmed changes are recorded
+    as the webhook's news, with its words where HM moved to the status it announced."""
+    if not candidates:
+        return
+    with transaction.atomic():
+        locked = list(
+            Clearance.objects.select_for_update(of=("self",))
+            .select_related("vehicle")
+            .filter(pk__in=candidates)
+            .order_by("pk")
+        )
+        pairs = []
+        forced_rows = []
+        for row in locked:
+            vin = row.vehicle.vin.upper()
+            vehicle = by_vin[vin]
+            for change in changelog.changes_from_hm(row, vehicle, learned_at=learned_at):
+                pairs.append((row, _hinted(change, hints, vin)))
+            forced_rows.append((row, vehicle, row.status_known_at))
+        bulk = state.apply_changes(pairs, now=learned_at)
+        # Rows HM moved where the graph never leads: take HM's word (rare; logged).
+        forced = []
+        for row, vehicle, known_before in forced_rows:
+            forced_change = changelog.force_change_if_needed(
+                row, vehicle, learned_at=learned_at, known_before=known_before
+            )
+            if forced_change is not None:
+                forced.append((row, _hinted(forced_change, hints, row.vehicle.vin.upper())))
+        forced_bulk = state.apply_changes(forced, now=learned_at) if forced else None
+        moves = bulk.moves + (forced_bulk.moves if forced_bulk else [])
+        summary.written += len(
+            {r.pk for r in bulk.changed}
+            | ({r.pk for r in forced_bulk.changed} if forced_bulk else set())
+        )
+        for row, before, after in moves:
+            summary.moves[(before, after)] += 1
+            if len(summary.changes) < 1000:
+                summary.changes.append((row.vehicle.vin, before, after))
+        after_moves(credential, moves)
+
+
+def _hinted(change: Change, hints: dict[str, tuple[str, str]] | None, vin: str) -> Change:
+    """A change confirmed after a webhook: recorded as the webhook's news, in its words."""
+    if hints is None:
+        return change
+    announced, words = hints.get(vin, ("", ""))
+    detail = words if announced == change.status else ""
+    return replace(
+        change,
+        source=Source.WEBHOOK,
+        detail=detail or change.detail or "Confirmed with High Mobility after its webhook.",
+        description=change.description if change.description is not None else (detail or None),
+    )
 
 
 def remember_sync(credential_id: int, *, at: datetime, **facts: Any) -> None:

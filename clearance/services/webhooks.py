@@ -1,25 +1,47 @@
-"""HM webhooks: each verified delivery is stored once, then applied exactly once by a task.
+"""HM webhooks are hints; HM is the truth.
 
-HM's webhooks carry no time of the change, so our receive time and the state graph order them;
-a delivery refused by the graph (it overtook an earlier one) is replayed once the step before
-it is in.
+A verified delivery is stored in one statement and a confirmation is scheduled: one debounced
+task per credential (at most one per ``WEBHOOK_CONFIRM_DELAY_SECONDS``) claims every unconfirmed
+delivery of that credential, asks HM once for the VINs they name (``GET /v1/fleets/vehicles``
+with a filter) and moves each clearance to what HM answers, through the same code as a sync.
+A webhook never moves a clearance by itself: a replayed, reordered or forged-but-signed body
+changes nothing HM does not confirm. The webhook's ``detail`` is kept as the words of the
+change it announced. Deliveries are durable work (``durable/__init__.py``): a lost task message
+is replaced by the reconciler, a failed HM call retried per delivery; confirmed deliveries are
+deleted ``WEBHOOK_DELIVERY_RETENTION_DAYS`` after receipt.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from clearance import state, tasks
+from clearance.clients import hm_client_for
+from clearance.hm import HMClient, PermanentError, TransientError
 from clearance.models import Clearance, Credential, WebhookDelivery
-from clearance.services.vehicle_tokens import after_moves
-from clearance.state import Change, Decision, Source
+from clearance.services import sync
+from clearance.services.common import words
+from durable import work
+from durable.models import WorkState
+
+logger = logging.getLogger(__name__)
+
+CLEARANCE_CHANGED = "fleet_clearance_changed"
+# Deliveries confirmed by one task (one HM list call).
+CONFIRM_BATCH = 2000
+# Up to this many VINs HM is asked about by name (a filter); more: the whole list, still once.
+FILTER_MAX_VINS = 100
 
 
 def webhook_url_for(credential: Credential) -> str:
@@ -28,26 +50,24 @@ def webhook_url_for(credential: Credential) -> str:
     return f"{settings.SITE_URL}{path}"
 
 
-def delivery_id_for(body: bytes, header: str | None) -> str:
-    """HM's X-HM-Delivery id, or (missing header) a digest of the body."""
+def delivery_id_for(header: str | None) -> str:
+    """HM's X-HM-Delivery id; without one, a fresh id: a body seen before may be real news
+    (approved, revoked, approved again), so bodies are never deduplicated by their hash."""
     header = (header or "").strip()
     if header:
         return header[:200]
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+    return f"local:{uuid.uuid4().hex}"
 
 
 def record_webhook(
     credential: Credential,
-    body: bytes,
     payload: dict[str, Any],
     *,
     delivery_id: str,
     event: str,
 ) -> tuple[WebhookDelivery | None, bool]:
-    """Store one verified delivery (at most once) and apply it in a task after commit.
-
-    Returns (delivery, created); a repeat of a known delivery id is (None, False).
-    """
+    """Store one verified delivery (one INSERT; at most once per delivery id) and schedule the
+    credential's confirmation. Returns (delivery, created); a repeated id is (None, False)."""
     is_ping = event == "ping"
     now = timezone.now()
     try:
@@ -57,14 +77,29 @@ def record_webhook(
                 delivery_id=delivery_id,
                 event=event[:100],
                 payload=payload,
+                state=WorkState.DONE if is_ping else WorkState.PENDING,
                 processed_at=now if is_ping else None,
                 result="ping" if is_ping else "",
             )
-            if not is_ping:
-                tasks.process_webhook.delay_on_commit(delivery.pk)
     except IntegrityError:
         return None, False
+    if not is_ping:
+        schedule_confirmation(credential)
     return delivery, True
+
+
+def schedule_confirmation(credential: Credential) -> None:
+    """Wake the credential's confirmation once per debounce window (after commit): a burst of
+    webhooks becomes one task and one HM call. The cache key is only a debounce: when the
+    cache or the broker is down the delivery is stored anyway and the reconciler wakes it."""
+    delay = settings.WEBHOOK_CONFIRM_DELAY_SECONDS
+    try:
+        first = cache.add(f"clearance:webhook-confirm:{credential.public_id}", 1, timeout=delay)
+    except Exception:  # the cache is down: wake anyway (duplicates find nothing due)
+        logger.warning("Webhook debounce unavailable; waking the confirmation directly")
+        first = True
+    if first:
+        tasks.confirm_webhooks.apply_async_on_commit((credential.pk,), countdown=delay)
 
 
 def webhook_event(payload: Any, header: str | None) -> str:
@@ -79,127 +114,152 @@ def webhook_event(payload: Any, header: str | None) -> str:
         if isinstance(kind := payload.get("type"), str):
             return kind
         if isinstance(event, dict) and event.get("action"):
-            return "fleet_clearance_changed"
+            return CLEARANCE_CHANGED
     return "unknown"
 
 
-def process_webhook(delivery_pk: int) -> str:
-    """Apply one stored delivery exactly once (row lock + processed_at)."""
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(of=("self",))
-            .select_related("credential")
-            .filter(pk=delivery_pk)
-            .first()
-        )
-        if delivery is None:
-            return "gone"
-        if delivery.processed_at is not None:
-            return "already processed"
-        result = _apply_webhook(delivery)
-        delivery.processed_at = timezone.now()
-        delivery.result = result[:500]
-        delivery.save(update_fields=["processed_at", "result"])
-    return result
+def unconfirmed(credential_id: int) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(credential_id=credential_id)
 
 
-def process_pending_webhooks(*, limit: int = 200, batch: int = 25) -> int:
-    """Apply unprocessed deliveries in the order they were received, claimed with SKIP LOCKED
-    a few at a time, so that under a burst one task drains many and the others find nothing
-    left (each queued task still guarantees its own delivery is applied). Returns how many."""
-    done = 0
-    while done < limit:
-        with transaction.atomic():
-            claimed = list(
-                WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("credential")
-                .filter(processed_at__isnull=True)
-                .order_by("received_at", "pk")[:batch]
-            )
-            if not claimed:
-                break
-            now = timezone.now()
-            for delivery in claimed:
-                result = _apply_webhook(delivery)
-                delivery.processed_at = now
-                delivery.result = result[:500]
-            WebhookDelivery.objects.bulk_update(claimed, ["processed_at", "result"])
-            done += len(claimed)
-    return done
+@dataclass
+class ConfirmSummary:
+    deliveries: int = 0
+    vins: int = 0
+    hm_calls: int = 0
+    sync: sync.SyncSummary = field(default_factory=sync.SyncSummary)
+    retrying: int = 0
+    more: bool = False
 
 
-def _apply_webhook(delivery: WebhookDelivery) -> str:
-    if delivery.event != "fleet_clearance_changed":
-        return f"ignored event {delivery.event!r}"
+def _hint(delivery: WebhookDelivery) -> tuple[str, str, str] | None:
+    """(vin, announced status, detail) of a clearance webhook; None when it names none."""
+    if delivery.event != CLEARANCE_CHANGED:
+        return None
     payload = delivery.payload if isinstance(delivery.payload, dict) else {}
     vehicle = _object(payload.get("vehicle"))
     event = _object(payload.get("event"))
     vin = str(vehicle.get("vin") or "").strip().upper()
     action = state.normalise(event.get("action"))
     if not vin or not action:
-        return "ignored: no vin or action"
-    clearance = (
-        Clearance.objects.select_related("credential")
-        .filter(credential=delivery.credential, vehicle__vin=vin)
-        .first()
-    )
-    if clearance is None:
-        return f"ignored: {vin} is not onboarded with this credential"
-    decision, before = _apply_webhook_change(clearance, delivery, event, action)
-    if decision.outcome is state.Outcome.APPLIED:
-        _replay_refused_webhooks(clearance, delivery, vin)
-    return f"{vin}: {decision.outcome.value} {before} -> {action}"
+        return None
+    detail = event.get("detail")
+    return vin, action, str(detail) if detail else ""
 
 
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _apply_webhook_change(
-    clearance: Clearance, delivery: WebhookDelivery, event: dict[str, Any], action: str
-) -> tuple[Decision, str]:
-    detail = event.get("detail")
-    before = clearance.status
-    decision = state.apply_change(
-        clearance,
-        Change(
-            status=action,
-            source=Source.WEBHOOK,
-            # HM's webhooks carry no time of the change (PROTOCOL.md §5): our receive time and
-            # the graph order them.
-            at=None,
-            learned_at=delivery.received_at,
-            detail=str(detail) if detail else "",
-            description=str(detail) if detail else None,
-        ),
+def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> ConfirmSummary:
+    """Confirm a batch of the credential's due deliveries with ONE HM list call; each named
+    clearance moves to what HM answers (its changelog through the state machine)."""
+    summary = ConfirmSummary()
+    claimed = list(
+        work.claim(
+            unconfirmed(credential_id),
+            limit=CONFIRM_BATCH,
+            lease_seconds=2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60,
+        ).order_by("received_at", "pk")
     )
-    if decision.event is not None and clearance.credential is not None:
-        after_moves(clearance.credential, [(clearance, before, clearance.status)])
-    return decision, before
-
-
-def _replay_refused_webhooks(clearance: Clearance, delivery: WebhookDelivery, vin: str) -> None:
-    """Webhooks received AFTER this one but processed before it were refused by the graph
-    (e.g. "revoking" before "approved"); now that the earlier step is in, apply them again."""
-    later = WebhookDelivery.objects.filter(
-        credential=delivery.credential,
-        payload__vehicle__vin=vin,
-        received_at__gt=delivery.received_at,
-        processed_at__isnull=False,
-        result__startswith=f"{vin}: forbidden",
-    ).order_by("received_at", "pk")
-    for refused in later:
-        event = refused.payload.get("event") or {}
-        action = state.normalise(event.get("action"))
-        decision, before = _apply_webhook_change(clearance, refused, event, action)
-        refused.result = f"{vin}: {decision.outcome.value} {before} -> {action} (replayed)"
-        refused.save(update_fields=["result"])
-
-
-def unprocessed_webhooks(older_than_seconds: int = 60) -> list[int]:
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return list(
-        WebhookDelivery.objects.filter(processed_at__isnull=True, received_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:5000]
+    if not claimed:
+        return summary
+    summary.deliveries = len(claimed)
+    now = timezone.now()
+    hints: dict[str, tuple[str, str]] = {}
+    vin_of: dict[int, str] = {}
+    for delivery in claimed:
+        hint = _hint(delivery)
+        if hint is None:
+            delivery.result = (
+                f"ignored event {delivery.event!r}"
+                if delivery.event != CLEARANCE_CHANGED
+                else "ignored: no vin or action"
+            )
+            continue
+        vin, action, detail = hint
+        hints[vin] = (action, detail)  # the latest received wins the words
+        vin_of[delivery.pk] = vin
+    rows = {
+        row.vehicle.vin.upper(): row
+        for row in Clearance.objects.filter(
+            credential_id=credential_id, vehicle__vin__in=list(hints)
+        )
+        .select_related("vehicle")
+        .only(*sync.SYNC_ONLY)
+    }
+    summary.vins = len(rows)
+    listed_by_vin = {}
+    if rows:
+        try:
+            listed_by_vin = _ask_hm(credential_id, sorted(rows), client, summary)
+        except TransientError as exc:
+            waiting = [d for d in claimed if vin_of.get(d.pk) in rows]
+            summary.retrying = len(waiting)
+            work.retry(
+                WebhookDelivery, waiting, words(exc), retry_after=getattr(exc, "retry_after", None)
+            )
+            claimed = [d for d in claimed if d not in waiting]
+        except (PermanentError, ValueError) as exc:
+            message = f"Not confirmed with High Mobility: {words(exc)}"
+            failed = [d for d in claimed if vin_of.get(d.pk) in rows]
+            work.give_up(WebhookDelivery, failed, message)
+            claimed = [d for d in claimed if d not in failed]
+        else:
+            credential = Credential.objects.get(pk=credential_id)
+            candidates = [
+                row.pk
+                for vin, row in rows.items()
+                if vin in listed_by_vin and sync.might_change(row, listed_by_vin[vin])
+            ]
+            sync.apply_listed(credential, candidates, listed_by_vin, now, summary.sync, hints=hints)
+    for delivery in claimed:
+        named = vin_of.get(delivery.pk)
+        if named is not None:
+            vin = named
+            if vin not in rows:
+                delivery.result = f"ignored: {vin} is not onboarded with this credential"
+            elif vin in listed_by_vin:
+                said = state.normalise(listed_by_vin[vin].status)
+                delivery.result = f"{vin}: confirmed, High Mobility says {said}"
+            else:
+                delivery.result = f"{vin}: High Mobility does not list this vehicle"
+        delivery.result = delivery.result[:500]
+        delivery.state = WorkState.DONE
+        delivery.processed_at = now
+        delivery.claim = ""
+    WebhookDelivery.objects.bulk_update(
+        claimed, ["result", "state", "processed_at", "claim"], batch_size=500
     )
+    summary.more = work.due(unconfirmed(credential_id)).exists()
+    return summary
+
+
+def _ask_hm(
+    credential_id: int, vins: list[str], client: HMClient | None, summary: ConfirmSummary
+) -> dict[str, Any]:
+    credential = Credential.objects.get(pk=credential_id)
+    client = client or hm_client_for(credential)
+    summary.hm_calls += 1
+    if len(vins) <= FILTER_MAX_VINS:
+        listed = client.list_clearances({"vin": {"operator": "in", "value": vins}})
+    else:
+        listed = client.list_clearances()
+    wanted = set(vins)
+    return {v.vin.upper(): v for v in listed if v.vin.upper() in wanted}
+
+
+def prune_deliveries(*, batch: int = 5000) -> int:
+    """Delete finished deliveries older than ``WEBHOOK_DELIVERY_RETENTION_DAYS`` (in batches);
+    returns how many. Unfinished ones stay whatever their age."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_DELIVERY_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        pks = list(
+            WebhookDelivery.objects.filter(
+                received_at__lt=cutoff, state__in=[WorkState.DONE, WorkState.FAILED]
+            ).values_list("pk", flat=True)[:batch]
+        )
+        if not pks:
+            return deleted
+        deleted += WebhookDelivery.objects.filter(pk__in=pks).delete()[0]

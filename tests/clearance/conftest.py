@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("HM_RETRY_BACKOFF_SECONDS", "0.2")
 os.environ.setdefault("HM_RETRY_BACKOFF_MAX_SECONDS", "1.5")
 os.environ.setdefault("HM_MAX_RETRIES", "40")
+os.environ.setdefault("DURABLE_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("DURABLE_RETRY_MAX_SECONDS", "1.5")
 
 
 import pytest
@@ -27,7 +29,13 @@ def queued_tasks(monkeypatch):
 
         transaction.on_commit(lambda: calls.append((task.name.rsplit(".", 1)[-1], *args)))
 
+    def record_async(task, args=(), kwargs=None, *, on_error=None, **options):
+        from django.db import transaction
+
+        transaction.on_commit(lambda: calls.append((task.name.rsplit(".", 1)[-1], *args)))
+
     monkeypatch.setattr(BackgroundTask, "delay_on_commit", record)
+    monkeypatch.setattr(BackgroundTask, "apply_async_on_commit", record_async)
     return calls
 
 

@@ -10,7 +10,8 @@ from django.db.models import Count
 
 from clearance.models import Clearance, FleetStatusCount
 from clearance.selectors import fleet_status_counts, fold_fleet_status_counts
-from clearance.wording import NOT_REQUESTED, STATUS_ORDER
+from clearance.statuses import NOT_REQUESTED
+from clearance.statuses import ORDER as STATUS_ORDER
 from tests.factories import CredentialFactory, OrganizationFactory, VehicleFactory
 from vehicles.models import Vehicle
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from clearance.hm import AuthenticationError, HMServerError
-from clearance.models import Clearance, ClearanceEvent, Credential, VehicleToken
+from clearance.hm import AuthenticationError
+from clearance.models import Clearance, ClearanceEvent, Credential, HMWork, VehicleToken
 from clearance.services import defleet, onboarding, sync, vehicle_tokens
 from simulator import clock as sim_clock
 from simulator import services as sim
@@ -24,7 +24,8 @@ from tests.clearance.lifecycle_helpers import (
     vehicles,
     wire,
 )
-from tests.factories import ClearanceFactory, OrganizationFactory
+from tests.conftest import wait_for
+from tests.factories import OrganizationFactory
 
 
 @pytest.fixture
@@ -85,15 +86,74 @@ def test_per_vin_error_is_explained(org):
     assert row.description == "The brand is invalid"
 
 
-def test_transient_error_keeps_the_batch_queued(org):
+def _make_due(credential):
+    HMWork.objects.filter(credential=credential).update(next_attempt_at=timezone.now())
+
+
+def test_transient_error_keeps_the_batch_queued_and_says_when_it_is_tried_next(org):
     credential, _app = wire(org, webhooks=False, next_fault_status=503, next_fault_count=1)
     onboard(org, [ordinary_vin(1), ordinary_vin(2)], credential=credential)
-    with pytest.raises(HMServerError):
-        onboarding.request_clearances(credential.pk)
+    summary = onboarding.request_clearances(credential.pk)  # nothing raised: the rows retry
+    assert summary.retrying == 2
     assert set(statuses(credential).values()) == {"queued"}
     assert not SimClearance.objects.exists()
-    onboarding.request_clearances(credential.pk)
+    row = Clearance.objects.first()
+    assert row.last_error.startswith("High Mobility")
+    assert "Next try at" in row.last_error
+    work_row = HMWork.objects.get(clearance=row)
+    assert (work_row.state, work_row.attempts) == ("pending", 1)
+    assert work_row.next_attempt_at > timezone.now()
+    # Not due yet: a repeated wake sends nothing.
+    assert onboarding.request_clearances(credential.pk).hm_calls == 0
+    _make_due(credential)
+    again = onboarding.request_clearances(credential.pk)
+    # The 503 left it unclear whether HM had the batch: asked first (1 call), then sent (1).
+    assert again.hm_calls == 2
     assert set(statuses(credential).values()) == {"pending"}
+    assert Clearance.objects.filter(last_error="").count() == 2
+    assert set(HMWork.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_a_timed_out_send_is_not_sent_again_when_hm_has_it(org, settings):
+    """HM slower than our read timeout: it got the batch, we never read the answer."""
+    from clearance.clients import hm_client_for
+
+    settings.HM_READ_TIMEOUT = 0.5
+    credential, app = wire(org, webhooks=False)
+    hm_client_for(credential).get_token()  # shared through the cache: only the POST is slow
+    app.latency_ms = 1200
+    app.save()
+    onboard(org, [ordinary_vin(1), ordinary_vin(2)], credential=credential)
+    onboarding.request_clearances(credential.pk)
+    assert set(statuses(credential).values()) == {"queued"}
+    assert "did not answer in time" in Clearance.objects.first().last_error
+    assert HMWork.objects.filter(sending_at__isnull=False).count() == 2
+    app.latency_ms = 0
+    app.save()
+    # HM finishes the slow request after we gave up reading its answer.
+    wait_for(lambda: SimClearance.objects.count() == 2, timeout=10)
+    _make_due(credential)
+    summary = onboarding.request_clearances(credential.pk)
+    assert (summary.already_known, summary.sent) == (2, 0)
+    assert set(statuses(credential).values()) == {"pending"}
+    # Each VIN reached HM exactly once.
+    assert sorted(SimClearance.objects.values_list("times_requested", flat=True)) == [1, 1]
+    assert set(HMWork.objects.values_list("state", flat=True)) == {"done"}
+
+
+def test_rate_limited_send_waits_at_least_retry_after(org):
+    credential, _app = wire(
+        org, webhooks=False, next_fault_status=429, next_fault_count=1, retry_after_seconds=40
+    )
+    onboard(org, [ordinary_vin(1)], credential=credential)
+    before = timezone.now()
+    onboarding.request_clearances(credential.pk)
+    work_row = HMWork.objects.get()
+    assert work_row.next_attempt_at - before >= timedelta(seconds=40)
+    assert work_row.sending_at is None  # refused, so nothing to ask HM about
+    _make_due(credential)
+    summary = onboarding.request_clearances(credential.pk)
+    assert (summary.hm_calls, summary.sent) == (1, 1)
 
 
 def test_refused_credential_stops_and_explains(org):
@@ -172,13 +232,19 @@ def test_odometer_seed_rejected_without_control_measure(org):
     assert "odometer" in row.description.lower()
 
 
-def test_sync_resends_stuck_queued_rows(org, queued_tasks):
+def test_reconciler_wakes_a_send_whose_message_was_lost(org, queued_tasks, monkeypatch):
+    from clearance import tasks
+    from durable import work
+
     credential, _cars, _ = onboard(org, [ordinary_vin(1)])
-    queued_tasks.clear()
-    Clearance.objects.update(status_known_at=timezone.now() - timedelta(hours=1))
-    summary = sync.sync_clearances(credential)
-    assert summary.resent
-    assert queued_tasks == [("request_clearances", credential.pk)]
+    queued_tasks.clear()  # the waker's message is lost
+    woken = []
+    monkeypatch.setattr(tasks.request_clearances, "delay", woken.append)
+    assert work.reconcile()["clearance.send"] == 1
+    assert woken == [credential.pk]
+    # The sync no longer sends anything: the reconciler is the one safety net.
+    sync.sync_clearances(credential)
+    assert queued_tasks == []
 
 
 def test_sync_adopts_a_request_whose_answer_was_lost(org, queued_tasks):
@@ -190,7 +256,7 @@ def test_sync_adopts_a_request_whose_answer_was_lost(org, queued_tasks):
     queued_tasks.clear()
     summary = sync.sync_clearances(credential)
     assert statuses(credential) == {ordinary_vin(1): "pending"}
-    assert not summary.resent
+    assert summary.changed == 1
     assert queued_tasks == []
     assert SimClearance.objects.get().history == []
 
@@ -318,11 +384,18 @@ def test_incomplete_credential_is_explained_not_crashed(org):
     assert "missing" in Clearance.objects.get().last_error
 
 
-def test_factory_rows_without_known_time_count_as_stuck(org, queued_tasks):
-    credential, _ = wire(org, webhooks=False)
-    ClearanceFactory(vehicle__organization=org, credential=credential, status="queued")
-    assert sync.sync_clearances(credential).resent
-
-
 def test_auth_error_type_is_permanent():
     assert not AuthenticationError().is_transient
+
+
+def test_first_sync_after_onboarding_writes_only_the_rows_that_moved(org):
+    credential, _cars, _ = onboard(org, [ordinary_vin(i) for i in range(20)])
+    onboarding.request_clearances(credential.pk)
+    # Two of twenty approve at HM; the others stay pending there and here.
+    SimClearance.objects.exclude(vin__in=[ordinary_vin(0), ordinary_vin(1)]).update(
+        approval_delay_seconds=10**6
+    )
+    sim_clock.advance(timedelta(seconds=30))
+    summary = sync.sync_clearances(credential)
+    assert (summary.compared, summary.written, summary.changed) == (20, 2, 2)
+    assert sorted(s for s in statuses(credential).values()) == ["approved"] * 2 + ["pending"] * 18

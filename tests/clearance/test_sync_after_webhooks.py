@@ -15,7 +15,7 @@ from django.utils import timezone
 from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
-from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.models import Clearance, ClearanceEvent, Credential
 from clearance.services import sync as sync_service
 from clearance.services import webhooks
 from clearance.state import Change, Outcome, Source
@@ -70,11 +70,12 @@ def clearance():
 
 
 def webhook(web, clearance, *actions: str) -> None:
-    """Real HM's body (no time of the change), received, then applied by the task."""
+    """Real HM's body (no time of the change), received, then confirmed by the task with HM,
+    which lists the announced status (undated, as a webhook is): one confirmation each."""
     for action in actions:
         post_webhook(web, clearance.credential, clearance_payload(clearance.vehicle.vin, action))
-    for delivery in WebhookDelivery.objects.filter(processed_at__isnull=True).order_by("pk"):
-        webhooks.process_webhook(delivery.pk)
+        hm_now = listed(clearance.vehicle.vin, action)
+        webhooks.confirm_webhooks(clearance.credential_id, client=FakeHM(hm_now))
     clearance.refresh_from_db()
 
 
@@ -114,7 +115,9 @@ def test_webhook_approval_is_not_replayed_by_the_next_sync(
     assert moves(clearance) == [("pending", "approved", "webhook")]
     assert queued_tasks == []  # no revoke, no second issue: the token stays
     assert clearance.status == "approved"
-    assert clearance.hm_changed_at == hm(1)  # HM's time of what we knew, learnt quietly
+    # HM's time of what we already knew is not worth a write (issue 13: the first sync after an
+    # onboarding writes only the rows that moved).
+    assert clearance.hm_changed_at is None
 
     # And the next sync has nothing to look at.
     assert (
@@ -139,7 +142,7 @@ def test_webhook_approval_after_a_sync_saw_pending(
         queued_tasks,
         django_capture_on_commit_callbacks,
     )
-    assert clearance.hm_changed_at == hm(0)
+    assert clearance.hm_changed_at is None  # same status: nothing written
     with django_capture_on_commit_callbacks(execute=True):
         webhook(web, clearance, "approved")
     changes = sync(
@@ -177,7 +180,7 @@ def test_webhook_revocation_is_not_replayed_by_the_next_sync(
     assert moves(clearance) == before
     assert queued_tasks == []
     assert clearance.status == "revoked"
-    assert clearance.hm_changed_at == hm(3)
+    assert clearance.hm_changed_at is None
 
 
 def test_newer_move_in_hm_changelog_after_a_webhook_is_applied_once(

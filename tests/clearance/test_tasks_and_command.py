@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from clearance.hm import HMServerError, RateLimited
 from clearance.services import onboarding
@@ -55,34 +56,40 @@ def test_clearance_sync_unknown_org():
 
 
 @pytest.mark.django_db
-def test_request_task_retries_then_leaves_the_rows_queued_with_words(settings, monkeypatch):
+def test_request_task_retries_each_row_for_as_long_as_it_takes(settings, monkeypatch):
+    """No budget per run: every wake that finds the row due tries it again, with words."""
     from clearance import tasks
-    from clearance.models import Clearance
+    from clearance.models import Clearance, HMWork
+    from clearance.services import onboarding as services
     from tests.factories import ClearanceFactory
 
-    settings.HM_MAX_RETRIES = 2
-    settings.HM_RETRY_BACKOFF_SECONDS = 0.01
     row = ClearanceFactory(status="queued")
-    calls = []
+    HMWork.objects.create(clearance=row, credential=row.credential, kind="send")
 
-    def down(credential_id, **kwargs):
-        calls.append(credential_id)
-        raise HMServerError()
+    class Down:
+        calls = 0
 
-    monkeypatch.setattr(onboarding, "request_clearances", down)
-    tasks.request_clearances.apply(args=(row.credential_id,))
-    assert len(calls) == 3  # the first try and two retries
+        def request_clearances(self, requests_):
+            Down.calls += 1
+            raise HMServerError()
+
+    monkeypatch.setattr(services, "hm_client_for", lambda credential: Down())
+    monkeypatch.setattr(tasks.request_clearances, "apply_async", lambda *a, **k: None)
+    for attempt in range(1, 13):
+        HMWork.objects.update(next_attempt_at=timezone.now(), sending_at=None)
+        tasks.request_clearances.apply(args=(row.credential_id,))
+        work_row = HMWork.objects.get()
+        assert (work_row.state, work_row.attempts) == ("pending", attempt)
+    assert Down.calls == 12
     row = Clearance.objects.get(pk=row.pk)
     assert row.status == "queued"
-    assert "sent again at the next sync" in row.last_error
+    assert row.last_error.startswith("High Mobility had an internal problem.")
+    assert "Next try at" in row.last_error
 
 
 @pytest.mark.django_db
-def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch):
-    from django.utils import timezone
-
+def test_beat_sync_queues_one_sync_per_credential(monkeypatch):
     from clearance import tasks
-    from clearance.models import WebhookDelivery
     from tests.factories import ClearanceFactory
 
     first = ClearanceFactory(status="pending")
@@ -92,15 +99,7 @@ def test_beat_sync_queues_one_sync_per_credential_and_lost_webhooks(monkeypatch)
         vehicle__organization=first.vehicle.organization,
     )
     second = ClearanceFactory(status="approved")
-    lost = WebhookDelivery.objects.create(
-        credential=first.credential, delivery_id="x", event="fleet_clearance_changed", payload={}
-    )
-    WebhookDelivery.objects.filter(pk=lost.pk).update(
-        received_at=timezone.now() - timedelta(minutes=10)
-    )
-    synced, applied = [], []
+    synced = []
     monkeypatch.setattr(tasks.sync_credential, "delay_on_commit", synced.append)
-    monkeypatch.setattr(tasks.process_webhook, "delay_on_commit", applied.append)
     tasks.sync_all_clearances.apply()
     assert sorted(synced) == sorted([first.credential_id, second.credential_id])
-    assert applied == [lost.pk]

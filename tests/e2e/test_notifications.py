@@ -47,12 +47,18 @@ def receiver():
     server.close()
 
 
+# The bell asks on its own, except on the fleet page, where it rides the page's one poll.
+BELL_ASKING_URLS = ("/notifications/bell/", "/fleet/live/")
+
+
 def watch_bell(page) -> None:
     page.bell_urls = []
     page.on(
         "request",
         lambda request: (
-            page.bell_urls.append(request.url) if "/notifications/bell/" in request.url else None
+            page.bell_urls.append(request.url)
+            if any(part in request.url for part in BELL_ASKING_URLS)
+            else None
         ),
     )
 

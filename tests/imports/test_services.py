@@ -8,9 +8,9 @@ from unittest import mock
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from clearance.models import Clearance, ClearanceEvent
+from clearance.models import Clearance, ClearanceEvent, HMWork
 from imports import files, planning, services, writing
-from imports.models import ImportChunk, ImportJob
+from imports.models import ImportChunk, ImportJob, ImportRow
 from tests.factories import CredentialFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
 from vehicles.models import Vehicle
@@ -104,6 +104,12 @@ def test_import_creates_vehicles_and_queued_clearances_in_batches(
     event = ClearanceEvent.objects.first()
     assert event.to_status == "queued" and event.actor == manager_user
     assert ClearanceEvent.objects.count() == 10
+    # each send is durable work, written with its clearance
+    sends = HMWork.objects.filter(kind=HMWork.Kind.SEND, state="pending", credential=credential)
+    assert sorted(sends.values_list("clearance_id", flat=True)) == sorted(
+        Clearance.objects.values_list("pk", flat=True)
+    )
+    assert {w.actor for w in sends} == {manager_user}
     # the lifecycle's sender is queued once per committed batch (4 + 4 + 2)
     assert [call.args for call in queued.call_args_list] == [(credential.pk,)] * 3
 
@@ -118,7 +124,7 @@ def test_importing_the_same_file_twice_changes_nothing(organization, manager_use
         services.import_job_confirm(second, user=manager_user, accept_skipped=True)
     # the same through import_rows directly (what the command does)
     with io.BytesIO(data) as stream:
-        counts = writing.import_rows(stream, organization, credential=None, update_existing=True)
+        counts = services.import_rows(stream, organization, credential=None, update_existing=True)
     assert (counts.created, counts.updated, counts.skipped) == (0, 0, 20)
     assert list(Vehicle.objects.order_by("vin").values()) == before
     assert Clearance.objects.count() == 0  # no credential: vehicles are "not requested"
@@ -175,7 +181,7 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
     settings.IMPORT_BATCH_SIZE = 5
     job = upload(organization, manager_user, fleet_csv(12))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    real = writing._write_batch
+    real = writing.write_batch
     calls = {"n": 0}
 
     def crash_on_second_batch(*args, **kwargs):
@@ -185,16 +191,18 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
         return real(*args, **kwargs)
 
     with (
-        mock.patch.object(writing, "_write_batch", crash_on_second_batch),
+        mock.patch.object(services, "write_batch", crash_on_second_batch),
         pytest.raises(RuntimeError),
     ):
         services.import_job_run(job.pk)
     job.refresh_from_db()
     assert (job.processed, job.created, job.status) == (5, 5, ImportJob.Status.IMPORTING)
+    assert ImportRow.objects.filter(job=job).count() == 12  # the rest stays staged
     services.import_job_run(job.pk)  # the redelivered task
     job.refresh_from_db()
     assert (job.processed, job.created, job.status) == (12, 12, ImportJob.Status.DONE)
     assert Vehicle.objects.count() == 12
+    assert not ImportRow.objects.filter(job=job).exists()  # staging emptied at the end
     services.import_job_run(job.pk)  # a late duplicate delivery does nothing
     assert Vehicle.objects.count() == 12
 
@@ -202,23 +210,14 @@ def test_a_redelivered_import_resumes_after_the_last_batch(
 def test_a_vin_added_meanwhile_is_skipped_not_a_failed_import(
     organization, manager_user, queued, settings
 ):
-    """Someone adds a VIN of the file by hand between the batch's check and its write: the
-    batch is checked again and written once; the import does not fail."""
+    """Someone adds a VIN of the file by hand after the import started: that vehicle counts as
+    already in the fleet and is written once; the import does not fail."""
     settings.IMPORT_BATCH_SIZE = 5
     job = upload(organization, manager_user, fleet_csv(12))
     services.import_job_confirm(job, user=manager_user, accept_skipped=False)
-    real = planning._classify
-    calls = {"n": 0}
-
-    def add_a_vin_after_the_second_check(rows, *args):
-        batch = real(rows, *args)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            VehicleFactory(organization=organization, vin=rows[0].vin, brand="bmw")
-        return batch
-
-    with mock.patch.object(planning, "_classify", add_a_vin_after_the_second_check):
-        services.import_job_run(job.pk)
+    assert services.import_job_step(job.pk)  # the first batch
+    VehicleFactory(organization=organization, vin=make_vin(7), brand="bmw")
+    services.import_job_run(job.pk)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE
     assert (job.processed, job.created, job.skipped) == (12, 11, 1)
@@ -358,7 +357,7 @@ def wrong_check_digit(vin: str) -> str:
 
 
 def test_preview_keeps_the_first_warnings_apart_from_the_errors(organization, manager_user):
-    rows = [f"{wrong_check_digit(make_vin(i))},bmw,,Van {i},," for i in range(60)]
+    rows = [f"{wrong_check_digit(make_vin(i, seed='1FM'))},bmw,,Van {i},," for i in range(60)]
     data = "\n".join(["vin,brand,license_plate,nickname,tags,odometer_km", *rows, "BAD,bmw,,,,"])
     job = upload(organization, manager_user, data.encode())
     assert (job.errors, job.warnings) == (1, 60)

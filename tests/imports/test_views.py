@@ -10,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from imports import files, services, writing
+from imports import files, services
 from imports.models import ImportJob
 from tests.factories import ClearanceFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
@@ -197,7 +197,7 @@ def test_exported_file_imports_back_unchanged(manager_client, organization, othe
     job = validated(ImportJob.objects.get())
     assert (job.total, job.skipped, job.errors) == (1, 1, 0)
     with files.open_job_file(job) as stream:
-        counts = writing.import_rows(
+        counts = services.import_rows(
             stream, other_organization, credential=None, update_existing=False
         )
     copy = Vehicle.objects.get(organization=other_organization)

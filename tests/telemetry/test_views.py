@@ -115,12 +115,12 @@ def test_refresh_queues_a_pull_and_polls(
         response = manager_client.post(url, headers={"HX-Request": "true"})
     assert sent == [vehicle.pk]
     html = response.content.decode()
-    assert 'hx-trigger="every 2s"' in html and "Refreshing" in html
+    assert 'hx-trigger="every 2s,' in html and "Refreshing" in html
     # The worker finishes: the next poll shows the result and slows down.
     pull.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.", requested=True)
     html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "Refresh failed" in html and "offline or asleep" in html
-    assert 'hx-trigger="every 30s"' in html
+    assert 'hx-trigger="every 30s,' in html
 
 
 def test_refresh_without_javascript_redirects(manager_client, vehicle, monkeypatch):
@@ -189,7 +189,12 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
     VehicleFactory(
         organization=organization, vin="WVWZZZ1KZ99999999", last_seen_at=NOW - timedelta(days=2)
     )
-    VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888")  # never reported
+    # Approved but never reported: "never"; without data access: said so, not "never".
+    ClearanceFactory(
+        vehicle=VehicleFactory(organization=organization, vin="WVWZZZ1KZ88888888"),
+        status="approved",
+    )
+    VehicleFactory(organization=organization, vin="WVWZZZ1KZ77777777")
     response = viewer_client.get(reverse("vehicles:fleet") + "?sort=-seen")
     html = response.content.decode().replace("\xa0", " ")
     assert response.status_code == 200
@@ -197,12 +202,13 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
     assert "4 minutes ago" in html  # HM's newest timestamp, 10:00:07
     assert html.index("1HMD3W5DA8C7Y5DNA") < html.index("WVWZZZ1KZ99999999")
     assert "never" in html
+    assert "no data access" in html
 
 
 def test_a_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
     pull.mark_pull_scheduled(vehicle.public_id, wait=timedelta(minutes=10))
     html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
-    assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
+    assert "Refreshing" not in html and 'hx-trigger="every 30s,' in html
 
 
 def door_payload(locks: list[dict], positions: list[dict] | None = None) -> dict:
@@ -332,7 +338,7 @@ def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, 
     assert pull.pull_vehicle(with_data.pk).ok  # the scheduled pull (requested=False)
     html = get_panel(viewer_client, with_data)
     assert "Refreshed" not in html and "Received" not in html
-    assert "Refreshing" not in html and 'hx-trigger="every 30s"' in html
+    assert "Refreshing" not in html and 'hx-trigger="every 30s,' in html
     # It says plainly when data last arrived instead.
     assert "Data last arrived" in html
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clearance.models import Clearance
-from clearance.wording import cancel_refusal_expected
+from clearance.statuses import cancel_refusal_expected
 from tests.factories import ClearanceFactory
 from tests.vehicles.test_fleet_overview import make_fleet
 

@@ -1,5 +1,8 @@
+import re
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from clearance.models import Clearance, ClearanceStatus
 from clearance.selectors import filter_fleet, fleet_status_counts
@@ -99,44 +102,73 @@ def test_overview_shows_counters_rows_and_keeps_filters_in_links(manager_client,
     assert 'value="van"' in content
 
 
-def test_non_terminal_rows_poll_and_terminal_rows_do_not(manager_client, organization):
-    pending, approved = make_fleet(organization, ["pending", "approved"])
+def rows_on_screen(content: str) -> str:
+    """What the page's poll sends: "id.version" of every row on screen."""
+    return ",".join(
+        f"{row}.{version}"
+        for row, version in re.findall(r'data-row="([^"]+)" data-v="([^"]+)"', content)
+    )
+
+
+def live(client, content: str, **params):
+    counters = re.search(r'id="fleet-live"[^>]*data-counters="([^"]*)"', content).group(1)
+    query = {"rows": rows_on_screen(content), "c": counters, **params}
+    return client.get(reverse("vehicles:live"), query, headers=HTMX)
+
+
+def test_one_poll_for_the_page_and_none_per_row(manager_client, organization):
+    make_fleet(organization, ["pending"] * 50)
     content = manager_client.get(reverse("vehicles:fleet")).content.decode()
-    assert reverse("vehicles:row", args=[pending.public_id]) in content
-    assert reverse("vehicles:row", args=[approved.public_id]) not in content
-    assert 'hx-trigger="every 3s"' in content
+    assert content.count('id="fleet-live"') == 1 and reverse("vehicles:live") in content
+    assert 'hx-trigger="every' not in content  # no row or counter polls on its own
+    assert content.count("data-row=") == 50
 
 
-def test_row_partial_keeps_polling_then_stops_with_286(manager_client, organization):
+def test_the_poll_answers_only_the_rows_that_moved_and_the_counters_when_they_moved(
+    manager_client, organization
+):
+    pending, other, _approved = make_fleet(organization, ["pending", "pending", "approved"])
+    content = manager_client.get(reverse("vehicles:fleet")).content.decode()
+    quiet = live(manager_client, content).content.decode()
+    assert 'data-changed="0"' in quiet and "<tr" not in quiet and "fleet-counters" not in quiet
+    assert 'id="bell"' in quiet  # the notification bell rides on the same poll
+
+    Clearance.objects.filter(vehicle=pending).update(status=ClearanceStatus.APPROVED)
+    answer = live(manager_client, content, sel=str(pending.public_id)).content.decode()
+    assert f'id="row-{pending.public_id}"' in answer and f"row-{other.public_id}" not in answer
+    assert 'data-changed="2"' in answer  # the row and the counters
+    row = answer[answer.index(f'id="row-{pending.public_id}"') :]
+    assert 'hx-swap-oob="true"' in row[:300] and "Approved" in row and " checked" in row
+    counters = answer[answer.index('id="fleet-counters"') :]
+    assert 'hx-swap-oob="true"' in counters[:200]
+    assert re.search(r'id="fleet-summary"[^>]*hx-swap-oob="true"', answer)
+
+
+def test_the_summary_line_follows_the_counters_under_a_filter(manager_client, organization):
+    first, _second = make_fleet(organization, ["pending", "pending"])
+    content = manager_client.get(reverse("vehicles:fleet"), {"status": "pending"}).content
+    content = content.decode()
+    assert "2 of 2 vehicles match the filter" in content
+    Clearance.objects.filter(vehicle=first).update(status=ClearanceStatus.APPROVED)
+    answer = live(manager_client, content, status="pending").content.decode()
+    assert "1 of 2 vehicles match the filter" in answer  # never a stale count beside the counters
+
+
+def test_a_deleted_row_leaves_the_page(manager_client, organization):
     (vehicle,) = make_fleet(organization, ["pending"])
-    url = reverse("vehicles:row", args=[vehicle.public_id])
-    response = manager_client.get(url, headers=HTMX)
-    assert response.status_code == 200
-    assert response.content.decode().lstrip().startswith("<tr")
-    assert "<html" not in response.content.decode()
-    Clearance.objects.filter(vehicle=vehicle).update(status=ClearanceStatus.APPROVED)
-    response = manager_client.get(url, headers=HTMX)
-    assert response.status_code == 286
-    assert "Approved" in response.content.decode()
-    assert "hx-trigger" not in response.content.decode()
+    content = manager_client.get(reverse("vehicles:fleet")).content.decode()
+    Vehicle.objects.filter(pk=vehicle.pk).delete()
+    answer = live(manager_client, content).content.decode()
+    assert f'<tr id="row-{vehicle.public_id}" hx-swap-oob="delete">' in answer
 
 
-def test_row_partial_keeps_a_ticked_checkbox(manager_client, organization):
+def test_pending_rows_never_say_last_seen(manager_client, organization):
     (vehicle,) = make_fleet(organization, ["pending"])
-    url = reverse("vehicles:row", args=[vehicle.public_id])
-    response = manager_client.get(url, {"vehicle": str(vehicle.public_id)}, headers=HTMX)
-    assert " checked" in response.content.decode()
-
-
-def test_counters_partial_polls_while_something_is_in_flight(manager_client, organization):
-    (vehicle,) = make_fleet(organization, ["pending"])
-    response = manager_client.get(reverse("vehicles:counters"), headers=HTMX)
-    assert response.status_code == 200
-    assert "every 5s" in response.content.decode()
-    Clearance.objects.filter(vehicle=vehicle).update(status=ClearanceStatus.APPROVED)
-    response = manager_client.get(reverse("vehicles:counters"), headers=HTMX)
-    assert response.status_code == 286
-    assert "every 5s" not in response.content.decode()
+    Vehicle.objects.filter(pk=vehicle.pk).update(last_seen_at=timezone.now())
+    content = manager_client.get(reverse("vehicles:fleet")).content.decode()
+    row = content[content.index(f'id="row-{vehicle.public_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "no data access" in row and "just now" not in row
 
 
 def test_htmx_filter_request_returns_only_the_table_and_counters(manager_client, organization):
@@ -172,12 +204,10 @@ def test_overview_query_count_does_not_grow_with_the_fleet(
     # A text filter needs the one COUNT the status counters cannot answer.
     with django_assert_max_num_queries(len(captured) + 1):
         manager_client.get(url, {"status": "pending", "q": "van", "page": 2})
-    # The polled partials: session, user, membership + one query each.
-    with django_assert_max_num_queries(4):
-        manager_client.get(reverse("vehicles:counters"), headers=HTMX)
-    vehicle = Vehicle.objects.filter(organization=organization).first()
-    with django_assert_max_num_queries(4):
-        manager_client.get(reverse("vehicles:row", args=[vehicle.public_id]), headers=HTMX)
+    # The page's one poll: session, user, membership, the rows on screen, the counters, the bell.
+    content = manager_client.get(url).content.decode()
+    with django_assert_max_num_queries(6):
+        live(manager_client, content)
 
 
 def test_empty_states_say_what_to_do(manager_client, viewer_client, organization):
@@ -201,7 +231,7 @@ def test_viewer_sees_no_write_controls(viewer_client, organization):
 def test_row_of_a_vehicle_without_clearance(manager_client, organization):
     vehicle = VehicleFactory(organization=organization)
     response = manager_client.get(reverse("vehicles:row", args=[vehicle.public_id]))
-    assert response.status_code == 286
+    assert response.status_code == 200
     assert "Not requested" in response.content.decode()
 
 

@@ -81,9 +81,9 @@ def test_clearing_optional_details(manager_client, vehicle):
 @pytest.mark.parametrize(
     ("odometer", "message"),
     [
-        ("-5", "Ensure this value is greater than or equal to 0."),
-        ("lots", "Enter a whole number."),
-        ("9999999", "Ensure this value is less than or equal to 5000000."),
+        ("-5", "“-5” is not a whole number of kilometres (0 or more)."),
+        ("lots", "“lots” is not a whole number of kilometres (0 or more)."),
+        ("10000000", "is not a plausible odometer reading (at most 9,999,999 km)."),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_saved(manager_client, vehicle, odometer, message):

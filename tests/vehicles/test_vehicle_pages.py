@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
 GOOD_VIN = "1M8GDM9AXKP042788"  # valid ISO 3779 check digit
 NO_CHECK_DIGIT_VIN = "WVWZZZ1KZ6W000001"  # European style, check digit does not match
+WRONG_CHECK_DIGIT_VIN = "1M8GDM9A1KP042788"  # made for North America: it must match
 
 
 @pytest.fixture
@@ -144,15 +145,17 @@ def test_add_vehicle_rejects_a_duplicate_vin(manager_client, organization, crede
 
 
 def test_check_digit_failure_is_only_a_warning(manager_client, organization, credential):
-    feedback = manager_client.get(
+    european = manager_client.get(
         reverse("vehicles:check-vin"), {"vin": NO_CHECK_DIGIT_VIN}, headers=HTMX
     ).content.decode()
-    assert "only a warning" in feedback
-    response = add(
-        manager_client, vin=NO_CHECK_DIGIT_VIN, brand="volkswagen", credential=credential.pk
-    )
+    assert "check digit" not in european  # most European VINs carry none
+    feedback = manager_client.get(
+        reverse("vehicles:check-vin"), {"vin": WRONG_CHECK_DIGIT_VIN}, headers=HTMX
+    ).content.decode()
+    assert "check digit" in feedback and "North America" in feedback
+    response = add(manager_client, vin=WRONG_CHECK_DIGIT_VIN, brand="bmw", credential=credential.pk)
     assert response.status_code == 302
-    assert Vehicle.objects.filter(vin=NO_CHECK_DIGIT_VIN).exists()
+    assert Vehicle.objects.filter(vin=WRONG_CHECK_DIGIT_VIN).exists()
     page = manager_client.get(response["Location"]).content.decode()
     assert "check digit" in page  # the warning is shown as a toast
 

@@ -4,6 +4,7 @@ words, and the short "watch" after an action during which rows keep polling."""
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +13,11 @@ from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from clearance import state
+from clearance import statuses
 from clearance.models import Clearance
 from clearance.selectors import vehicles_with_clearance
 from clearance.services import fleet_actions
-from clearance.wording import NOT_REQUESTED, STATUS_LABELS, is_terminal
+from clearance.statuses import NOT_REQUESTED
 from organizations.access import get_object_for_user, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
@@ -25,8 +26,7 @@ from vehicles.models import Vehicle
 PAGE_SIZE = 50
 WATCH_SECONDS = 60
 WATCH_SESSION_KEY = "fleet_watch_until"
-ROW_POLL_SECONDS = 3
-COUNTERS_POLL_SECONDS = 5
+ROW_POLL_SECONDS = 3  # the vehicle page's clearance card
 FLEET_TEMPLATE = "vehicles/fleet.html"
 DETAIL_TEMPLATE = "vehicles/vehicle_detail.html"
 
@@ -59,6 +59,9 @@ class FleetRow:
     polls: bool
     can_defleet: bool
     can_reonboard: bool
+    data_flows: bool = False  # HM shares the vehicle's data (else "last seen" is history)
+    version: str = ""  # changes whenever what the fleet row shows changes (the fleet poll)
+    selected: bool = False  # ticked on the page that asks (the fleet poll keeps the tick)
 
     def __getattr__(self, name: str) -> Any:
         if name == "vehicle":  # not set yet (copying): no endless recursion
@@ -66,22 +69,40 @@ class FleetRow:
         return getattr(self.vehicle, name)
 
 
-def decorate(vehicle: Vehicle, *, watching: bool = False) -> FleetRow:
+def decorate(vehicle: Vehicle, *, watching: bool = False, selected: bool = False) -> FleetRow:
     """The vehicle with what the templates need."""
     clearance = _clearance(vehicle)
     status = clearance.status if clearance else None
-    terminal = is_terminal(status)
+    final = statuses.is_final(status)
     return FleetRow(
         vehicle=vehicle,
         cl=clearance,
         status=status or NOT_REQUESTED,
-        status_label=STATUS_LABELS.get(status or NOT_REQUESTED, status or ""),
-        is_terminal=terminal,
-        # Live regions poll while not terminal, and for a while after an action (see watch).
-        polls=not terminal or watching,
-        can_defleet=status in state.DEFLEETABLE,
-        can_reonboard=status is None or status in state.REONBOARDABLE,
+        status_label=statuses.label(status),
+        is_terminal=final,
+        # Live regions poll while not final, and for a while after an action (see watch).
+        polls=not final or watching,
+        can_defleet=statuses.can_defleet(status),
+        can_reonboard=statuses.can_reonboard(status),
+        data_flows=statuses.data_flows(status),
+        version=row_version(vehicle, clearance),
+        selected=selected,
     )
+
+
+def row_version(vehicle: Vehicle, clearance: Clearance | None) -> str:
+    """A short fingerprint of everything a fleet row shows: the fleet page's one poll sends the
+    versions of the rows on screen and gets back only the rows whose version moved."""
+    parts = (
+        vehicle.updated_at,
+        vehicle.last_seen_at,
+        clearance.status if clearance else None,
+        clearance.status_changed_at if clearance else None,
+        clearance.last_error if clearance else None,
+        clearance.last_error_at if clearance else None,
+        clearance.credential_id if clearance else None,
+    )
+    return format(zlib.crc32(repr(parts).encode()), "08x")
 
 
 def with_messages(request: OrganizationRequest, response: HttpResponse) -> HttpResponse:

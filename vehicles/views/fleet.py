@@ -4,16 +4,17 @@ everything matching the filter (confirmed first, counted without loading the veh
 from __future__ import annotations
 
 import uuid
+import zlib
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling, push_url
+from django_htmx.http import push_url
 
 from clearance.models import Credential
 from clearance.selectors import (
@@ -26,15 +27,11 @@ from clearance.selectors import (
     fleet_count,
     fleet_status_counts,
     parse_fleet_filter,
+    vehicles_with_clearance,
 )
 from clearance.services import fleet_actions
-from clearance.wording import (
-    CANCEL_REFUSAL_NOTE,
-    NOT_REQUESTED,
-    STATUS_LABELS,
-    STATUS_ORDER,
-    credential_label,
-)
+from clearance.statuses import ALWAYS_COUNTED, CANCEL_REFUSAL_NOTE, LABELS, NOT_REQUESTED, ORDER
+from clearance.wording import credential_label
 from organizations.access import current_organization, require_membership, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
@@ -43,7 +40,6 @@ from vehicles.views import common
 
 # --- fleet overview --------------------------------------------------------------------------------
 
-ALWAYS_COUNTED = ("pending", "approved", "rejected")
 COLUMNS = (
     ("vin", "VIN", ""),
     ("brand", "Brand", "hide-sm"),  # on phones it is shown under the VIN
@@ -58,8 +54,8 @@ COLUMNS = (
 def _counter_items(counts: dict[str, int]) -> list[tuple[str, str, int]]:
     """Counters to show: the usual three always, the others when they have vehicles."""
     items = [
-        (status, STATUS_LABELS[status], counts[status])
-        for status in (*STATUS_ORDER, NOT_REQUESTED)
+        (status, LABELS[status], counts[status])
+        for status in (*ORDER, NOT_REQUESTED)
         if counts[status] or status in ALWAYS_COUNTED
     ]
     if counts["other"]:
@@ -85,13 +81,26 @@ def _columns(flt) -> list[dict]:
     return columns
 
 
-def _counters_context(counts: dict[str, int], flt, *, watching: bool = False) -> dict:
+def _counters_context(counts: dict[str, int], flt, *, matching: int) -> dict:
     return {
         "counts": counts,
-        "counters_poll": bool(counts["in_flight"]) or watching,
         "counter_items": _counter_items(counts),
         "flt": flt,
-        "counters_poll_seconds": common.COUNTERS_POLL_SECONDS,
+        "matching": matching,  # vehicles matching the filter (the whole fleet without one)
+        # Changes whenever a counter or the "N of M match" line would (the poll sends it back).
+        "counters_version": format(
+            zlib.crc32(repr((sorted(counts.items()), matching)).encode()), "08x"
+        ),
+    }
+
+
+def _live_settings() -> dict[str, int]:
+    """The one poll of the fleet page (static/js/fleet.js): fast while things move, backing off
+    after a quiet minute, stopped while the tab is hidden."""
+    return {
+        "live_fast_ms": int(settings.FLEET_LIVE_POLL_SECONDS * 1000),
+        "live_slow_ms": int(settings.FLEET_LIVE_POLL_MAX_SECONDS * 1000),
+        "live_quiet_ms": int(settings.FLEET_LIVE_QUIET_SECONDS * 1000),
     }
 
 
@@ -105,16 +114,17 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
     page = FleetPaginator(
         filter_fleet(organization, flt), common.PAGE_SIZE, count=fleet_count(flt, counts)
     ).get_page(request.GET.get("page"))
-    watching = common.watching(request)
-    rows = [common.decorate(vehicle, watching=watching) for vehicle in page.object_list]
+    rows = [common.decorate(vehicle) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
     context = {
-        **_counters_context(counts, flt, watching=watching),
+        **_counters_context(counts, flt, matching=page.paginator.count),
+        **_live_settings(),
+        "bell_rides_live": True,
         "page_obj": page,
         "rows": rows,
         "columns": _columns(flt),
-        "statuses": [(status, STATUS_LABELS[status]) for status in (*STATUS_ORDER, NOT_REQUESTED)],
+        "statuses": [(status, LABELS[status]) for status in (*ORDER, NOT_REQUESTED)],
         "brands": BRAND_CHOICES,
         "credentials": list(
             credentials_for(organization).values("public_id", "name", "environment")
@@ -124,8 +134,6 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
         "filter_params": flt.as_params(),
         "import_url": common.url_or_none("imports:upload"),
         "export_url": f"{export_url}?{filter_query}" if export_url and filter_query else export_url,
-        "row_poll_seconds": common.ROW_POLL_SECONDS,
-        "counters_poll_seconds": common.COUNTERS_POLL_SECONDS,
     }
     if request.htmx and request.htmx.target == "fleet-table":
         context["counters_oob"] = True
@@ -138,34 +146,87 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
     return render(request, common.FLEET_TEMPLATE, context)
 
 
+def _matching(organization: Any, flt: FleetFilter, counts: dict[str, int]) -> int:
+    return filter_fleet(organization, flt).count() if flt.active else counts["total"]
+
+
 @require_GET
 def fleet_counters(request: OrganizationRequest) -> HttpResponse:
-    """The counters alone (polled); polling stops once nothing is in flight."""
+    """The counters alone (the fleet poll brings them along; this is the region on its own)."""
     membership = require_membership(request)
+    flt = parse_fleet_filter(request.GET)
     counts = fleet_status_counts(membership.organization)
     context = _counters_context(
-        counts, parse_fleet_filter(request.GET), watching=common.watching(request)
+        counts, flt, matching=_matching(membership.organization, flt, counts)
     )
-    html = render_to_string(f"{common.FLEET_TEMPLATE}#fleet-counters", context, request=request)
-    if not context["counters_poll"]:
-        return HttpResponseStopPolling(html)
-    return HttpResponse(html)
+    return render(request, f"{common.FLEET_TEMPLATE}#fleet-counters", context)
 
 
 @require_GET
 def vehicle_row(request: OrganizationRequest, public_id) -> HttpResponse:
-    """One table row (polled while its clearance is not terminal; 286 stops polling)."""
+    """One table row on its own (the fleet poll brings changed rows along)."""
     vehicle = common.vehicle_for(request, public_id)
     context = {
         "v": vehicle,
         "can_manage": common.can_manage(request),
         "selected": str(vehicle.public_id) in request.GET.getlist("vehicle"),
-        "row_poll_seconds": common.ROW_POLL_SECONDS,
     }
-    html = render_to_string(f"{common.FLEET_TEMPLATE}#vehicle-row", context, request=request)
-    if not vehicle.polls:
-        return HttpResponseStopPolling(html)
-    return HttpResponse(html)
+    return render(request, f"{common.FLEET_TEMPLATE}#vehicle-row", context)
+
+
+# At most this many rows are checked per poll (a page shows PAGE_SIZE).
+LIVE_MAX_ROWS = 2 * common.PAGE_SIZE
+
+
+def _shown_rows(text: str) -> dict[str, str]:
+    """ "id.version,id.version" (the rows on screen) -> {public id: version}."""
+    shown: dict[str, str] = {}
+    for item in text.split(",")[:LIVE_MAX_ROWS]:
+        public_id, _, version = item.partition(".")
+        try:
+            shown[str(uuid.UUID(public_id))] = version
+        except ValueError:
+            continue
+    return shown
+
+
+@require_GET
+def fleet_live(request: OrganizationRequest) -> HttpResponse:
+    """The fleet page's one poll: the rows on screen whose version moved since the page's last
+    answer, and the counters and "N of M match" line when they moved, in one answer (out of band
+    swaps). A few queries whatever the number of rows on screen."""
+    membership = require_membership(request)
+    organization = membership.organization
+    flt = parse_fleet_filter(request.GET)
+    shown = _shown_rows(request.GET.get("rows", ""))
+    selected = set(request.GET.get("sel", "").split(","))
+    changed = []
+    gone = set(shown)
+    if shown:
+        for vehicle in vehicles_with_clearance().filter(
+            organization=organization, public_id__in=list(shown)
+        ):
+            key = str(vehicle.public_id)
+            gone.discard(key)
+            row = common.decorate(vehicle, selected=key in selected)
+            if row.version != shown[key]:
+                changed.append(row)
+    counts = fleet_status_counts(organization)
+    counters = _counters_context(counts, flt, matching=_matching(organization, flt, counts))
+    counters_moved = counters["counters_version"] != request.GET.get("c")
+    context = {
+        **counters,
+        **_live_settings(),
+        "live_rows": changed,
+        "live_gone": sorted(gone),
+        "live_counters": counters_moved,
+        "live_changed": len(changed) + len(gone) + int(counters_moved),
+        "can_manage": common.can_manage(request),
+        "counters_oob": True,
+        "summary_oob": True,
+        "live_query": urlencode(flt.as_params()),
+    }
+    return render(request, f"{common.FLEET_TEMPLATE}#fleet-live", context)
 
 
 # --- bulk actions ----------------------------------------------------------------------------------

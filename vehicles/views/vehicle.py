@@ -14,15 +14,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from clearance import statuses
 from clearance.selectors import credentials_for, vehicle_events
 from clearance.services import fleet_actions
-from clearance.wording import (
-    CANCEL_REFUSAL_NOTE,
-    cancel_refusal_expected,
-    credential_label,
-    last_heard_from_hm,
-    status_help,
-)
+from clearance.statuses import CANCEL_REFUSAL_NOTE, cancel_refusal_expected, status_help
+from clearance.wording import credential_label, last_heard_from_hm
 from organizations.access import current_organization, require_membership, require_role
 from organizations.http import OrganizationRequest
 from organizations.models import Role
@@ -136,8 +132,47 @@ def _detail_context(request: OrganizationRequest, vehicle: common.FleetRow) -> d
         "events": list(vehicle_events(vehicle.vehicle)[:100]),
         "can_manage": common.can_manage(request),
         "tags_text": format_tags(vehicle.tags),
+        "tag_links": [
+            f"{key}={value}" if value else key for key, value in (vehicle.tags or {}).items()
+        ]
+        if isinstance(vehicle.tags, dict)
+        else [],
         "poll_seconds": common.ROW_POLL_SECONDS,
+        "not_defleetable": statuses.NOT_DEFLEETABLE_WORDS.get(
+            vehicle.status, "This vehicle cannot be defleeted in its current status."
+        ),
+        **_cancel_context(vehicle),
     }
+
+
+def _cancel_context(vehicle: common.FleetRow) -> dict[str, str]:
+    """What the defleet dialog says of a pending request (HM may refuse to withdraw it)."""
+    if vehicle.status != statuses.S.PENDING:
+        return {}
+    return {
+        "cancel_refusal_note": CANCEL_REFUSAL_NOTE,
+        "cancel_refusal_expected": cancel_refusal_expected(
+            vehicle.brand, vehicle.cl.requested_at if vehicle.cl else None
+        ),
+    }
+
+
+# Sent with every answer that re-renders a changed clearance: regions another app renders (the
+# telemetry panel) listen for it and reload at once (docs/architecture.md, "Live updates").
+CLEARANCE_CHANGED = "fleetportal:clearance-changed"
+
+
+def _live_response(
+    request: OrganizationRequest, vehicle: common.FleetRow, *, changed: bool
+) -> HttpResponse:
+    """The clearance card, with the facts card and the defleet dialog out of band: every region
+    of the vehicle page that depends on the clearance, in one answer."""
+    context = {**_detail_context(request, vehicle), "live_oob": True}
+    html = render_to_string(f"{common.DETAIL_TEMPLATE}#vehicle-live", context, request=request)
+    response = HttpResponse(html) if vehicle.polls else HttpResponseStopPolling(html)
+    if changed:
+        response["HX-Trigger"] = CLEARANCE_CHANGED
+    return response
 
 
 @require_GET
@@ -146,26 +181,17 @@ def vehicle_detail(request: OrganizationRequest, public_id) -> HttpResponse:
     context = _detail_context(request, vehicle)
     context["telemetry_url"] = common.url_or_none("telemetry:panel", vehicle.public_id)
     context["confirm_defleet"] = request.GET.get("confirm") == "defleet"
-    if vehicle.status == "pending":
-        context["cancel_refusal_note"] = CANCEL_REFUSAL_NOTE
-        context["cancel_refusal_expected"] = cancel_refusal_expected(
-            vehicle.brand, vehicle.cl.requested_at if vehicle.cl else None
-        )
     return render(request, common.DETAIL_TEMPLATE, context)
 
 
 @require_GET
 def vehicle_status(request: OrganizationRequest, public_id) -> HttpResponse:
-    """Status, explanation and timeline (polled while not terminal; 286 stops polling)."""
+    """Every region that depends on the clearance (polled while it is in flight; 286 stops
+    polling). ``shown`` is the status the page shows: when it differs, HX-Trigger tells the
+    regions other apps render (the telemetry panel) to reload too."""
     vehicle = common.vehicle_for(request, public_id)
-    html = render_to_string(
-        f"{common.DETAIL_TEMPLATE}#vehicle-status",
-        _detail_context(request, vehicle),
-        request=request,
-    )
-    if not vehicle.polls:
-        return HttpResponseStopPolling(html)
-    return HttpResponse(html)
+    shown = request.GET.get("shown")
+    return _live_response(request, vehicle, changed=shown is not None and shown != vehicle.status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -185,10 +211,7 @@ def vehicle_edit(request: OrganizationRequest, public_id) -> HttpResponse:
 def _after_action(request: OrganizationRequest, vehicle: common.FleetRow) -> HttpResponse:
     if request.htmx:
         vehicle = common.vehicle_for(request, vehicle.public_id)
-        response = render(
-            request, f"{common.DETAIL_TEMPLATE}#vehicle-status", _detail_context(request, vehicle)
-        )
-        return common.with_messages(request, response)
+        return common.with_messages(request, _live_response(request, vehicle, changed=True))
     return redirect("vehicles:detail", vehicle.public_id)
 
 

@@ -59,7 +59,5 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {summary.unknown_at_hm} sent clearance(s) are not listed by HM."
                 )
-            if summary.resent:
-                self.stdout.write("  Queued clearances waiting too long were sent again.")
         if failures:
             raise CommandError(f"{failures} credential(s) could not be synced.")

@@ -13,14 +13,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from clearance.management.lookup import credential_for, organization_for
-from imports import planning, writing
+from imports import planning, services
+from imports.models import ImportJob
 from imports.parse import CsvFileError
 
 SHOW_ERRORS = 20
@@ -75,23 +74,17 @@ class Command(BaseCommand):
         if not (counts.created or counts.updated):
             self.stdout.write(self.style.SUCCESS("Nothing to import: no new or changed vehicles."))
             return
-        committed: dict[str, Any] = {}
-
-        def remember(counts: planning.Counts, processed: int) -> None:
-            # Runs inside the batch's transaction: record it only once that batch is committed.
-            transaction.on_commit(partial(committed.update, counts=counts, processed=processed))
-
         try:
             with open_file() as stream:
-                done = writing.import_rows(
+                done = services.import_rows(
                     stream,
                     organization,
                     credential=credential,
                     update_existing=update,
-                    on_batch=remember,
+                    name=os.path.basename(options["file"]) if options["file"] != "-" else "",
                 )
         except Exception as exc:
-            raise CommandError(_stopped_message(exc, committed, counts.total)) from exc
+            raise CommandError(_stopped_message(exc, organization, counts.total)) from exc
         elapsed = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
@@ -142,17 +135,17 @@ class Command(BaseCommand):
             out.write(f"  … and more; {counts.errors} row(s) with errors in total.")
 
 
-def _stopped_message(exc: Exception, committed: dict[str, Any], total: int) -> str:
+def _stopped_message(exc: Exception, organization: Any, total: int) -> str:
     """What a failed import left in the fleet: whole batches before the failure, nothing after."""
     reason = exc.message if isinstance(exc, CsvFileError) else f"{type(exc).__name__}: {exc}"
     reason = reason.strip().splitlines()[0][:300] if reason.strip() else type(exc).__name__
-    counts, processed = committed.get("counts"), committed.get("processed", 0)
-    if counts is None:
+    job = ImportJob.objects.filter(organization=organization).order_by("-pk").first()
+    if job is None or not job.processed:
         kept = "Nothing was imported."
     else:
         kept = (
-            f"Imported before it stopped: {counts.created} added, {counts.updated} updated "
-            f"(the first {processed} of {total} rows); they stay in the fleet."
+            f"Imported before it stopped: {job.created} added, {job.updated} updated "
+            f"(the first {job.processed} of {total} rows); they stay in the fleet."
         )
     return (
         f"The import stopped: {reason}. {kept} Nothing of the rows after them was saved; "

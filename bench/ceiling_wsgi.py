@@ -1,0 +1,34 @@
+"""The portal's WSGI application plus two ceilings for bench/webhooks.py, in the same gunicorn:
+
+* ``POST /bench/bare/`` answers 200 without Django (what gunicorn and HTTP alone cost);
+* ``POST /bench/one-query/`` reads the body and runs one query through Django's connection,
+  opened and closed exactly as for a request (the cost of a view that stores one row).
+
+Never part of the product: only the benchmark starts gunicorn with this module.
+"""
+
+from django.core.signals import request_finished, request_started
+
+from fleetportal.wsgi import application as portal
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/bench/bare/":
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"ok": true}']
+    if path == "/bench/one-query/":
+        from django.db import connection
+
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        request_started.send(sender=None, environ=environ)  # connection upkeep, as Django does
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        finally:
+            request_finished.send(sender=None)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"ok": true}']
+    return portal(environ, start_response)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DurableConfig(AppConfig):
+    name = "durable"
+    verbose_name = "Durable work"
