@@ -29,8 +29,13 @@ NOT_BENCHMARKS = {"report.py", "run.py"}
 
 
 def benchmarks(only: list[str]) -> list[Path]:
+    """The scripts of bench/ (a module without a ``__main__`` block is a helper, not run)."""
     found = sorted(
-        p for p in HERE.glob("*.py") if p.name not in NOT_BENCHMARKS and not p.name.startswith("_")
+        p
+        for p in HERE.glob("*.py")
+        if p.name not in NOT_BENCHMARKS
+        and not p.name.startswith("_")
+        and 'if __name__ == "__main__":' in p.read_text(encoding="utf-8")
     )
     if only:
         found = [p for p in found if p.stem in only]
