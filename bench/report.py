@@ -45,6 +45,12 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
         "≤ 40 ms",
         "bench/fleet_overview.py",
     ),
+    "fleet-middle-page-100k": (
+        "Middle page at 100k (farthest from both ends), p50",
+        "the same keyset page",
+        "≤ 40 ms for any page",
+        "bench/fleet_overview.py",
+    ),
     "csv-import-vs-copy": (
         "CSV import of 100k rows, preview + import",
         "plain COPY of the same rows",
