@@ -1,6 +1,6 @@
 """Benchmark: the fleet overview at 10,000 and 100,000 vehicles, beside its ceilings.
 
-    python bench/fleet_overview.py [--vehicles 10000,100000] [--repeat 15] [--verbose]
+    python bench/fleet_overview.py [--vehicles 10000,100000] [--repeat 25] [--verbose]
 
 A throwaway database (DATABASE_URL, else SQLite), built by the migrations as in production, holds
 one organization per fleet size (by default one of 10,000 and one of 100,000 vehicles, so each
@@ -52,7 +52,6 @@ STATUS_MIX = (
     + ["error"] * 3
 )
 BRANDS = ["bmw", "mercedes-benz", "volkswagen", "renault", "kia", "ford", "sandbox", "peugeot"]
-PAGE_GOAL_MS = 40
 
 
 def fill(organization, credential, start: int, end: int, offset: int) -> None:
@@ -209,7 +208,7 @@ def measure(fleets, repeat: int, verbose: bool) -> dict[int, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", default="10000,100000")
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=25)
     parser.add_argument("--verbose", action="store_true", help="print each view's slowest query")
     args = parser.parse_args()
     sizes = sorted(int(part) for part in args.vehicles.split(",") if part)
@@ -270,8 +269,6 @@ def main() -> None:
             by_size[large]["middle page"],
             by_size[large]["keyset page (same rows)"],
             "ms",
-            f"≤ {PAGE_GOAL_MS} ms",
-            note="the page farthest from both ends; ceiling: a keyset page",
         )
     finally:
         drop_throwaway_database(old)
