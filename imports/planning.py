@@ -21,7 +21,10 @@ from imports.rows import RowIssue, RowValidator, VehicleRow
 from organizations.models import Organization
 from vehicles.models import Vehicle
 
+# The preview groups identical messages over the whole file: per level it keeps at most
+# ERROR_SAMPLE_SIZE different messages, each with its count and the first ROWS_PER_MESSAGE rows.
 ERROR_SAMPLE_SIZE = 50
+ROWS_PER_MESSAGE = 200
 _CURRENT_FIELDS = ("id", "vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
 
 
@@ -161,12 +164,34 @@ def plan_file(
     return plan.layout, plan.counts, plan.errors
 
 
+class IssueGroups:
+    """Identical issues (same column, same words) of a whole file as one entry each: the first
+    issue's fields plus ``count`` and ``rows`` (the first ROWS_PER_MESSAGE row numbers)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, issue: dict[str, Any]) -> None:
+        key = (str(issue.get("column") or ""), str(issue.get("message", "")))
+        group = self.groups.get(key)
+        if group is None:
+            if len(self.groups) >= ERROR_SAMPLE_SIZE:
+                return
+            group = self.groups[key] = {**issue, "count": 0, "rows": []}
+        group["count"] += 1
+        if len(group["rows"]) < ROWS_PER_MESSAGE:
+            group["rows"].append(issue.get("row"))
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return list(self.groups.values())
+
+
 @dataclass(slots=True)
 class Plan:
     layout: CsvLayout  # final: the encoding may be known only at the end of the file
     counts: Counts
-    errors: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE errors
-    warnings: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE warnings
+    errors: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE different errors (IssueGroups)
+    warnings: list[dict[str, Any]]  # the first ERROR_SAMPLE_SIZE different warnings
 
     @property
     def sample(self) -> list[dict[str, Any]]:
@@ -185,25 +210,24 @@ def plan_issues(
     on_batch: Callable[[Counts], None] | None = None,
     stage: Callable[[PlannedBatch], None] | None = None,
 ) -> Plan:
-    """Validate the whole file: layout, counts, first errors and warnings. ``stage(batch)``
+    """Validate the whole file: layout, counts, its errors and warnings grouped by message. ``stage(batch)``
     receives every planned batch (the import stages its valid rows: validated once)."""
     csv_file, batches = _open_plan(stream, organization, update_existing=update_existing)
     counts = Counts()
-    errors: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
+    errors = IssueGroups()
+    warnings = IssueGroups()
     for batch in batches:
         if stage:
             stage(batch)
         counts.add_plan(batch)
         for row in batch.invalid:
             for issue in row.errors:
-                if len(errors) < ERROR_SAMPLE_SIZE:
-                    errors.append(issue.as_dict())
-        for issue in batch.warnings[: max(0, ERROR_SAMPLE_SIZE - len(warnings))]:
-            warnings.append(issue.as_dict())
+                errors.add(issue.as_dict())
+        for issue in batch.warnings:
+            warnings.add(issue.as_dict())
         if on_batch:
             on_batch(counts)
-    return Plan(csv_file.layout, counts, errors, warnings)
+    return Plan(csv_file.layout, counts, errors.as_list(), warnings.as_list())
 
 
 def layout_summary(layout: CsvLayout) -> dict[str, Any]:

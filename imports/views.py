@@ -67,8 +67,9 @@ def _job(request: OrganizationRequest, public_id, *, role: str | None = None) ->
 BRAND_LIST = " Valid brands: "
 
 
-def row_ranges(rows: list[int], limit: int = 12) -> str:
-    """[2, 3, 4, 7] -> "2–4, 7" (at most ``limit`` ranges, then "…")."""
+def row_ranges(rows: list[int], limit: int = 12, *, more: bool = False) -> str:
+    """[2, 3, 4, 7] -> "2–4, 7" (at most ``limit`` ranges, then "…"; also when ``more`` rows
+    than those given are concerned)."""
     ranges: list[list[int]] = []
     for row in sorted(set(rows)):
         if ranges and row == ranges[-1][1] + 1:
@@ -76,26 +77,33 @@ def row_ranges(rows: list[int], limit: int = 12) -> str:
         else:
             ranges.append([row, row])
     text = [f"{a}–{b}" if b > a else str(a) for a, b in ranges[:limit]]
-    return ", ".join(text) + (", …" if len(ranges) > limit else "")
+    return ", ".join(text) + (", …" if more or len(ranges) > limit else "")
 
 
 def grouped_issues(issues: list[dict]) -> tuple[list[dict], bool]:
     """Identical messages (same column, same words) once, with the rows they concern; the list
     of valid brands is cut from each brand error (the page shows it once). Returns (groups,
     whether a brand error was cut)."""
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
     cut_brands = False
     for issue in issues:
         message = str(issue.get("message", ""))
         if BRAND_LIST in message:
             message = message[: message.index(BRAND_LIST)] + " (valid brands: see below)."
             cut_brands = True
-        groups.setdefault((str(issue.get("column") or ""), message), []).append(
-            int(issue.get("row") or 0)
-        )
+        count, rows = groups.setdefault((str(issue.get("column") or ""), message), ([0], []))
+        # Entries grouped over the whole file carry a count and their first rows; older ones
+        # are one issue each.
+        count[0] += int(issue.get("count") or 1)
+        rows.extend(int(row or 0) for row in (issue.get("rows") or [issue.get("row")]))
     return [
-        {"column": column, "message": message, "count": len(rows), "rows": row_ranges(rows)}
-        for (column, message), rows in groups.items()
+        {
+            "column": column,
+            "message": message,
+            "count": count[0],
+            "rows": row_ranges(rows, more=count[0] > len(rows)),
+        }
+        for (column, message), (count, rows) in groups.items()
     ], cut_brands
 
 

@@ -356,7 +356,7 @@ def wrong_check_digit(vin: str) -> str:
     return vin[:8] + wrong + vin[9:]
 
 
-def test_preview_keeps_the_first_warnings_apart_from_the_errors(organization, manager_user):
+def test_preview_keeps_the_warnings_apart_from_the_errors(organization, manager_user):
     rows = [f"{wrong_check_digit(make_vin(i, seed='1FM'))},bmw,,Van {i},," for i in range(60)]
     data = "\n".join(["vin,brand,license_plate,nickname,tags,odometer_km", *rows, "BAD,bmw,,,,"])
     job = upload(organization, manager_user, data.encode())
@@ -364,7 +364,8 @@ def test_preview_keeps_the_first_warnings_apart_from_the_errors(organization, ma
     errors = planning.sample_issues(job, "error")
     warnings = planning.sample_issues(job, "warning")
     assert [issue["row"] for issue in errors] == [62]
-    assert len(warnings) == planning.ERROR_SAMPLE_SIZE and warnings[0]["row"] == 2
+    # Grouped by message over the whole file: every warning counted, the first row first.
+    assert sum(issue["count"] for issue in warnings) == 60 and warnings[0]["row"] == 2
     assert "check digit" in warnings[0]["message"] and warnings[0]["column"] == "vin"
 
 
@@ -508,3 +509,18 @@ def test_a_check_taken_over_after_its_lease_stops_quietly(organization, manager_
     assert job.status == ImportJob.Status.VALIDATING and not job.message
     assert ImportRow.objects.filter(job=job).count() == 5  # the first batch only
     assert ImportWork.objects.get(job=job).claim == "another-worker"
+
+
+def test_the_preview_groups_one_message_over_the_whole_file(
+    organization, manager_user, manager_client
+):
+    # 300 rows with the same bare-word mistake in the brand column: one line on the preview, with
+    # every row counted (beyond the first 50 issues an earlier preview kept).
+    rows = [f"{make_vin(i)},Trabant,,,," for i in range(300)]
+    data = "\n".join(["vin,brand,license_plate,nickname,tags,odometer_km", *rows])
+    job = upload(organization, manager_user, data.encode())
+    errors = planning.sample_issues(job, "error")
+    assert job.errors == 300 and len(errors) == 1
+    assert errors[0]["count"] == 300 and errors[0]["rows"][:3] == [2, 3, 4]
+    content = manager_client.get(f"/imports/{job.public_id}/").content.decode()
+    assert "300 rows:" in content and "2–201, …" in content
