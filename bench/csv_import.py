@@ -116,7 +116,7 @@ def child_fleetportal(path: Path, db_name: str, hm_seconds: float) -> dict:
 
     from clearance.hm.types import ClearanceResult, ClearanceStatus
     from clearance.models import Clearance, Credential
-    from clearance.services import onboarding
+    from clearance.services import sending
     from imports import services
     from imports.models import ImportJob
 
@@ -161,7 +161,7 @@ def child_fleetportal(path: Path, db_name: str, hm_seconds: float) -> dict:
                 ]
 
         begun = time.perf_counter()
-        summary = onboarding.request_clearances(
+        summary = sending.request_clearances(
             credential.pk, client=Instant(), deadline=time.monotonic() + seconds
         )
         return summary.sent, time.perf_counter() - begun, summary.hm_calls

@@ -181,7 +181,7 @@ def run(n: int, workers: int) -> list[dict]:
 
     from clearance import clients
     from clearance.models import Clearance, Credential
-    from clearance.services import onboarding
+    from clearance.services import onboarding, sending
     from clearance.services import sync as sync_service
     from clearance.work import BackgroundTask
     from organizations.models import Organization
@@ -216,7 +216,7 @@ def run(n: int, workers: int) -> list[dict]:
 
         with measure(session) as onboard:
             onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
-            summary = onboarding.request_clearances(credential.pk, client=client)
+            summary = sending.request_clearances(credential.pk, client=client)
         onboard.update(step="onboard", changed=summary.sent)
         assert Clearance.objects.filter(status="pending").count() == n, "not all pending"
         rows.append(onboard)

@@ -22,7 +22,7 @@ from clearance.services import (
     connection_check,
     credentials,
     defleet,
-    onboarding,
+    sending,
     sync,
     vehicle_tokens,
     webhooks,
@@ -42,11 +42,11 @@ def request_clearances(self: BackgroundTask, credential_id: int) -> None:
     if not Credential.objects.filter(pk=credential_id).exists():
         return
     try:
-        summary = onboarding.request_clearances(credential_id, max_batches=1, stop=work.stopping)
+        summary = sending.request_clearances(credential_id, max_batches=1, stop=work.stopping)
     except OperationalError as exc:
         self.retry_busy_database(exc)
     work.keep_going(
-        request_clearances, credential_id, onboarding.send_work(credential_id), more=summary.more
+        request_clearances, credential_id, sending.send_work(credential_id), more=summary.more
     )
 
 

@@ -16,7 +16,7 @@ from audit import log as audit
 from audit.models import Action
 from clearance.models import Credential
 from clearance.selectors import credentials_for, filter_fleet, parse_fleet_filter
-from imports import files, planning, services
+from imports import files, planning, reports, services
 from imports.exports import csv_response, fleet_export_response
 from imports.forms import ConfirmForm, UploadForm
 from imports.models import ImportJob
@@ -121,9 +121,7 @@ def _job_context(job: ImportJob) -> dict:
         # A preview left open while the fleet changed: offer to check again, not to import.
         "stale": planning.preview_is_stale(job),
         # What is pending in the background and when it is tried next (durable work).
-        "pending": services.pending_words(job, services.pending_work(job))
-        if job.is_running
-        else "",
+        "pending": reports.pending_words(job, reports.pending_work(job)) if job.is_running else "",
     }
 
 
@@ -198,7 +196,7 @@ def error_report(request: OrganizationRequest, public_id: UUID) -> HttpResponseB
         messages.error(request, "The file of this import is no longer kept.")
         return redirect("imports:job", public_id=job.public_id)
     name = (job.original_name or "import").rsplit(".", 1)[0][:60]
-    return csv_response(services.error_report_rows(job), f"{name}-errors.csv")
+    return csv_response(reports.error_report_rows(job), f"{name}-errors.csv")
 
 
 @require_GET

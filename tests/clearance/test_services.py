@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from clearance.hm import AuthenticationError
 from clearance.models import Clearance, ClearanceEvent, Credential, HMWork, VehicleToken
-from clearance.services import defleet, onboarding, sync, vehicle_tokens
+from clearance.services import defleet, onboarding, sending, sync, vehicle_tokens
 from simulator import clock as sim_clock
 from simulator import services as sim
 from simulator.models import IssuedToken, SimClearance
@@ -52,7 +52,7 @@ def test_queue_then_request_in_batches_with_control_measures(org, settings, queu
     assert queued_tasks == [("request_clearances", credential.pk)]
     assert set(statuses(credential).values()) == {"queued"}
 
-    summary = onboarding.request_clearances(credential.pk)
+    summary = sending.request_clearances(credential.pk)
     assert (summary.hm_calls, summary.batches, summary.sent) == (3, 3, 5)
     assert set(statuses(credential).values()) == {"pending"}
     assert SimClearance.objects.get(vin=SEED_ODOMETER).control_odometer_km == 2050
@@ -64,7 +64,7 @@ def test_queue_then_request_in_batches_with_control_measures(org, settings, queu
         ("queued", "pending", "api"),
     ]
     # Nothing left: a second run sends nothing.
-    assert onboarding.request_clearances(credential.pk).hm_calls == 0
+    assert sending.request_clearances(credential.pk).hm_calls == 0
 
 
 def test_queue_skips_active_and_other_organizations(org):
@@ -79,7 +79,7 @@ def test_queue_skips_active_and_other_organizations(org):
 
 def test_per_vin_error_is_explained(org):
     credential, _cars, _ = onboard(org, [ordinary_vin(1)], brand="unknown")
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     row = Clearance.objects.get()
     assert row.status == "error"
     assert row.last_error == "High Mobility refused the request: The brand is invalid."
@@ -93,7 +93,7 @@ def _make_due(credential):
 def test_transient_error_keeps_the_batch_queued_and_says_when_it_is_tried_next(org):
     credential, _app = wire(org, webhooks=False, next_fault_status=503, next_fault_count=1)
     onboard(org, [ordinary_vin(1), ordinary_vin(2)], credential=credential)
-    summary = onboarding.request_clearances(credential.pk)  # nothing raised: the rows retry
+    summary = sending.request_clearances(credential.pk)  # nothing raised: the rows retry
     assert summary.retrying == 2
     assert set(statuses(credential).values()) == {"queued"}
     assert not SimClearance.objects.exists()
@@ -104,9 +104,9 @@ def test_transient_error_keeps_the_batch_queued_and_says_when_it_is_tried_next(o
     assert (work_row.state, work_row.attempts) == ("pending", 1)
     assert work_row.next_attempt_at > timezone.now()
     # Not due yet: a repeated wake sends nothing.
-    assert onboarding.request_clearances(credential.pk).hm_calls == 0
+    assert sending.request_clearances(credential.pk).hm_calls == 0
     _make_due(credential)
-    again = onboarding.request_clearances(credential.pk)
+    again = sending.request_clearances(credential.pk)
     # The 503 left it unclear whether HM had the batch: asked first (1 call), then sent (1).
     assert again.hm_calls == 2
     assert set(statuses(credential).values()) == {"pending"}
@@ -124,7 +124,7 @@ def test_a_timed_out_send_is_not_sent_again_when_hm_has_it(org, settings):
     app.latency_ms = 1200
     app.save()
     onboard(org, [ordinary_vin(1), ordinary_vin(2)], credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     assert set(statuses(credential).values()) == {"queued"}
     assert "did not answer in time" in Clearance.objects.first().last_error
     assert HMWork.objects.filter(sending_at__isnull=False).count() == 2
@@ -133,7 +133,7 @@ def test_a_timed_out_send_is_not_sent_again_when_hm_has_it(org, settings):
     # HM finishes the slow request after we gave up reading its answer.
     wait_for(lambda: SimClearance.objects.count() == 2, timeout=10)
     _make_due(credential)
-    summary = onboarding.request_clearances(credential.pk)
+    summary = sending.request_clearances(credential.pk)
     assert (summary.already_known, summary.sent) == (2, 0)
     assert set(statuses(credential).values()) == {"pending"}
     # Each VIN reached HM exactly once.
@@ -147,12 +147,12 @@ def test_rate_limited_send_waits_at_least_retry_after(org):
     )
     onboard(org, [ordinary_vin(1)], credential=credential)
     before = timezone.now()
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     work_row = HMWork.objects.get()
     assert work_row.next_attempt_at - before >= timedelta(seconds=40)
     assert work_row.sending_at is None  # refused, so nothing to ask HM about
     _make_due(credential)
-    summary = onboarding.request_clearances(credential.pk)
+    summary = sending.request_clearances(credential.pk)
     assert (summary.hm_calls, summary.sent) == (1, 1)
 
 
@@ -163,7 +163,7 @@ def test_refused_credential_stops_and_explains(org):
     credential.client_secret = "wrong-secret"
     credential.save()
     onboard(org, [ordinary_vin(1)], credential=credential)
-    summary = onboarding.request_clearances(credential.pk)
+    summary = sending.request_clearances(credential.pk)
     assert "did not accept the credentials" in summary.error
     row = Clearance.objects.get()
     assert row.status == "queued"
@@ -172,7 +172,7 @@ def test_refused_credential_stops_and_explains(org):
 
 def test_sync_is_one_call_and_writes_only_changes(org, django_assert_max_num_queries):
     credential, _cars, _ = onboard(org, [ordinary_vin(i) for i in range(40)])
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(seconds=30))
     with django_assert_max_num_queries(12):
         summary = sync.sync_clearances(credential)
@@ -193,7 +193,7 @@ def test_sync_query_count_does_not_grow_with_rows(org, django_assert_num_queries
     counts = []
     for size in (5, 60):
         credential, _cars, _ = onboard(org, [f"2HMQ{size:03d}{i:010d}" for i in range(size)])
-        onboarding.request_clearances(credential.pk)
+        sending.request_clearances(credential.pk)
         sim_clock.advance(timedelta(seconds=30))
         with CaptureQueriesContext(connection) as ctx:
             sync.sync_clearances(credential)
@@ -206,7 +206,7 @@ def test_seed_vins_through_sync(org):
     vehicles(org, [SEED_ODOMETER], brand="sandbox", odometer_km=2050)
     vehicles(org, [SEED_PENDING, SEED_REJECTED], brand="sandbox")
     onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     sync.sync_clearances(credential)
     assert statuses(credential) == {
@@ -224,7 +224,7 @@ def test_seed_vins_through_sync(org):
 
 def test_odometer_seed_rejected_without_control_measure(org):
     credential, _cars, _ = onboard(org, [SEED_ODOMETER])
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     sync.sync_clearances(credential)
     row = Clearance.objects.get()
@@ -263,7 +263,7 @@ def test_sync_adopts_a_request_whose_answer_was_lost(org, queued_tasks):
 
 def test_reonboard_after_rejection(org):
     credential, cars, _ = onboard(org, [SEED_ODOMETER])
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "rejected"}
@@ -274,7 +274,7 @@ def test_reonboard_after_rejection(org):
     # A sync before the new request is sent must not bring the old rejection back.
     sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "queued"}
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     sync.sync_clearances(credential)
     assert statuses(credential) == {SEED_ODOMETER: "approved"}
@@ -285,7 +285,7 @@ def test_defleet_approved_and_pending(org, owner_user):
     approved = vehicles(org, [ordinary_vin(1)], brand="sandbox")[0]
     pending = vehicles(org, [SEED_PENDING], brand="mercedes-benz")[0]
     onboarding.queue_clearance_requests([approved, pending], credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     sync.sync_clearances(credential)
 
@@ -318,7 +318,7 @@ def test_defleet_refusals_in_words(org, queued_tasks):
     sandbox_pending = vehicles(org, [SEED_PENDING], brand="sandbox")[0]
     approved = vehicles(org, [ordinary_vin(1)], brand="sandbox")[0]
     onboarding.queue_clearance_requests([sandbox_pending, approved], credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(days=2))
     sync.sync_clearances(credential)
     (unsupported,) = defleet.defleet([sandbox_pending])
@@ -345,7 +345,7 @@ def test_service_account_vehicle_tokens(org, queued_tasks):
     credential.client_secret = keys.client_secret
     credential.save()
     _, cars, _ = onboard(org, [ordinary_vin(1)], credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
     queued_tasks.clear()
     sync.sync_clearances(credential)
@@ -379,7 +379,7 @@ def test_incomplete_credential_is_explained_not_crashed(org):
     credential.client_secret = ""
     credential.save()
     onboard(org, [ordinary_vin(1)], credential=credential)
-    summary = onboarding.request_clearances(credential.pk)
+    summary = sending.request_clearances(credential.pk)
     assert "missing" in summary.error
     assert "missing" in Clearance.objects.get().last_error
 
@@ -390,7 +390,7 @@ def test_auth_error_type_is_permanent():
 
 def test_first_sync_after_onboarding_writes_only_the_rows_that_moved(org):
     credential, _cars, _ = onboard(org, [ordinary_vin(i) for i in range(20)])
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     # Two of twenty approve at HM; the others stay pending there and here.
     SimClearance.objects.exclude(vin__in=[ordinary_vin(0), ordinary_vin(1)]).update(
         approval_delay_seconds=10**6
@@ -405,7 +405,7 @@ def test_bulk_defleet_is_durable_work_retried_per_vehicle(org, queued_tasks):
     credential, app = wire(org, webhooks=False)
     vins = [ordinary_vin(i) for i in range(3)]
     cars = onboard(org, vins, credential=credential)[1]
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(seconds=30))
     sync.sync_clearances(credential)
     assert set(statuses(credential).values()) == {"approved"}

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
-from clearance.services import defleet, onboarding, sync, webhooks
+from clearance.services import defleet, onboarding, sending, sync, webhooks
 from simulator import clock as sim_clock
 from simulator import services as sim
 from simulator import webhooks as sim_webhooks
@@ -64,7 +64,7 @@ def test_simulated_webhooks_then_sync_record_each_move_once(
 ):
     cars = vehicles(organization, [ordinary_vin(7)], brand="sandbox")
     onboarding.queue_clearance_requests(cars, credential=sa_credential)
-    onboarding.request_clearances(sa_credential.pk)
+    sending.request_clearances(sa_credential.pk)
     travel(timedelta(seconds=6))
     clearance = Clearance.objects.get()
     assert clearance.status == "approved"

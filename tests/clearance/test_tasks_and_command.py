@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from clearance.hm import HMServerError, RateLimited
-from clearance.services import onboarding
+from clearance.services import onboarding, sending
 from clearance.work import retry_countdown
 from simulator import clock as sim_clock
 from tests.clearance.lifecycle_helpers import ordinary_vin, vehicles, wire
@@ -36,7 +36,7 @@ def test_clearance_sync_command(simulator, organization):
     credential, _ = wire(organization, webhooks=False)
     cars = vehicles(organization, [ordinary_vin(1), ordinary_vin(2)], brand="sandbox")
     onboarding.queue_clearance_requests(cars, credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(seconds=30))
     out = StringIO()
     call_command("clearance_sync", f"--org={organization.slug}", stdout=out)
@@ -60,7 +60,7 @@ def test_request_task_retries_each_row_for_as_long_as_it_takes(settings, monkeyp
     """No budget per run: every wake that finds the row due tries it again, with words."""
     from clearance import tasks
     from clearance.models import Clearance, HMWork
-    from clearance.services import onboarding as services
+    from clearance.services import sending as services
     from tests.factories import ClearanceFactory
 
     row = ClearanceFactory(status="queued")

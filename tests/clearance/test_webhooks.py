@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from clearance import tasks
 from clearance.models import Clearance, ClearanceEvent, WebhookDelivery
-from clearance.services import onboarding, webhooks
+from clearance.services import onboarding, sending, webhooks
 from durable import work
 from simulator import clock as sim_clock
 from simulator import services as sim
@@ -58,7 +58,7 @@ def at_hm(simulator, organization):
     credential, app = wire(organization, webhooks=False)
     cars = vehicles(organization, [ordinary_vin(1), ordinary_vin(2)], brand="sandbox")
     onboarding.queue_clearance_requests(cars, credential=credential)
-    onboarding.request_clearances(credential.pk)
+    sending.request_clearances(credential.pk)
     rows = list(Clearance.objects.filter(credential=credential).order_by("vehicle__vin"))
     assert {r.status for r in rows} == {"pending"}
     return credential, app, rows

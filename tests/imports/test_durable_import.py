@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clearance.models import Clearance, ClearanceEvent, HMWork
 from durable import work
-from imports import services
+from imports import reports, services
 from imports.models import ImportJob, ImportRow, ImportWork
 from tests.conftest import wait_for
 from tests.imports.helpers import fleet_csv
@@ -64,7 +64,7 @@ def pool_child(parent: subprocess.Popen) -> int:
 
 
 def progress(job: ImportJob) -> dict:
-    return services.import_progress(job.pk)
+    return reports.import_progress(job.pk)
 
 
 def start_import(organization, manager_user, credential=None) -> ImportJob:
@@ -132,7 +132,7 @@ def test_an_importer_killed_mid_import_resumes_and_writes_every_row_once(
         assert stopped["status"] == "importing" and 0 < stopped["processed"] < ROWS
         assert stopped["staged"] == ROWS and stopped["work"]["state"] == "pending"
         job.refresh_from_db()
-        pending = services.pending_words(job, services.pending_work(job))
+        pending = reports.pending_words(job, reports.pending_work(job))
         assert pending.startswith(f"Pending: importing rows {stopped['processed'] + 1:,}")
         importer = start_importer(tmp_path / "importer-2.log", pool=pool)
         # The reconciler's round (beat runs it every RECONCILE_INTERVAL_SECONDS) wakes it.

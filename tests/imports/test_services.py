@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clearance.models import Clearance, ClearanceEvent, HMWork
-from imports import files, planning, services, writing
+from imports import files, planning, reports, services, writing
 from imports.models import ImportChunk, ImportJob, ImportRow
 from tests.factories import CredentialFactory, VehicleFactory
 from tests.imports.helpers import fleet_csv, make_vin
@@ -260,7 +260,7 @@ def test_error_report_lists_every_issue_in_file_order(organization, manager_user
     lines = ["vin,brand,colour"] + [f"BAD{i},Trabant,red" for i in range(1000)]
     job = upload(organization, manager_user, "\n".join(lines).encode())
     assert job.errors == 1000 and len(job.error_sample) == planning.ERROR_SAMPLE_SIZE
-    report = list(services.error_report_rows(job))
+    report = list(reports.error_report_rows(job))
     assert report[0] == ["row", "column", "level", "message", "vin"]
     assert report[1][:3] == ["1", "colour", "warning"]
     errors = [r for r in report[2:] if r[2] == "error"]
@@ -382,7 +382,7 @@ def test_error_report_gives_the_vin_as_written_when_it_is_invalid(organization, 
         f'vin,brand\ntoo-short,bmw\n=HYPERLINK("http://evil"),bmw\n{make_vin(1).lower()},Trabant\n'
     ).encode()
     job = upload(organization, manager_user, data)
-    report = list(services.error_report_rows(job))
+    report = list(reports.error_report_rows(job))
     vins = {row[0]: row[4] for row in report[1:]}
     assert vins == {"2": "too-short", "3": '=HYPERLINK("http://evil")', "4": make_vin(1)}
     # Downloaded, every cell is formula-safe (the same guard as the fleet export).
@@ -478,7 +478,7 @@ def test_a_passing_database_failure_waits_for_its_backoff_and_says_so(
     assert woken.call_args.kwargs["countdown"] > 0
     page = manager_client.get(f"/imports/{job.public_id}/").content.decode()
     assert "Pending: importing rows 1–5 of 12. It failed and is tried again at" in page
-    assert services.import_progress(job.pk)["work"]["last_error"] == pending.last_error
+    assert reports.import_progress(job.pk)["work"]["last_error"] == pending.last_error
     ImportWork.objects.filter(pk=pending.pk).update(next_attempt_at=pending.created_at)
     services.import_job_run(job.pk)  # the retry goes through; the failure is forgotten
     job.refresh_from_db()
