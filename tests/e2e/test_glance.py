@@ -41,6 +41,17 @@ def column_texts(page, key: str) -> list[str]:
     return [t.strip() for t in page.locator(f"td[data-col={key}]").all_inner_texts()]
 
 
+def settled_column(page, key: str, check, message: str) -> list[str]:
+    """The column's texts once the page shows what was asked: the rows are swapped in after the
+    URL changes, so reading right after ``wait_for_url`` can still see the previous rows."""
+
+    def ready():
+        texts = column_texts(page, key)
+        return texts if texts and check(texts) else None
+
+    return wait_for(ready, timeout=15, message=message)
+
+
 def percent(text: str) -> int | None:
     match = re.search(r"(\d+) %", text)
     return int(match.group(1)) if match else None
@@ -63,8 +74,15 @@ def test_the_fleet_at_a_glance_on_the_demo(demo, live_server, new_page, screensh
     # Sorted by battery/fuel, lowest first, by clicking the header.
     page.click("#sort-energy")
     page.wait_for_url(re.compile(r".*sort=energy.*"))
-    levels = [percent(t) for t in column_texts(page, "energy")]
-    levels = [v for v in levels if v is not None]
+
+    def known(texts):
+        return [v for v in (percent(t) for t in texts) if v is not None]
+
+    levels = known(
+        settled_column(
+            page, "energy", lambda t: known(t) == sorted(known(t)), "rows sorted by energy"
+        )
+    )
     assert levels == sorted(levels) and len(levels) >= 20
 
     # Filters: battery/fuel below X %, silent for more than N hours, inside a place.
@@ -73,7 +91,15 @@ def test_the_fleet_at_a_glance_on_the_demo(demo, live_server, new_page, screensh
     page.fill("#filter-energy", str(threshold))
     page.click("text=Apply filters")
     page.wait_for_url(re.compile(rf".*energy_below={threshold}.*"))
-    below = [percent(t) for t in column_texts(page, "energy")]
+    below = [
+        percent(t)
+        for t in settled_column(
+            page,
+            "energy",
+            lambda t: all((percent(x) or 101) < threshold for x in t),
+            f"only vehicles below {threshold} %",
+        )
+    ]
     assert below and all(v is not None and v < threshold for v in below)
     page.goto(f"{fleet}?silent_hours=1")
     assert "No vehicles match these filters" in page.inner_text("#fleet-table")  # all report
@@ -82,7 +108,12 @@ def test_the_fleet_at_a_glance_on_the_demo(demo, live_server, new_page, screensh
     page.select_option("#filter-place", label=depot.name)
     page.click("text=Apply filters")
     page.wait_for_url(re.compile(r".*place=.*"))
-    inside = column_texts(page, "position")
+    inside = settled_column(
+        page,
+        "position",
+        lambda t: all(x == f"at {depot.name}" for x in t),
+        f"only vehicles at {depot.name}",
+    )
     assert inside and all(t == f"at {depot.name}" for t in inside)
 
     # Columns chosen and remembered.
