@@ -319,7 +319,11 @@ def test_fleet_map_shows_openstreetmap_tiles_popups_and_places(
     ), page.tile_requests
     assert "OpenStreetMap" in p.inner_text(".leaflet-control-attribution")
     assert p.locator(".map-label").count() == 0  # tiles: no permanent labels
-    assert p.locator(".fleet-map path.map-place").count() == 1
+    wait_for(
+        lambda: p.locator(".fleet-map path.map-place").count() == 1,
+        timeout=10,
+        message="the place drawn on the fleet map",
+    )
     p.locator(".fleet-map path.map-vehicle").first.click(force=True)
     p.wait_for_selector(".leaflet-popup .map-popup", timeout=5_000)
     popup = p.inner_text(".leaflet-popup .map-popup")
@@ -359,7 +363,12 @@ def test_a_place_is_drawn_on_the_map_and_saved(
         page.wait_for_selector("text=Place “Drawn depot” saved.")
         place = Place.objects.get(organization=organization)
         assert place.name == "Drawn depot" and place.radius_m == radius
-        assert page.locator(".places-map path.map-place").count() == 1
+        # The saved place is drawn once the page's map has loaded again after the save.
+        wait_for(
+            lambda: page.locator(".places-map path.map-place").count() == 1,
+            timeout=10,
+            message="the saved place drawn on the map",
+        )
         page.screenshot(path=str(screenshots / "telemetry_places.png"), full_page=True)
         assert p.problems == []
     finally:
