@@ -63,7 +63,7 @@ def test_an_alert_fires_in_production_and_reaches_the_bell(page, base_url, artif
     expect(page.locator("#vehicle-status-badge")).to_have_text("Approved", timeout=LIVE_TIMEOUT_MS)
     page.goto(detail_url)  # the telemetry panel offers Refresh once the page knows it is approved
     panel = page.locator("#telemetry-live")
-    panel.locator("button[type=submit]").click()
+    panel.get_by_role("button", name="Refresh").click()
     expect(panel.locator(".telemetry-status-ok")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
 
     # The worker fired the alert when it stored the telemetry.

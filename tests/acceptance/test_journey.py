@@ -118,7 +118,7 @@ def test_fleet_manager_journey(page, base_url, artifacts):
     # Telemetry on the vehicle page: Refresh asks the simulator, the panel shows the answer.
     page.goto(detail_url)
     panel = page.locator("#telemetry-live")
-    panel.locator("button[type=submit]").click()
+    panel.get_by_role("button", name="Refresh").click()
     expect(panel.locator(".telemetry-status-ok")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(panel.locator(".telemetry-field").nth(7)).to_be_visible()
     expect(panel.locator(".telemetry-map.leaflet-container")).to_be_visible()
