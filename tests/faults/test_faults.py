@@ -36,7 +36,7 @@ from tests.faults.stack import SUITE_SETTINGS, Stack
 pytestmark = pytest.mark.slow
 
 VINS = int(os.environ.get("FAULTS_VINS", "80"))
-IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "150"))
+IMPORT_ROWS = int(os.environ.get("FAULTS_IMPORT_ROWS", "200"))
 # After a fault ends, everything must agree with HM within this (the reconciler runs every
 # RECONCILE_INTERVAL_SECONDS; HM approves after SIMULATOR_APPROVAL_DELAY_SECONDS; the periodic
 # sync is off for the run and cannot help).
