@@ -28,19 +28,8 @@ from imports.rows import VehicleRow
 from vehicles import events as fleet_events
 from vehicles.models import Vehicle
 
-STAGED_COLUMNS = (
-    "job_id",
-    "seq",
-    "row",
-    "public_id",
-    "vin",
-    "brand",
-    "license_plate",
-    "nickname",
-    "tags",
-    "odometer_km",
-)
 _VEHICLE_COLUMNS = ("vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
+STAGED_COLUMNS = ("job_id", "seq", "row", "public_id", *_VEHICLE_COLUMNS)
 
 
 def _table(model: Any) -> str:
