@@ -14,6 +14,7 @@ deleted ``WEBHOOK_DELIVERY_RETENTION_DAYS`` after receipt.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from clearance.hm import HMClient, PermanentError, TransientError
 from clearance.models import Clearance, Credential, WebhookDelivery
 from clearance.services import sync
 from clearance.services.common import words
+from clearance.webhook_credentials import WebhookCredential
 from durable import work
 from durable.models import WorkState
 
@@ -61,14 +63,15 @@ def delivery_id_for(header: str | None) -> str:
 
 
 def record_webhook(
-    credential: Credential,
+    credential: Credential | WebhookCredential,
     payload: dict[str, Any],
     *,
     delivery_id: str,
     event: str,
 ) -> tuple[WebhookDelivery | None, bool]:
     """Store one verified delivery (one INSERT; at most once per delivery id) and schedule the
-    credential's confirmation. Returns (delivery, created); a repeated id is (None, False)."""
+    credential's confirmation. Returns (delivery, created); a repeated id is (None, False). Any
+    other refusal of the INSERT (the credential deleted meanwhile) raises ``IntegrityError``."""
     is_ping = event == "ping"
     now = timezone.now()
     # Outside a transaction (the receiver) the INSERT commits by itself: one round trip, not
@@ -77,7 +80,7 @@ def record_webhook(
     try:
         with savepoint:
             delivery = WebhookDelivery.objects.create(
-                credential=credential,
+                credential_id=credential.pk,
                 delivery_id=delivery_id,
                 event=event[:100],
                 payload=payload,
@@ -86,24 +89,48 @@ def record_webhook(
                 result="ping" if is_ping else "",
             )
     except IntegrityError:
-        return None, False
+        # Only now, on the rare refusal, a second query: a repeat, or something else?
+        if WebhookDelivery.objects.filter(delivery_id=delivery_id).exists():
+            return None, False
+        raise
     if not is_ping:
-        schedule_confirmation(credential)
+        schedule_confirmation(credential.public_id, credential.pk)
     return delivery, True
 
 
-def schedule_confirmation(credential: Credential) -> None:
-    """Wake the credential's confirmation once per debounce window (after commit): a burst of
-    webhooks becomes one task and one HM call. The cache key is only a debounce: when the
-    cache or the broker is down the delivery is stored anyway and the reconciler wakes it."""
+# Confirmations known to be scheduled by this process: credential public id -> debounce window.
+_scheduled: dict[uuid.UUID, int] = {}
+# The confirmation of a window runs this long after the window ends (clocks of the web and the
+# worker machines may differ a little).
+WINDOW_GRACE_SECONDS = 0.25
+
+
+def _clock() -> float:
+    return time.time()
+
+
+def schedule_confirmation(public_id: uuid.UUID, credential_id: int) -> None:
+    """Wake the credential's confirmation once per debounce window: a burst of webhooks becomes
+    one task and one HM call. Windows are ``WEBHOOK_CONFIRM_DELAY_SECONDS`` of the wall clock;
+    the first delivery of a window adds the window's marker to the cache and schedules the
+    confirmation for just after the window ends, so it finds every delivery stored during the
+    window. A process that has seen its window scheduled (by itself or another: the marker
+    existed) asks the cache no more until the next window. The marker is only a debounce: when
+    the cache or the broker is down the delivery is stored anyway and the reconciler wakes it."""
     delay = settings.WEBHOOK_CONFIRM_DELAY_SECONDS
+    now = _clock()
+    window = int(now // delay)
+    if _scheduled.get(public_id) == window:
+        return
     try:
-        first = cache.add(f"clearance:webhook-confirm:{credential.public_id}", 1, timeout=delay)
+        first = cache.add(f"clearance:webhook-confirm:{public_id}:{window}", 1, timeout=2 * delay)
     except Exception:  # the cache is down: wake anyway (duplicates find nothing due)
         logger.warning("Webhook debounce unavailable; waking the confirmation directly")
         first = True
+    _scheduled[public_id] = window
     if first:
-        tasks.confirm_webhooks.apply_async_on_commit((credential.pk,), countdown=delay)
+        countdown = (window + 1) * delay - now + WINDOW_GRACE_SECONDS
+        tasks.confirm_webhooks.apply_async_on_commit((credential_id,), countdown=countdown)
 
 
 def webhook_event(payload: Any, header: str | None) -> str:
