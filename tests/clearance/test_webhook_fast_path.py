@@ -55,6 +55,21 @@ def test_a_webhook_for_a_known_credential_is_one_insert(client, pending):
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_the_webhook_skips_the_page_middleware_and_pages_keep_it(client, pending):
+    response = post_webhook(client, pending.credential, payload(pending))
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still runs
+    assert "Content-Security-Policy" not in response  # the page middleware does not
+    assert not response.cookies
+    page = client.get("/login/")
+    assert "Content-Security-Policy" in page and page["X-Frame-Options"] == "DENY"
+    # A path the lean URLconf does not match goes through the whole stack, as before.
+    other = client.post(
+        "/webhooks/high-mobility/not-a-credential/", data=b"{}", content_type="application/json"
+    )
+    assert other.status_code == 404 and "Content-Security-Policy" in other
+
+
 def test_a_secret_replaced_in_another_process_is_accepted_at_once(client, pending):
     credential = pending.credential
     post_webhook(client, credential, payload(pending))  # remembered with the old secret
