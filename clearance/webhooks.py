@@ -106,9 +106,7 @@ def _receive(request: HttpRequest, public_id: UUID) -> JsonResponse:
     event = services.webhook_event(payload, request.headers.get("X-HM-Event"))
     delivery_id = services.delivery_id_for(request.headers.get("X-HM-Delivery"))
     try:
-        _, created = services.record_webhook(
-            credential, payload, delivery_id=delivery_id, event=event
-        )
+        created = services.record_webhook(credential, payload, delivery_id=delivery_id, event=event)
     except IntegrityError:
         # Not a repeat (record_webhook answers those): the credential is gone, deleted in
         # another process while this one still remembered it.

@@ -13,18 +13,19 @@ deleted ``WEBHOOK_DELIVERY_RETENTION_DAYS`` after receipt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -68,10 +69,10 @@ def record_webhook(
     *,
     delivery_id: str,
     event: str,
-) -> tuple[WebhookDelivery | None, bool]:
+) -> bool:
     """Store one verified delivery (one INSERT; at most once per delivery id) and schedule the
-    credential's confirmation. Returns (delivery, created); a repeated id is (None, False). Any
-    other refusal of the INSERT (the credential deleted meanwhile) raises ``IntegrityError``."""
+    credential's confirmation. Returns whether it was stored (False: a repeated id). Any other
+    refusal of the INSERT (the credential deleted meanwhile) raises ``IntegrityError``."""
     is_ping = event == "ping"
     now = timezone.now()
     # Outside a transaction (the receiver) the INSERT commits by itself: one round trip, not
@@ -79,23 +80,58 @@ def record_webhook(
     savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
         with savepoint:
-            delivery = WebhookDelivery.objects.create(
-                credential_id=credential.pk,
-                delivery_id=delivery_id,
-                event=event[:100],
-                payload=payload,
-                state=WorkState.DONE if is_ping else WorkState.PENDING,
-                processed_at=now if is_ping else None,
-                result="ping" if is_ping else "",
+            _insert_delivery(
+                {
+                    "credential_id": credential.pk,
+                    "delivery_id": delivery_id,
+                    "event": event[:100],
+                    "payload": payload,
+                    "state": WorkState.DONE if is_ping else WorkState.PENDING,
+                    "processed_at": now if is_ping else None,
+                    "result": "ping" if is_ping else "",
+                },
+                now,
             )
     except IntegrityError:
         # Only now, on the rare refusal, a second query: a repeat, or something else?
         if WebhookDelivery.objects.filter(delivery_id=delivery_id).exists():
-            return None, False
+            return False
         raise
     if not is_ping:
         schedule_confirmation(credential.public_id, credential.pk)
-    return delivery, True
+    return True
+
+
+@functools.cache
+def _delivery_columns() -> tuple[list[Field[Any, Any]], str]:
+    fields = [f for f in WebhookDelivery._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    # Only the model's own names, quoted; every value is a parameter.
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        quote(WebhookDelivery._meta.db_table),
+        ", ".join(quote(str(f.column)) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    return fields, sql
+
+
+def _insert_delivery(values: dict[str, Any], now: datetime) -> None:
+    """The INSERT ``WebhookDelivery.objects.create(**values)`` makes (every column: the values
+    given, the model's defaults, ``now`` for its ``auto_now`` times), without a model instance
+    and a query compiled per webhook, which were half of the receiver's CPU. No signals: nothing
+    listens to deliveries."""
+    fields, sql = _delivery_columns()
+    row = []
+    for f in fields:
+        if f.attname in values:
+            value = values[f.attname]
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            value = now
+        else:
+            value = f.get_default()
+        row.append(f.get_db_prep_save(value, connection=connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, row)
 
 
 # Confirmations known to be scheduled by this process: credential public id -> debounce window.

@@ -55,6 +55,27 @@ def test_a_webhook_for_a_known_credential_is_one_insert(client, pending):
     assert WebhookDelivery.objects.count() == 2
 
 
+def test_the_insert_writes_what_the_model_would(pending):
+    assert webhooks.record_webhook(
+        pending.credential, {"a": [1]}, delivery_id="raw", event="fleet_clearance_changed"
+    )
+    orm = WebhookDelivery.objects.create(
+        credential=pending.credential,
+        delivery_id="orm",
+        event="fleet_clearance_changed",
+        payload={"a": [1]},
+    )
+    orm.refresh_from_db()
+    raw = WebhookDelivery.objects.get(delivery_id="raw")
+    times = {"received_at", "next_attempt_at", "created_at", "updated_at"}
+    for field in WebhookDelivery._meta.concrete_fields:
+        name = field.attname
+        if name in times:
+            assert getattr(raw, name) is not None and getattr(raw, name) <= getattr(orm, name)
+        elif name not in ("id", "delivery_id"):
+            assert getattr(raw, name) == getattr(orm, name), name
+
+
 def test_the_webhook_skips_the_page_middleware_and_pages_keep_it(client, pending):
     response = post_webhook(client, pending.credential, payload(pending))
     assert response.status_code == 200
