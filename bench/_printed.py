@@ -68,6 +68,10 @@ def webhooks(output: str) -> list[report.Row]:
         ours, one_query, bare = (_number(group) for group in match.groups())
         rows.append(_row("webhooks-vs-one-query", ours, one_query, "/s", note))
         rows.append(_row("webhooks-vs-bare", ours, bare, "/s", note))
+    match = re.search(r"receive rate (\d+)/s \|.*? one INSERT: (\d+)/s", output)
+    if match:
+        ours, one_insert = (_number(group) for group in match.groups())
+        rows.append(_row("webhooks-vs-one-insert", ours, one_insert, "/s", note))
     match = re.search(r"^confirmation rate\s+(\d+) webhooks/s", output, re.MULTILINE)
     if match:
         rows.append(_row("webhooks-applying", _number(match[1]), None, "/s", note))

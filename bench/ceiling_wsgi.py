@@ -1,8 +1,11 @@
-"""The portal's WSGI application plus two ceilings for bench/webhooks.py, in the same gunicorn:
+"""The portal's WSGI application plus three ceilings for bench/webhooks.py, in the same gunicorn:
 
 * ``POST /bench/bare/`` answers 200 without Django (what gunicorn and HTTP alone cost);
-* ``POST /bench/one-query/`` reads the body and runs one query through Django's connection,
-  opened and closed exactly as for a request (the cost of a view that stores one row).
+* ``POST /bench/one-query/`` reads the body and runs one query (``SELECT 1``) through Django's
+  connection, opened and closed exactly as for a request;
+* ``POST /bench/one-insert/`` the same with the body stored by one autocommitted INSERT into a
+  table of its own (``bench_ceiling``, made by the benchmark): the cost of storing a webhook at
+  all, a commit waiting for the disk like the delivery's.
 
 Never part of the product: only the benchmark starts gunicorn with this module.
 """
@@ -18,14 +21,19 @@ def application(environ, start_response):
         environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b'{"ok": true}']
-    if path == "/bench/one-query/":
+    if path in ("/bench/one-query/", "/bench/one-insert/"):
         from django.db import connection
 
-        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         request_started.send(sender=None, environ=environ)  # connection upkeep, as Django does
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+                if path == "/bench/one-query/":
+                    cursor.execute("SELECT 1")
+                else:
+                    cursor.execute(
+                        "INSERT INTO bench_ceiling (body) VALUES (%s) RETURNING id", [body.decode()]
+                    )
                 cursor.fetchone()
         finally:
             request_finished.send(sender=None)

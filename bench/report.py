@@ -75,6 +75,12 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
         "≥ 500/s, nothing lost",
         "bench/webhooks.py",
     ),
+    "webhooks-vs-one-insert": (
+        "Webhook ingestion, gunicorn 2 workers",
+        "a view storing the body with one INSERT",
+        "≥ 500/s, nothing lost",
+        "bench/webhooks.py",
+    ),
     "webhooks-vs-bare": (
         "Webhook ingestion, gunicorn 2 workers",
         "a bare POST view",

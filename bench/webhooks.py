@@ -1,19 +1,22 @@
 """Benchmark: a burst of 5,000 signed HM webhooks against gunicorn on loopback, beside its ceilings.
 
     python bench/webhooks.py [--webhooks 5000] [--clients 8] [--workers 2] [--conn-max-age 60]
+                             [--stored 0]
 
 The portal runs in gunicorn (``--workers`` processes x 4 threads) with production's connection
-settings (``CONN_MAX_AGE`` 60 s and health checks, as settings.py; ``--conn-max-age 0`` for a new
-connection per request), and one Celery worker process (4 threads) confirms the deliveries with
-HM (the simulator, served by the same gunicorn) on a throwaway database and the configured broker.
+settings (``CONN_MAX_AGE`` 60 s and health checks on, as settings.py, which the webhook receiver
+skips for a retry on a new connection; ``--conn-max-age 0`` for a new connection per request),
+and one Celery worker process (4 threads) confirms the deliveries with HM (the simulator, served
+by the same gunicorn) on a throwaway database and the configured broker. ``--stored N`` first
+stores N confirmed deliveries of earlier days: the confirmation's cost must not grow with them.
 The vehicles are pending here and approved at HM, so each webhook's confirmation approves one.
 ``--clients`` threads POST ``fleet_clearance_changed`` (approved) for as many vehicles, each
 signed and with its own X-HM-Delivery id; then 10 % of them again (same ids: stored once) and 100
 forged ones (401).
 
-Printed: the receive rate (no worker running yet) beside two ceilings measured in the same
-gunicorn right after (the same POSTs to a view doing one query, and to a bare WSGI answer,
-bench/ceiling_wsgi.py) with the ratios; then the worker's start, and the time until every vehicle
+Printed: the receive rate (no worker running yet) beside three ceilings measured in the same
+gunicorn right after (the same POSTs to a view doing one query, to one storing the body with one
+INSERT, and to a bare WSGI answer, bench/ceiling_wsgi.py) with the ratios; then the worker's start, and the time until every vehicle
 was confirmed with HM and approved; how many confirmation tasks
 and HM list calls that took; and the checks: every delivery stored once, every vehicle approved
 with one event.
@@ -40,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lifecycle import gunicorn, setup_django, teardown
 
 
-def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
+def run(n: int, clients: int, workers: int, conn_max_age: int, stored: int) -> dict:
     from datetime import timedelta
 
     from django.conf import settings
@@ -93,6 +96,11 @@ def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
         batch_size=2000,
     )
     sim_clock.advance(timedelta(seconds=30))
+    store_history(credential, stored)
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # the one-INSERT ceiling's table (ceiling_wsgi.py)
+        cursor.execute("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, body jsonb)")
 
     def message(vin: str, delivery: str, *, forged: bool = False):
         body = json.dumps({"vehicle": {"vin": vin}, "event": {"action": "approved"}}).encode()
@@ -156,6 +164,7 @@ def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
             _, forged_answers = burst(endpoint, forged)
             # The ceilings, in the same gunicorn, same clients, same bodies, right after.
             one_query_seconds, one_query_answers = burst("/bench/one-query/", items)
+            one_insert_seconds, one_insert_answers = burst("/bench/one-insert/", items)
             bare_seconds, bare_answers = burst("/bench/bare/", items)
 
             # Then the worker: from its start until every vehicle is confirmed and approved.
@@ -197,6 +206,9 @@ def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
         "rate": n / burst_seconds,
         "one_query_rate": n / one_query_seconds,
         "one_query_ok": sum(1 for code, _ in one_query_answers if code == 200),
+        "one_insert_rate": n / one_insert_seconds,
+        "one_insert_ok": sum(1 for code, _ in one_insert_answers if code == 200),
+        "history": stored,
         "bare_rate": n / bare_seconds,
         "bare_ok": sum(1 for code, _ in bare_answers if code == 200),
         "applied_seconds": applied_seconds,
@@ -205,13 +217,60 @@ def run(n: int, clients: int, workers: int, conn_max_age: int) -> dict:
         "repeats_duplicate": sum(1 for code, dup in repeat_answers if code == 200 and dup),
         "forged": len(forged),
         "forged_401": sum(1 for code, _ in forged_answers if code == 401),
-        "stored": WebhookDelivery.objects.count(),
-        "processed": WebhookDelivery.objects.filter(processed_at__isnull=False).count(),
+        "stored": WebhookDelivery.objects.count() - stored,
+        "processed": WebhookDelivery.objects.filter(processed_at__isnull=False).count() - stored,
         "events": ClearanceEvent.objects.filter(source="webhook").count(),
         "approved": Clearance.objects.filter(status="approved").count(),
         # One processed_at per confirmation batch (one HM list call each).
-        "list_calls": WebhookDelivery.objects.values("processed_at").distinct().count(),
+        "list_calls": WebhookDelivery.objects.filter(received_at__gte=past)
+        .values("processed_at")
+        .distinct()
+        .count(),
     }
+
+
+def store_history(credential, count: int) -> None:
+    """``count`` deliveries confirmed long ago (within the retention), as a busy installation
+    keeps: the burst's confirmation must cost the same beside them."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from clearance.models import WebhookDelivery
+
+    if not count:
+        return
+    old = timezone.now() - timedelta(days=1)
+    if connection.vendor == "postgresql":  # one statement: 200,000 rows in seconds
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""INSERT INTO {WebhookDelivery._meta.db_table}
+                (credential_id, delivery_id, event, payload, received_at, processed_at, result,
+                 state, attempts, next_attempt_at, last_error, claim, created_at, updated_at)
+                SELECT %s, 'old-' || i, 'fleet_clearance_changed', '{{}}'::jsonb, %s, %s, 'old',
+                 'done', 1, %s, '', '', %s, %s FROM generate_series(1, %s) AS i""",
+                [credential.pk, old, old, old, old, old, count],
+            )
+            cursor.execute(f"ANALYZE {WebhookDelivery._meta.db_table}")
+        return
+    WebhookDelivery.objects.bulk_create(
+        (
+            WebhookDelivery(
+                credential=credential,
+                delivery_id=f"old-{i}",
+                event="fleet_clearance_changed",
+                payload={},
+                processed_at=old,
+                result="old",
+                state="done",
+                next_attempt_at=old,
+            )
+            for i in range(count)
+        ),
+        batch_size=2000,
+    )
+    WebhookDelivery.objects.update(received_at=old)
 
 
 def print_table(r: dict, vendor: str, workers: int) -> None:
@@ -224,13 +283,17 @@ def print_table(r: dict, vendor: str, workers: int) -> None:
     print(
         f"receive rate {r['rate']:.0f}/s | ceiling, a view doing one query: "
         f"{r['one_query_rate']:.0f}/s (ratio {r['rate'] / r['one_query_rate']:.2f}) | "
-        f"a bare POST answer: {r['bare_rate']:.0f}/s (ratio {r['rate'] / r['bare_rate']:.2f})"
+        f"one INSERT: {r['one_insert_rate']:.0f}/s (ratio {r['rate'] / r['one_insert_rate']:.2f})"
+        f" | a bare POST answer: {r['bare_rate']:.0f}/s (ratio {r['rate'] / r['bare_rate']:.2f})"
     )
+    if r["history"]:
+        print(f"with {r['history']:,} confirmed deliveries of earlier days already stored")
     rows = [
         ("received (200)", f"{r['ok_answers']:,} / {r['n']:,}", r["ok_answers"] == r["n"]),
         ("receive time", f"{r['burst_seconds']:.1f} s", True),
         ("receive rate", f"{r['rate']:.0f} webhooks/s", True),
         ("one-query view", f"{r['one_query_rate']:.0f} /s", r["one_query_ok"] == r["n"]),
+        ("one-INSERT view", f"{r['one_insert_rate']:.0f} /s", r["one_insert_ok"] == r["n"]),
         ("bare POST", f"{r['bare_rate']:.0f} /s", r["bare_ok"] == r["n"]),
         ("all approved after", f"{r['applied_seconds']:.1f} s", r["approved"] == r["n"]),
         ("confirmation rate", f"{r['n'] / r['applied_seconds']:.0f} webhooks/s", True),
@@ -268,12 +331,18 @@ def main() -> None:
         default=60,
         help="keep gunicorn's database connections this many seconds (default 60, as production)",
     )
+    parser.add_argument(
+        "--stored",
+        type=int,
+        default=0,
+        help="confirmed deliveries of earlier days stored first (default 0)",
+    )
     args = parser.parse_args()
     old = setup_django("bench_webhooks")
     from django.db import connection
 
     try:
-        result = run(args.webhooks, args.clients, args.workers, args.conn_max_age)
+        result = run(args.webhooks, args.clients, args.workers, args.conn_max_age, args.stored)
     finally:
         teardown(old)
     print_table(result, connection.vendor, args.workers)

@@ -11,9 +11,17 @@ class ClearanceConfig(AppConfig):
     def ready(self) -> None:
         from functools import partial
 
-        from clearance import tasks
-        from clearance.models import HMWork
+        from django.db.models.signals import post_delete, post_save
+
+        from clearance import tasks, webhook_credentials
+        from clearance.models import Credential, HMWork
         from durable import work
+
+        # The webhook receiver's memory of credentials forgets a saved or deleted one at once.
+        for signal in (post_save, post_delete):
+            signal.connect(
+                webhook_credentials.forget, sender=Credential, dispatch_uid="webhook-credentials"
+            )
 
         # The reconciler wakes a sender per credential with due sends or defleets.
         for kind, task in (

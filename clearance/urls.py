@@ -3,13 +3,17 @@ from django.urls import path
 from clearance import views, webhooks
 
 app_name = "clearance"
-urlpatterns = [
-    # HM webhooks (signed; the only view exempt from login and CSRF).
+# HM webhooks (signed; the only view exempt from login and CSRF). Also served without the page
+# middleware (fleetportal/urls_lean.py).
+webhook_patterns = [
     path(
         "webhooks/high-mobility/<uuid:public_id>/",
         webhooks.high_mobility,
         name="webhook_high_mobility",
     ),
+]
+urlpatterns = [
+    *webhook_patterns,
     # Credentials (owner only).
     path("credentials/", views.credential_list, name="credentials"),
     path("credentials/add/", views.credential_add, name="credential_add"),

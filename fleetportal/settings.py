@@ -82,6 +82,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The HM webhook skips everything below (fleetportal/urls_lean.py).
+    "fleetportal.middleware.LeanPathsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,7 +125,8 @@ TEMPLATES = [
 
 DATABASES = {"default": env_database("DATABASE_URL", VAR_DIR / "fleetportal.sqlite3")}
 # Keep a connection per web thread / worker between requests: opening one per request halves
-# webhook ingestion (see bench/webhooks.py). Health checks drop connections the server closed.
+# webhook ingestion (see bench/webhooks.py). Health checks drop connections the server closed
+# (a query per request; the HM webhook skips it and retries on a new connection instead).
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -287,7 +287,7 @@ def test_database_down_is_503_so_hm_delivers_again(client, pending, monkeypatch)
     def down(*args, **kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(WebhookDelivery.objects, "create", down)
+    monkeypatch.setattr(webhooks, "_insert_delivery", down)
     payload = clearance_payload(pending.vehicle.vin, "approved")
     response = post_webhook(client, pending.credential, payload)
     assert response.status_code == 503
