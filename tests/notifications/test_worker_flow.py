@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from clearance.models import Clearance
 from clearance.services import defleet, onboarding, sync
+from durable import work
+from durable.models import WorkState
 from imports.models import ImportJob
 from notifications import outgoing, signing, tasks
 from notifications.models import (
     Alert,
-    DeliveryState,
     EventDelivery,
     Notification,
     OutgoingEmail,
@@ -240,7 +241,8 @@ def test_a_rejection_reaches_a_failing_receiver_after_retries(worker, receiver):
     def rejection_delivered():
         return EventDelivery.objects.filter(
             endpoint=endpoint,
-            state=DeliveryState.DELIVERED,
+            state=WorkState.DONE,
+            delivered_at__isnull=False,
             event__body__contains='"to":"rejected"',
         ).first()
 
@@ -268,7 +270,8 @@ def test_a_lost_wake_up_message_only_delays_a_delivery(worker, receiver):
     )
     time.sleep(1.5)
     assert receiver.received == []
-    tasks.wake_deliveries.delay()  # what beat runs every DELIVERY_RECONCILE_SECONDS
+    # The reconciler's round (beat runs it every RECONCILE_INTERVAL_SECONDS) wakes its endpoint.
+    assert work.reconcile().get("notifications.webhooks") == 1
     (got,) = receiver.wait_for(1)
     assert got.body == b'{"lost": true}'
 
@@ -288,7 +291,7 @@ def test_an_email_the_worker_sends_has_text_html_and_unsubscribe(worker):
     assert message["Auto-Submitted"] == "auto-generated"
     texts = mailbox.parts(message)
     assert "odometer" in texts["text/plain"].lower() and "<html" in texts["text/html"]
-    assert OutgoingEmail.objects.get().state == DeliveryState.DELIVERED
+    assert OutgoingEmail.objects.get().status == "delivered"
 
 
 def test_a_finished_import_reaches_the_receiver(worker, receiver):
