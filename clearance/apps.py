@@ -23,6 +23,12 @@ class ClearanceConfig(AppConfig):
             work.register(
                 f"clearance.{kind}", due=partial(_due_credentials, kind), wake=partial(_wake, task)
             )
+        # ... a token worker per credential with vehicle token work due ...
+        work.register(
+            "clearance.tokens",
+            due=_due_token_credentials,
+            wake=partial(_wake, tasks.vehicle_token_work),
+        )
         # ... and a confirmation per credential with webhooks waiting.
         work.register(
             "clearance.webhooks",
@@ -47,3 +53,11 @@ def _due_credentials(kind: str, now: datetime) -> list[int]:
     from durable import work
 
     return work.due_keys(HMWork.objects.filter(kind=kind), "credential_id", now)
+
+
+def _due_token_credentials(now: datetime) -> list[int]:
+    from clearance.models import HMWork
+    from clearance.services.token_work import TOKEN_KINDS
+    from durable import work
+
+    return work.due_keys(HMWork.objects.filter(kind__in=TOKEN_KINDS), "credential_id", now)

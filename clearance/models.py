@@ -223,7 +223,8 @@ class WebhookDelivery(DurableWork):
 
 
 class HMWork(DurableWork):
-    """One HM call we owe: send a queued clearance, or defleet a vehicle (durable/__init__.py).
+    """One HM call we owe: send a queued clearance, defleet a vehicle, or issue, renew or revoke
+    a legacy vehicle access token (durable/__init__.py).
 
     Written in the same transaction as the user's action; done by ``clearance.tasks`` wakers in
     batches per credential, retried per row with backoff, reconciled every interval.
@@ -234,10 +235,14 @@ class HMWork(DurableWork):
     class Kind(models.TextChoices):
         SEND = "send", "Send the clearance request"
         DEFLEET = "defleet", "Defleet"
+        TOKEN_ISSUE = "token_issue", "Issue the vehicle's access token"
+        # Recurring: one open row per token, due when the token needs renewing.
+        TOKEN_REFRESH = "token_refresh", "Renew the vehicle's access token"
+        TOKEN_REVOKE = "token_revoke", "Revoke the vehicle's access token"
 
     clearance = models.ForeignKey(Clearance, on_delete=models.CASCADE, related_name="work")
     credential = models.ForeignKey(Credential, on_delete=models.CASCADE, related_name="work")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

@@ -1,8 +1,8 @@
 """Celery tasks of the HM lifecycle and the credential pages: ids in, re-load, call a service.
 
-Clearance sends and defleets are durable work (``HMWork``, ``durable/__init__.py``): their tasks
-are wakers that do one batch of due rows and wake again; the reconciler replaces lost ones. The
-other tasks are queued with ``delay_on_commit`` and retried by the policy of ``clearance.work``.
+Clearance sends, defleets and vehicle token work are durable work (``HMWork``,
+``durable/__init__.py``): their tasks are wakers that do one batch of due rows and wake again;
+the reconciler replaces lost ones. The other tasks are queued with ``delay_on_commit`` and retried by the policy of ``clearance.work``.
 Permanent errors are written on the clearance by the services. Every task has time limits.
 """
 
@@ -17,14 +17,14 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from clearance.hm import PermanentError, TransientError
-from clearance.models import Clearance, Credential, WebhookDelivery
+from clearance.models import Clearance, Credential, HMWork, WebhookDelivery
 from clearance.services import (
     connection_check,
     credentials,
     defleet,
     sending,
     sync,
-    vehicle_tokens,
+    token_work,
     webhooks,
 )
 from clearance.work import DURABLE_TASK, HM_TASK, BackgroundTask
@@ -134,32 +134,42 @@ def defleet_vehicles(
     defleet.queue_defleet(vehicle_ids, actor=actor)
 
 
-@shared_task(**HM_TASK, soft_time_limit=120, time_limit=150)
-def issue_vehicle_tokens(self: BackgroundTask, clearance_ids: list[int]) -> None:
+@shared_task(**DURABLE_TASK, soft_time_limit=REQUEST_SOFT_LIMIT, time_limit=REQUEST_SOFT_LIMIT + 30)
+def vehicle_token_work(self: BackgroundTask, credential_id: int) -> None:
+    """Waker: one batch of the credential's due vehicle token work (issue, renew, revoke), then
+    wake again while more is due."""
     try:
-        vehicle_tokens.issue_vehicle_tokens(clearance_ids)
-    except TransientError as exc:
-        self.retry_transient(exc)
+        _done, more = token_work.token_work_due(credential_id, stop=work.stopping)
+    except OperationalError as exc:
+        self.retry_busy_database(exc)
+    work.keep_going(
+        vehicle_token_work, credential_id, token_work.token_work(credential_id), more=more
+    )
 
 
-@shared_task(**HM_TASK, soft_time_limit=60, time_limit=90)
-def refresh_vehicle_token(self: BackgroundTask, token_pk: int) -> None:
-    try:
-        vehicle_tokens.refresh_vehicle_token(token_pk)
-    except TransientError as exc:
-        self.retry_transient(exc)
-
-
-@shared_task(base=BackgroundTask, bind=True, ignore_result=True, soft_time_limit=30, time_limit=60)
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
 def refresh_vehicle_tokens(self: BackgroundTask) -> None:
-    """Beat: refresh every legacy vehicle token that expires soon (one task each)."""
-    for token_pk in vehicle_tokens.expiring_vehicle_tokens():
-        refresh_vehicle_token.delay_on_commit(token_pk)
+    """Beat: a renewal row for every token about to expire that has none (tokens stored before
+    renewals were durable work); the renewals themselves are the waker's."""
+    token_work.schedule_missing_renewals()
 
 
-@shared_task(**HM_TASK, soft_time_limit=120, time_limit=150)
+# Messages queued before token work was durable: written as work rows now.
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
+def issue_vehicle_tokens(self: BackgroundTask, clearance_ids: list[int]) -> None:
+    token_work.queue(HMWork.Kind.TOKEN_ISSUE, token_work.clearance_pairs(clearance_ids))
+
+
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
+def refresh_vehicle_token(self: BackgroundTask, token_pk: int) -> None:
+    pairs = token_work.clearance_pairs(None, vehicle_token__pk=token_pk)
+    token_work.queue(HMWork.Kind.TOKEN_REFRESH, pairs)
+
+
+@shared_task(**HM_TASK, soft_time_limit=30, time_limit=60)
 def revoke_vehicle_tokens(self: BackgroundTask, clearance_ids: list[int]) -> None:
-    vehicle_tokens.revoke_tokens_of(clearance_ids)
+    pairs = token_work.clearance_pairs(clearance_ids, vehicle_token__isnull=False)
+    token_work.queue(HMWork.Kind.TOKEN_REVOKE, pairs)
 
 
 @shared_task(**HM_TASK, soft_time_limit=90, time_limit=120)

@@ -172,6 +172,16 @@ def give_up(
     )
 
 
+def reschedule(
+    model: type[DurableWork], rows: Iterable[DurableWork] | QuerySet[Any], at: datetime
+) -> int:
+    """Recurring work (a token's renewal) done for now: the rows are due again at ``at`` as
+    fresh work (no attempts, no words), so one row serves the work's whole life."""
+    return model._default_manager.filter(pk__in=_pks(rows)).update(
+        state=WorkState.PENDING, attempts=0, next_attempt_at=at, last_error="", claim=""
+    )
+
+
 def release(model: type[DurableWork], rows: Iterable[DurableWork] | QuerySet[Any]) -> int:
     """Hand claimed rows back untouched (a worker shutting down): due again at once, the attempt
     not counted."""

@@ -293,6 +293,10 @@ else:
     }
     # The filesystem transport has no fan-out exchange, which remote control needs.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+    # It also has no event loop, and a prefork pool without one shares a single locked queue
+    # between its children: a child killed while waiting on it (the OOM killer) hangs the pool
+    # for good. Threads cannot be killed one by one; a killed worker is the reconciler's case.
+    CELERY_WORKER_POOL = "threads"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

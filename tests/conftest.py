@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from organizations.middleware import SESSION_KEY
 from organizations.models import Role
@@ -21,6 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # The fault suite starts a whole production stack of its own: its own step (`make faults`).
 collect_ignore = [] if os.environ.get("FAULT_SUITE") == "1" else ["faults"]
 SHARED_DIR = ROOT.parent / "shared"
+
+# Property tests check behaviour, never speed: on a busy shared machine Hypothesis's per-example
+# deadline and its "generation too slow" check would measure the machine instead.
+hypothesis_settings.register_profile(
+    "fleetportal", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("fleetportal")
 
 
 @pytest.fixture

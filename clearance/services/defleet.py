@@ -30,7 +30,7 @@ from clearance.hm import (
 )
 from clearance.models import Clearance, ClearanceStatus, HMWork
 from clearance.services.common import record_error, retry_words, vehicle_ids, words
-from clearance.services.vehicle_tokens import revoke_vehicle_tokens
+from clearance.services.token_work import revoke_later
 from clearance.state import Source
 from durable import work
 from vehicles import events as fleet_events
@@ -164,19 +164,20 @@ def _defleet_one(clearance: Clearance, actor: Any, clients: dict[int, HMClient])
             tasks.sync_credential.delay_on_commit(clearance.credential_id)
         return outcome
     status = state.normalise(answer.status)
-    state.apply_status(
-        clearance,
-        status,
-        at=None,
-        source=Source.USER,
-        actor=actor,
-        detail=f"Defleet requested; High Mobility answered {status}.",
-        learned_at=learned_at,
-    )
+    with transaction.atomic():
+        state.apply_status(
+            clearance,
+            status,
+            at=None,
+            source=Source.USER,
+            actor=actor,
+            detail=f"Defleet requested; High Mobility answered {status}.",
+            learned_at=learned_at,
+        )
+        revoke_later([clearance])  # legacy per-vehicle tokens end with the access
     outcome.ok = True
     outcome.status = clearance.status
     outcome.message = statuses.OUTCOME_WORDS.get(clearance.status, "")
-    revoke_vehicle_tokens(clearance, client)  # legacy per-vehicle tokens end with the access
     return outcome
 
 

@@ -34,7 +34,7 @@ from clearance.hm import (
 )
 from clearance.models import Clearance, ClearanceStatus, Credential, HMWork
 from clearance.services.common import record_error, retry_words, words
-from clearance.services.vehicle_tokens import after_moves
+from clearance.services.token_work import after_moves
 from clearance.state import Change, Source
 from durable import work
 from vehicles.models import Vehicle

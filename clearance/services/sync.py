@@ -18,7 +18,7 @@ from clearance import changelog, state
 from clearance.clients import hm_client_for
 from clearance.hm import FleetVehicle, HMClient
 from clearance.models import Clearance, ClearanceStatus, Credential
-from clearance.services.vehicle_tokens import after_moves
+from clearance.services.token_work import after_moves
 from clearance.state import Change, Source
 
 S = ClearanceStatus

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from clearance.hm import AuthenticationError
 from clearance.models import Clearance, ClearanceEvent, Credential, HMWork, VehicleToken
-from clearance.services import defleet, onboarding, sending, sync, vehicle_tokens
+from clearance.services import defleet, onboarding, sending, sync, token_work, vehicle_tokens
 from simulator import clock as sim_clock
 from simulator import services as sim
 from simulator.models import IssuedToken, SimClearance
@@ -335,7 +335,7 @@ def test_defleet_refusals_in_words(org, queued_tasks):
     assert "No clearance was ever requested" in none.message
 
 
-def test_service_account_vehicle_tokens(org, queued_tasks):
+def sa_credential(org):
     credential, _app = wire(org, webhooks=False)
     _, keys = sim.create_app("SA app", approval_delay_seconds=5)
     credential.auth_mode = Credential.AuthMode.SERVICE_ACCOUNT
@@ -344,6 +344,11 @@ def test_service_account_vehicle_tokens(org, queued_tasks):
     credential.client_id = keys.client_id
     credential.client_secret = keys.client_secret
     credential.save()
+    return credential
+
+
+def test_service_account_vehicle_tokens(org, queued_tasks, settings):
+    credential = sa_credential(org)
     _, cars, _ = onboard(org, [ordinary_vin(1)], credential=credential)
     sending.request_clearances(credential.pk)
     sim_clock.advance(timedelta(minutes=1))
@@ -351,10 +356,15 @@ def test_service_account_vehicle_tokens(org, queued_tasks):
     sync.sync_clearances(credential)
     clearance = Clearance.objects.get()
     assert clearance.status == "approved"
-    assert queued_tasks == [("issue_vehicle_tokens", [clearance.pk])]
-    assert vehicle_tokens.issue_vehicle_tokens([clearance.pk]) == 1
+    # The approval wrote the token's issue as durable work, and woke the credential's worker.
+    assert queued_tasks == [("vehicle_token_work", credential.pk)]
+    assert token_work.token_work_due(credential.pk) == (1, False)
     token = VehicleToken.objects.get()
     first_refresh = token.refresh_token
+    # The token's renewal is written with it, due one margin before it expires.
+    renewal = HMWork.objects.get(kind="token_refresh")
+    margin = timedelta(seconds=settings.VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS)
+    assert (renewal.state, renewal.next_attempt_at) == ("pending", token.expires_at - margin)
     # Not yet due: nothing happens.
     assert not vehicle_tokens.refresh_vehicle_token(token.pk, margin_seconds=60)
     # Due: refreshed, and the rotated refresh token is kept.
@@ -364,14 +374,46 @@ def test_service_account_vehicle_tokens(org, queued_tasks):
     assert vehicle_tokens.vehicle_access_token(clearance) == token.access_token
     # The old refresh token no longer works at HM (rotation): a second refresh used the new one.
     assert vehicle_tokens.refresh_vehicle_token(token.pk, margin_seconds=7200)
-    # Defleet revokes it.
+    # The renewal row is due when the token is: the worker renews it and reschedules the row.
+    HMWork.objects.filter(pk=renewal.pk).update(next_attempt_at=timezone.now())
+    VehicleToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() + margin / 2)
+    before = VehicleToken.objects.get().access_token
+    assert token_work.token_work_due(credential.pk) == (1, False)
+    token.refresh_from_db()
+    renewal.refresh_from_db()
+    assert token.access_token != before
+    assert (renewal.state, renewal.next_attempt_at) == ("pending", token.expires_at - margin)
+    # Defleet writes the revocation; the worker revokes the token at HM.
     (outcome,) = defleet.defleet(cars)
     assert outcome.ok
+    assert VehicleToken.objects.exists()
+    assert token_work.token_work_due(credential.pk) == (1, False)
     assert not VehicleToken.objects.exists()
+    assert HMWork.objects.get(kind="token_revoke").state == "done"
     live = IssuedToken.objects.filter(
         kind__in=["vehicle_access", "vehicle_refresh"], revoked_at__isnull=True
     )
     assert not live.exists()
+    # The renewal finds nothing left to renew.
+    HMWork.objects.filter(pk=renewal.pk).update(next_attempt_at=timezone.now())
+    assert token_work.token_work_due(credential.pk) == (1, False)
+    assert HMWork.objects.get(pk=renewal.pk).state == "done"
+
+
+def test_reconciler_wakes_token_work_whose_message_was_lost(org, queued_tasks, monkeypatch):
+    from clearance import tasks
+    from durable import work
+
+    credential = sa_credential(org)
+    onboard(org, [ordinary_vin(1)], credential=credential)
+    sending.request_clearances(credential.pk)
+    sim_clock.advance(timedelta(minutes=1))
+    sync.sync_clearances(credential)
+    queued_tasks.clear()  # the token worker's message is lost
+    woken = []
+    monkeypatch.setattr(tasks.vehicle_token_work, "delay", woken.append)
+    assert work.reconcile()["clearance.tokens"] == 1
+    assert woken == [credential.pk]
 
 
 def test_incomplete_credential_is_explained_not_crashed(org):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from clearance import changelog, state
 from clearance.hm import ChangelogEntry, FleetVehicle
 from clearance.hm import ClearanceStatus as HMStatus
-from clearance.models import Clearance, ClearanceEvent, Credential
+from clearance.models import Clearance, ClearanceEvent, Credential, HMWork
 from clearance.services import sync as sync_service
 from clearance.services import webhooks
 from clearance.state import Change, Outcome, Source
@@ -87,6 +87,15 @@ def sync(clearance, vehicle, queued_tasks, capture) -> list[tuple]:
     return summary.changes
 
 
+def token_work(clearance) -> list[tuple[str, str]]:
+    """The clearance's vehicle token work rows (durable work), oldest first."""
+    return list(
+        HMWork.objects.filter(clearance=clearance, kind__startswith="token_")
+        .order_by("pk")
+        .values_list("kind", "state")
+    )
+
+
 def moves(clearance) -> list[tuple[str, str, str]]:
     return list(
         ClearanceEvent.objects.filter(clearance=clearance)
@@ -102,7 +111,8 @@ def test_webhook_approval_is_not_replayed_by_the_next_sync(
         webhook(web, clearance, "approved")
     assert clearance.status == "approved"
     assert clearance.hm_changed_at is None  # the webhook gave no HM time
-    assert ("issue_vehicle_tokens", [clearance.pk]) in queued_tasks
+    assert ("vehicle_token_work", clearance.credential_id) in queued_tasks
+    assert token_work(clearance) == [("token_issue", "pending")]
 
     vin = clearance.vehicle.vin
     changes = sync(
@@ -202,7 +212,8 @@ def test_newer_move_in_hm_changelog_after_a_webhook_is_applied_once(
     ]
     events = ClearanceEvent.objects.filter(clearance=clearance, source="poll").order_by("pk")
     assert [e.at for e in events] == [hm(2), hm(3)]
-    assert queued_tasks == [("revoke_vehicle_tokens", [clearance.pk])]  # once, no re-issue
+    assert queued_tasks == [("vehicle_token_work", clearance.credential_id)]  # once, no re-issue
+    assert ("token_revoke", "pending") in token_work(clearance)
 
     # The same list again changes nothing.
     assert sync(clearance, hm_list, queued_tasks, django_capture_on_commit_callbacks) == []
@@ -223,7 +234,8 @@ def test_newer_move_skipping_steps_after_a_webhook(
         django_capture_on_commit_callbacks,
     )
     assert [(b, a) for _, b, a in changes] == [("approved", "revoked")]
-    assert queued_tasks == [("revoke_vehicle_tokens", [clearance.pk])]
+    assert queued_tasks == [("vehicle_token_work", clearance.credential_id)]
+    assert ("token_revoke", "pending") in token_work(clearance)
 
 
 def test_sync_started_before_the_webhook_is_still_stale(

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 
-from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+from clearance.models import Clearance, ClearanceEvent, Credential, HMWork, WebhookDelivery
 from clearance.services import defleet, onboarding, sending, sync, webhooks
 from simulator import clock as sim_clock
 from simulator import services as sim
@@ -70,7 +70,8 @@ def test_simulated_webhooks_then_sync_record_each_move_once(
     assert clearance.status == "approved"
     # Confirmed with HM's list after the webhook: HM's own time of the change is known.
     assert clearance.hm_changed_at is not None
-    assert ("issue_vehicle_tokens", [clearance.pk]) in queued_tasks
+    assert ("vehicle_token_work", sa_credential.pk) in queued_tasks
+    assert HMWork.objects.filter(clearance=clearance, kind="token_issue").exists()
 
     queued_tasks.clear()
     summary = sync.sync_clearances(sa_credential)

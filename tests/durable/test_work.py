@@ -106,6 +106,20 @@ def test_release_hands_rows_back_without_counting_the_attempt():
     assert work.due_keys(HMWork.objects.all(), "credential_id") == [row.credential_id]
 
 
+def test_reschedule_makes_recurring_work_fresh_and_due_later():
+    (row,) = _rows(1)
+    (claimed,) = work.claim(HMWork.objects.all(), limit=1, lease_seconds=60)
+    work.retry(HMWork, [claimed], "High Mobility did not answer in time.")
+    HMWork.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+    (claimed,) = work.claim(HMWork.objects.all(), limit=1, lease_seconds=60)
+    at = timezone.now() + timedelta(minutes=50)
+    assert work.reschedule(HMWork, [claimed], at) == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.last_error, row.claim) == ("pending", 0, "", "")
+    assert row.next_attempt_at == at
+    assert list(work.claim(HMWork.objects.all(), limit=1, lease_seconds=60)) == []
+
+
 def test_reconcile_wakes_each_due_key_and_survives_a_broken_kind(monkeypatch):
     rows = _rows(2)
     _rows(1, next_attempt_at=timezone.now() + timedelta(hours=1))
