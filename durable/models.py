@@ -22,6 +22,14 @@ class WorkState(models.TextChoices):
 ACTIVE_STATES = (WorkState.PENDING, WorkState.RUNNING)
 
 
+def due_index(name: str) -> models.Index:
+    """The index the claims and the reconciler read: unfinished rows by when they are due. Its
+    name is the model's own (``%(app_label)s_%(class)s_due`` unless that is over 30 characters)."""
+    return models.Index(
+        fields=["next_attempt_at"], name=name, condition=Q(state__in=["pending", "running"])
+    )
+
+
 class DurableWork(models.Model):
     """State, attempts, when to try next and the last failure in words, for one unit of work.
 
@@ -40,10 +48,4 @@ class DurableWork(models.Model):
 
     class Meta:
         abstract = True
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                name="%(app_label)s_%(class)s_due",
-                condition=Q(state__in=["pending", "running"]),
-            )
-        ]
+        indexes = [due_index("%(app_label)s_%(class)s_due")]

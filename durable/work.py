@@ -24,13 +24,21 @@ logger = logging.getLogger(__name__)
 
 
 # --- Backoff -------------------------------------------------------------------------------------
-def backoff(attempts: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: exponential from
-    ``DURABLE_RETRY_BASE_SECONDS``, capped at ``DURABLE_RETRY_MAX_SECONDS``, full jitter (half to
-    all of it), never sooner than ``retry_after`` (the remote side's own wish)."""
-    base = settings.DURABLE_RETRY_BASE_SECONDS
-    ceiling = min(settings.DURABLE_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
-    delay = random.uniform(ceiling / 2, ceiling)
+def backoff(
+    attempts: int,
+    retry_after: float | None = None,
+    *,
+    base: float | None = None,
+    ceiling: float | None = None,
+) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: exponential from ``base``
+    (``DURABLE_RETRY_BASE_SECONDS``), capped at ``ceiling`` (``DURABLE_RETRY_MAX_SECONDS``), full
+    jitter (half to all of it), never sooner than ``retry_after`` (the remote side's own wish).
+    A kind of work whose remote side wants gentler retries passes its own base and ceiling."""
+    base = settings.DURABLE_RETRY_BASE_SECONDS if base is None else base
+    ceiling = settings.DURABLE_RETRY_MAX_SECONDS if ceiling is None else ceiling
+    longest = min(ceiling, base * 2 ** max(attempts - 1, 0))
+    delay = random.uniform(longest / 2, longest)
     if retry_after:
         delay = max(delay, retry_after + random.uniform(0, base))
     return delay
@@ -110,10 +118,13 @@ def _pks(rows: Iterable[DurableWork] | QuerySet[Any]) -> list[Any]:
     return [row.pk for row in rows]
 
 
-def complete(model: type[DurableWork], rows: Iterable[DurableWork] | QuerySet[Any]) -> int:
-    """The work of these rows is done."""
+def complete(
+    model: type[DurableWork], rows: Iterable[DurableWork] | QuerySet[Any], words: str = ""
+) -> int:
+    """The work of these rows is done (``words``: why, when it ended without being carried out,
+    e.g. a delivery nobody needs any more)."""
     return model._default_manager.filter(pk__in=_pks(rows)).update(
-        state=WorkState.DONE, last_error="", claim=""
+        state=WorkState.DONE, last_error=words, claim=""
     )
 
 
@@ -123,16 +134,19 @@ def retry(
     words: str,
     *,
     retry_after: float | None = None,
+    base: float | None = None,
+    ceiling: float | None = None,
 ) -> datetime | None:
     """These rows failed for a passing reason: due again after each one's own backoff (one
-    update per distinct attempt count, not per row). Returns the earliest next attempt."""
+    update per distinct attempt count, not per row; ``base`` and ``ceiling`` as in ``backoff``).
+    Returns the earliest next attempt."""
     by_attempts: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         by_attempts[row.attempts].append(row.pk)
     now = timezone.now()
     earliest = None
     for attempts, pks in by_attempts.items():
-        delay = backoff(attempts, retry_after)
+        delay = backoff(attempts, retry_after, base=base, ceiling=ceiling)
         at = now + timedelta(seconds=delay)
         logger.info(
             "%s: %s row(s) after attempt %s retrying in %.1fs: %s",

@@ -397,11 +397,9 @@ NOTIFICATION_BELL_POLL_SECONDS = env_int("NOTIFICATION_BELL_POLL_SECONDS", 30, m
 # How often the time-based alert rules (pending too long, silent) run over the whole fleet, and
 # due daily digests are written.
 ALERT_EVALUATION_INTERVAL_SECONDS = env_int("ALERT_EVALUATION_INTERVAL_SECONDS", 300, minimum=10)
-# How often beat wakes a sender for email and webhook deliveries that are due (a lost task
-# message delays a delivery by at most this long).
-DELIVERY_RECONCILE_SECONDS = env_int("DELIVERY_RECONCILE_SECONDS", 30, minimum=1)
-# Failed deliveries (email, webhooks): exponential backoff from the base, capped; retried this
-# many hours, then failed. A webhook endpoint failing that long is disabled.
+# Failed deliveries (email, webhooks; durable work, woken by the reconciler every
+# RECONCILE_INTERVAL_SECONDS): exponential backoff from the base, capped; retried this many
+# hours, then failed. A webhook endpoint failing that long is disabled.
 DELIVERY_RETRY_BASE_SECONDS = env_float("DELIVERY_RETRY_BASE_SECONDS", 30.0, minimum=0.1)
 DELIVERY_RETRY_MAX_SECONDS = env_float("DELIVERY_RETRY_MAX_SECONDS", 3600.0, minimum=1.0)
 DELIVERY_RETRY_HOURS = env_float("DELIVERY_RETRY_HOURS", 24.0, minimum=0.01)
@@ -439,10 +437,6 @@ CELERY_BEAT_SCHEDULE.update(
         "prepare-digests": {
             "task": "notifications.tasks.prepare_digests",
             "schedule": float(ALERT_EVALUATION_INTERVAL_SECONDS),
-        },
-        "wake-deliveries": {
-            "task": "notifications.tasks.wake_deliveries",
-            "schedule": float(DELIVERY_RECONCILE_SECONDS),
         },
     }
 )

@@ -10,11 +10,12 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 
+from durable.models import WorkState
 from notifications import outgoing, tasks
 from notifications.models import (
     Alert,
     AlertRule,
-    DeliveryState,
+    Delivery,
     EmailSubscription,
     EventDelivery,
     Notification,
@@ -87,16 +88,31 @@ class EmailSubscriptionAdmin(admin.ModelAdmin):
     raw_id_fields = ["user", "rule"]
 
 
-def _retry_now(model_admin, request, queryset, task) -> None:
+def _retry_now(model_admin, request, queryset, wake) -> None:
     with transaction.atomic():
-        count = queryset.filter(state=DeliveryState.PENDING).update(next_attempt_at=timezone.now())
-        task.delay_on_commit()
+        waiting = queryset.filter(state=WorkState.PENDING)
+        rows = list(waiting)
+        count = waiting.update(next_attempt_at=timezone.now())
+        wake(rows)
     model_admin.message_user(request, f"{count} pending deliveries will be tried at once.")
+
+
+@admin.display(description="status")
+def delivery_status(row: Delivery) -> str:
+    return row.get_status_display()
 
 
 @admin.register(OutgoingEmail)
 class OutgoingEmailAdmin(ReadOnlyAdmin):
-    list_display = ["kind", "user", "organization", "state", "attempts", "created_at", "subject"]
+    list_display = [
+        "kind",
+        "user",
+        "organization",
+        delivery_status,
+        "attempts",
+        "created_at",
+        "subject",
+    ]
     list_filter = ["state", "kind"]
     search_fields = ["user__username", "user__email", "subject"]
     list_select_related = ["user", "organization"]
@@ -104,7 +120,7 @@ class OutgoingEmailAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Try the selected pending emails now")
     def retry_now(self, request, queryset):
-        _retry_now(self, request, queryset, tasks.send_emails)
+        _retry_now(self, request, queryset, tasks.wake_emails)
 
 
 @admin.register(WebhookEndpoint)
@@ -154,7 +170,7 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "event",
         "endpoint",
-        "state",
+        delivery_status,
         "attempts",
         "last_status_code",
         "last_attempt_at",
@@ -167,7 +183,7 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Try the selected pending deliveries now")
     def retry_now(self, request, queryset):
-        _retry_now(self, request, queryset, tasks.send_webhooks)
+        _retry_now(self, request, queryset, tasks.wake_webhooks)
 
     @admin.action(description="Redeliver the selected events (same event id)")
     def redeliver(self, request, queryset):

@@ -150,4 +150,4 @@ def _immediate_emails(alerts: list[Alert], organization_ids: set[int], now: date
         return
     OutgoingEmail.objects.bulk_create(emails, batch_size=1000)
     bulk.link_email_alerts([email.pk for email in emails], [alert.pk for alert in alerts])
-    tasks.send_emails.delay_on_commit()
+    tasks.wake_emails(emails)

@@ -1,78 +1,79 @@
-"""Durable delivery work shared by emails and webhooks: claiming due rows, backoff, giving up.
+"""What email and webhook deliveries add to durable work (durable/__init__.py): their lease, their
+gentler backoff, the 24 hours they are retried for, and the sending loop of a waker.
 
-A row is due when it is pending and its ``next_attempt_at`` has passed. A worker claims one row
-at a time by pushing its ``next_attempt_at`` a lease into the future in a short transaction
-(``SKIP LOCKED`` on PostgreSQL, SQLite's single writer otherwise), then sends outside any
-transaction and records the outcome. A worker that dies mid-send leaves the row due again when
-the lease ends: the delivery is repeated (receivers deduplicate on the event id), never lost.
+A worker claims one due row at a time (``durable.work.claim``), sends outside any transaction and
+records the outcome. A worker that dies mid-send leaves the row due again when the lease ends:
+the delivery is repeated (receivers deduplicate on the event id), never lost.
 """
 
 from __future__ import annotations
 
-import random
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Model
-from django.utils import timezone
+from django.db.models import QuerySet
 
-from notifications.models import DeliveryState
+from durable import work
+from notifications.models import Delivery
 
 # Longest a claimed row stays invisible to other workers: the slowest webhook attempt (connect
 # and read timeouts) or an SMTP conversation, with a margin.
 LEASE_MARGIN_SECONDS = 30
 
 
-def lease() -> timedelta:
-    return timedelta(
-        seconds=settings.OUTGOING_WEBHOOKS_CONNECT_TIMEOUT
+def lease_seconds() -> float:
+    return (
+        settings.OUTGOING_WEBHOOKS_CONNECT_TIMEOUT
         + settings.OUTGOING_WEBHOOKS_READ_TIMEOUT
         + LEASE_MARGIN_SECONDS
     )
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds before the next attempt after ``attempts`` failed ones: exponential from
-    ``DELIVERY_RETRY_BASE_SECONDS``, capped, with jitter (half to all of it)."""
-    base = settings.DELIVERY_RETRY_BASE_SECONDS
-    ceiling = min(settings.DELIVERY_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def retry_window() -> timedelta:
     return timedelta(hours=settings.DELIVERY_RETRY_HOURS)
 
 
-def gives_up(created_at: datetime, now: datetime) -> bool:
-    """Whether a delivery created at ``created_at`` has been retried long enough."""
-    return now - created_at >= retry_window()
+def gives_up(since: datetime, now: datetime) -> bool:
+    """Whether something failing since ``since`` has been retried long enough."""
+    return now - since >= retry_window()
 
 
-def due(model: type[Model], now: datetime | None = None):
-    return model._default_manager.filter(
-        state=DeliveryState.PENDING, next_attempt_at__lte=now or timezone.now()
+def retry(model: type[Delivery], row: Delivery, words: str, now: datetime) -> None:
+    """A passing failure: tried again after the delivery backoff (``DELIVERY_RETRY_*``: receivers
+    and mail servers are given more room than HM), or given up once retried for
+    ``DELIVERY_RETRY_HOURS``, with ``words`` and why it stopped."""
+    if gives_up(row.created_at, now):
+        hours = retry_window().total_seconds() / 3600
+        work.give_up(model, [row], f"{words} Not delivered after {hours:g} hours of retries.")
+        return
+    work.retry(
+        model,
+        [row],
+        words,
+        base=settings.DELIVERY_RETRY_BASE_SECONDS,
+        ceiling=settings.DELIVERY_RETRY_MAX_SECONDS,
     )
 
 
-def claim_one(model: type[Model]) -> int | None:
-    """The id of one due row of ``model``, now leased to this worker; None when none is due."""
-    now = timezone.now()
-    with transaction.atomic():
-        rows = due(model, now).order_by("next_attempt_at", "pk")
-        if connection.features.has_select_for_update_skip_locked:
-            rows = rows.select_for_update(skip_locked=True)
-        pk = rows.values_list("pk", flat=True).first()
-        if pk is None:
-            return None
-        model._default_manager.filter(pk=pk).update(next_attempt_at=now + lease())
-    return pk
+def send_due[D: Delivery](
+    queryset: QuerySet[D],
+    send_one: Callable[[QuerySet[D]], object],
+    *,
+    budget_seconds: float,
+    stop: Callable[[], bool] = work.stopping,
+) -> tuple[int, bool]:
+    """Claim and send due rows of ``queryset`` one by one (``send_one`` gets the claimed row as a
+    queryset) until none is due, the budget is spent or the worker is asked to stop.
 
-
-def next_due_at(model: type[Model]) -> datetime | None:
-    return (
-        model._default_manager.filter(state=DeliveryState.PENDING)
-        .order_by("next_attempt_at")
-        .values_list("next_attempt_at", flat=True)
-        .first()
-    )
+    Returns (attempts made, whether rows may still be due)."""
+    deadline = time.monotonic() + budget_seconds
+    done = 0
+    while time.monotonic() < deadline and not stop():
+        claimed = work.claim(queryset, limit=1, lease_seconds=lease_seconds())
+        if not claimed.exists():
+            return done, False
+        send_one(claimed)
+        done += 1
+    return done, True

@@ -59,7 +59,7 @@ def prepare_digests(now: datetime | None = None) -> int:
         return 0
     saved = {s.user_id: s for s in NotificationSettings.objects.filter(user_id__in=digest_rules)}
     belongs = set(members)
-    written = 0
+    written: list[OutgoingEmail] = []
     with transaction.atomic():
         for user_id, rule_ids in digest_rules.items():
             choice = saved.get(user_id) or NotificationSettings(
@@ -77,18 +77,21 @@ def prepare_digests(now: datetime | None = None) -> int:
             for organization_id in sorted({a.organization_id for a in mine}):
                 if (organization_id, user_id) not in belongs:
                     continue
-                written += _write(user_id, organization_id, mine, now)
+                email = _write(user_id, organization_id, mine, now)
+                if email is not None:
+                    written.append(email)
             choice.digest_covered_until = slot
             choice.save()
-    if written:
-        tasks.send_emails.delay_on_commit()
-    return written
+    tasks.wake_emails(written)
+    return len(written)
 
 
-def _write(user_id: int, organization_id: int, alerts: list[Alert], now: datetime) -> int:
+def _write(
+    user_id: int, organization_id: int, alerts: list[Alert], now: datetime
+) -> OutgoingEmail | None:
     listed = [a.pk for a in alerts if a.organization_id == organization_id]
     if not listed:
-        return 0
+        return None
     email = OutgoingEmail.objects.create(
         organization_id=organization_id,
         user_id=user_id,
@@ -97,4 +100,4 @@ def _write(user_id: int, organization_id: int, alerts: list[Alert], now: datetim
         created_at=now,
     )
     email.alerts.add(*listed)
-    return 1
+    return email

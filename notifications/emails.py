@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import time
-from datetime import timedelta
 from email import policy as email_policy
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications import delivery, preferences, tasks
-from notifications.models import DeliveryState, OutgoingEmail
+from durable import work
+from notifications import delivery, preferences
+from notifications.models import DeliveryStatus, OutgoingEmail
 from organizations.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -138,82 +138,56 @@ def _is_permanent(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
 
 
-def send_one(pk: int) -> str:
-    """Send one claimed email; returns its state afterwards."""
-    email = (
-        OutgoingEmail.objects.select_related("user", "organization", "rule", "endpoint")
-        .filter(pk=pk)
-        .first()
-    )
-    if email is None or email.state != DeliveryState.PENDING:
+def work_of(organization_id: int | None = None) -> QuerySet[OutgoingEmail]:
+    """The emails a sender woken for ``organization_id`` (None: any organization) looks at."""
+    rows = OutgoingEmail.objects.all()
+    return rows if organization_id is None else rows.filter(organization_id=organization_id)
+
+
+def send_one(claimed: QuerySet[OutgoingEmail]) -> str:
+    """Send one claimed email; returns its status afterwards."""
+    email = claimed.select_related("user", "organization", "rule", "endpoint").first()
+    if email is None:
         return "gone"
     user = email.user
     member = Membership.objects.filter(user=user, organization=email.organization).exists()
     if not member or not user.is_active or not user.email:
-        return _finish(
-            pk, DeliveryState.CANCELED, "The member left the organization or has no address."
-        )
+        work.complete(OutgoingEmail, [email], "The member left the organization or has no address.")
+        return DeliveryStatus.CANCELED
     alerts = list(
         email.alerts.filter(organization=email.organization)
         .select_related("vehicle")
         .order_by("-fired_at", "-pk")
     )
     if email.kind != OutgoingEmail.Kind.ENDPOINT_DISABLED and not alerts:
-        return _finish(pk, DeliveryState.CANCELED, "Nothing left to tell.")
+        work.complete(OutgoingEmail, [email], "Nothing left to tell.")
+        return DeliveryStatus.CANCELED
+    now = timezone.now()
     try:
         message = compose(email, alerts)
         message.send(using="default")
     except Exception as exc:  # every backend error is either retried or reported on the row
         words = f"{type(exc).__name__}: {exc}"[:500]
-        if _is_permanent(exc):
-            return _finish(pk, DeliveryState.FAILED, words, attempted=True)
-        return _retry(pk, words)
-    return _finish(pk, DeliveryState.DELIVERED, "", attempted=True, subject=str(message.subject))
-
-
-def _finish(pk: int, state: str, error: str, *, attempted: bool = False, subject: str = "") -> str:
-    now = timezone.now()
+        logger.warning("Email %s not sent (attempt %s): %s", email.pk, email.attempts, words)
+        with transaction.atomic():
+            OutgoingEmail.objects.filter(pk=email.pk).update(last_attempt_at=now)
+            if _is_permanent(exc):
+                work.give_up(OutgoingEmail, [email], words)
+                return DeliveryStatus.FAILED
+            delivery.retry(OutgoingEmail, email, words, now)
+        return DeliveryStatus.PENDING
     with transaction.atomic():
-        email = OutgoingEmail.objects.select_for_update().get(pk=pk)
-        email.state = state
-        email.last_error = error
-        if attempted:
-            email.attempts += 1
-            email.last_attempt_at = now
-        if state == DeliveryState.DELIVERED:
-            email.delivered_at = now
-            email.subject = subject
-        email.save()
-    return state
+        OutgoingEmail.objects.filter(pk=email.pk).update(
+            last_attempt_at=now, delivered_at=now, subject=str(message.subject)
+        )
+        work.complete(OutgoingEmail, [email])
+    return DeliveryStatus.DELIVERED
 
 
-def _retry(pk: int, error: str) -> str:
-    now = timezone.now()
-    retry_in = None
-    with transaction.atomic():
-        email = OutgoingEmail.objects.select_for_update().get(pk=pk)
-        email.attempts += 1
-        email.last_attempt_at = now
-        email.last_error = error
-        if delivery.gives_up(email.created_at, now):
-            email.state = DeliveryState.FAILED
-        else:
-            retry_in = delivery.retry_delay(email.attempts)
-            email.next_attempt_at = now + timedelta(seconds=retry_in)
-        email.save()
-    logger.warning("Email %s not sent (attempt %s): %s", pk, email.attempts, error)
-    if retry_in is not None and retry_in <= tasks.HINT_HORIZON_SECONDS:
-        tasks.send_emails.apply_async_on_commit(countdown=retry_in)
-    return email.state
-
-
-def send_due(*, budget_seconds: float, stop=lambda: False) -> tuple[int, bool]:
-    deadline = time.monotonic() + budget_seconds
-    done = 0
-    while time.monotonic() < deadline and not stop():
-        pk = delivery.claim_one(OutgoingEmail)
-        if pk is None:
-            return done, False
-        send_one(pk)
-        done += 1
-    return done, True
+def send_due(
+    organization_id: int | None = None, *, budget_seconds: float, stop=work.stopping
+) -> tuple[int, bool]:
+    """Send due emails (of one organization, or any) one by one; as webhook_sender.send_due."""
+    return delivery.send_due(
+        work_of(organization_id), send_one, budget_seconds=budget_seconds, stop=stop
+    )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from durable import work
+from durable.models import ACTIVE_STATES
 from notifications import signing
-from notifications.models import DeliveryState, EventDelivery, WebhookEndpoint
+from notifications.models import EventDelivery, WebhookEndpoint
 
 
 def create_endpoint(form, *, organization, by) -> tuple[WebhookEndpoint, str]:
@@ -46,6 +48,8 @@ def disable(endpoint: WebhookEndpoint, *, by) -> None:
         endpoint.disabled_at = timezone.now()
         endpoint.disabled_reason = f"Turned off by {by.get_username()}."
         endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason"])
-        EventDelivery.objects.filter(endpoint=endpoint, state=DeliveryState.PENDING).update(
-            state=DeliveryState.CANCELED, last_error="The endpoint was turned off."
+        work.complete(
+            EventDelivery,
+            EventDelivery.objects.filter(endpoint=endpoint, state__in=ACTIVE_STATES),
+            "The endpoint was turned off.",
         )

@@ -1,8 +1,9 @@
 """Alert rules, the alerts they fire, in-app notifications, email and outgoing webhook deliveries.
 
-Delivery rows (``OutgoingEmail``, ``EventDelivery``) are the work itself: written in the same
-transaction as what caused them, claimed by a worker when due, retried with backoff. A Celery
-message only wakes the worker; a lost one delays a delivery by one reconcile interval.
+Delivery rows (``OutgoingEmail``, ``EventDelivery``) are durable work (durable/__init__.py):
+written in the same transaction as what caused them, claimed by a worker when due, retried with
+backoff. A Celery message only wakes the worker; a lost one delays a delivery by one reconciler
+interval.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 
 from clearance.fields import EncryptedTextField
+from durable.models import ACTIVE_STATES, DurableWork, WorkState, due_index
 from organizations.models import Organization
 from vehicles.models import Vehicle
 
@@ -204,28 +206,38 @@ class EmailSubscription(models.Model):
         return f"{self.user} / {self.rule}: {self.mode}"
 
 
-class DeliveryState(models.TextChoices):
+class DeliveryStatus(models.TextChoices):
+    """A delivery as people see it, read from its durable work state (``Delivery.status``)."""
+
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
 
 
-class Delivery(models.Model):
-    """What email and webhook deliveries share: the state of a unit of durable work."""
+class Delivery(DurableWork):
+    """What email and webhook deliveries share: a unit of durable work (durable/__init__.py).
 
-    state = models.CharField(
-        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
+    Done with ``delivered_at`` set: delivered; done without it: canceled (nobody needs it any
+    more, ``last_error`` says why); failed: given up, in words. ``attempts`` counts the claims.
+    """
+
     last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
+    class Meta(DurableWork.Meta):
         abstract = True
+
+    @property
+    def status(self) -> str:
+        if self.state in ACTIVE_STATES:
+            return DeliveryStatus.PENDING
+        if self.state == WorkState.FAILED:
+            return DeliveryStatus.FAILED
+        return DeliveryStatus.DELIVERED if self.delivered_at else DeliveryStatus.CANCELED
+
+    def get_status_display(self) -> str:
+        return DeliveryStatus(self.status).label
 
 
 class OutgoingEmail(Delivery):
@@ -252,7 +264,7 @@ class OutgoingEmail(Delivery):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="email_due")]
+        indexes = [due_index("notifications_email_due")]
 
     def __str__(self):
         return f"{self.get_kind_display()} to {self.user} ({self.state})"
@@ -323,7 +335,7 @@ class EventDelivery(Delivery):
         verbose_name = "outgoing webhook delivery"
         verbose_name_plural = "outgoing webhook deliveries"
         indexes = [
-            models.Index(fields=["state", "next_attempt_at"], name="webhook_delivery_due"),
+            due_index("notifications_webhook_due"),
             models.Index(fields=["endpoint", "-created_at"]),
         ]
 

@@ -145,7 +145,7 @@ def emit(items: Iterable[Item], *, endpoints: Mapping[int, list[WebhookEndpoint]
         for endpoint in wanted
     ]
     EventDelivery.objects.bulk_create(deliveries, batch_size=1000)
-    tasks.send_webhooks.delay_on_commit()
+    tasks.wake_webhooks(deliveries)
     return len(deliveries)
 
 
@@ -172,7 +172,7 @@ def test_event(endpoint: WebhookEndpoint, *, by: Any = None) -> EventDelivery:
     delivery = EventDelivery.objects.create(
         endpoint=endpoint, event=event, next_attempt_at=now, created_at=now
     )
-    tasks.send_webhooks.delay_on_commit()
+    tasks.wake_webhooks([delivery])
     return delivery
 
 
@@ -182,5 +182,5 @@ def redeliver(delivery: EventDelivery) -> EventDelivery:
     again = EventDelivery.objects.create(
         endpoint=delivery.endpoint, event=delivery.event, next_attempt_at=now, created_at=now
     )
-    tasks.send_webhooks.delay_on_commit()
+    tasks.wake_webhooks([again])
     return again

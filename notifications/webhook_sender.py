@@ -1,7 +1,7 @@
 """Sending outgoing webhook deliveries: sign, POST through the HTTP seam, record, retry.
 
-Any 2xx answer delivers. Anything else is retried with backoff (``delivery.retry_delay``) for
-``DELIVERY_RETRY_HOURS`` after the delivery was made, then marked failed; an address FleetPortal
+Any 2xx answer delivers. Anything else is retried with backoff (``delivery.retry``) for
+``DELIVERY_RETRY_HOURS`` after the delivery was made, then given up; an address FleetPortal
 refuses (``http.RefusedError``) fails at once. An endpoint whose attempts have failed for that
 long without one success is disabled, its pending deliveries fail, and its organization's owners
 get an email (in the same transaction).
@@ -10,15 +10,16 @@ get an email (in the same transaction).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from durable import work
+from durable.models import ACTIVE_STATES
 from notifications import delivery, http, signing, tasks
-from notifications.models import DeliveryState, EventDelivery, OutgoingEmail, WebhookEndpoint
+from notifications.models import DeliveryStatus, EventDelivery, OutgoingEmail, WebhookEndpoint
 from organizations.models import Membership, Role
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def attempt(row: EventDelivery) -> Outcome:
         answer = http.post(
             row.endpoint.url,
             event.body.encode(),
-            headers_for(event, row.endpoint, row.attempts + 1),
+            headers_for(event, row.endpoint, row.attempts),  # the claim counted this one
         )
     except http.RefusedError as exc:
         return Outcome(False, error=exc.message, refused=True)
@@ -71,45 +72,44 @@ def attempt(row: EventDelivery) -> Outcome:
     )
 
 
-def deliver(pk: int) -> str:
-    """Attempt one claimed delivery; returns its state afterwards."""
-    row = EventDelivery.objects.select_related("endpoint", "event").filter(pk=pk).first()
-    if row is None or row.state != DeliveryState.PENDING:
+def work_of(endpoint_id: int | None = None) -> QuerySet[EventDelivery]:
+    """The deliveries a sender woken for ``endpoint_id`` (None: any endpoint) looks at."""
+    rows = EventDelivery.objects.all()
+    return rows if endpoint_id is None else rows.filter(endpoint_id=endpoint_id)
+
+
+def deliver(claimed: QuerySet[EventDelivery]) -> str:
+    """Attempt one claimed delivery; returns its status afterwards."""
+    row = claimed.select_related("endpoint", "event").first()
+    if row is None:
         return "gone"
     if not row.endpoint.enabled:
-        EventDelivery.objects.filter(pk=pk, state=DeliveryState.PENDING).update(
-            state=DeliveryState.FAILED, last_error="The endpoint is disabled."
-        )
-        return DeliveryState.FAILED
-    outcome = attempt(row)
-    return record(pk, outcome)
+        work.give_up(EventDelivery, [row], "The endpoint is disabled.")
+        return DeliveryStatus.FAILED
+    return record(row, attempt(row))
 
 
-def record(pk: int, outcome: Outcome) -> str:
+def record(row: EventDelivery, outcome: Outcome) -> str:
     now = timezone.now()
-    retry_in = None
     with transaction.atomic():
-        row = EventDelivery.objects.select_for_update().select_related("endpoint").get(pk=pk)
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=row.endpoint_id)
-        row.attempts += 1
-        row.last_attempt_at = now
-        row.last_status_code = outcome.status
-        row.last_duration_ms = outcome.elapsed_ms
-        row.last_response = outcome.answer
-        row.last_error = outcome.error
+        EventDelivery.objects.filter(pk=row.pk).update(
+            last_attempt_at=now,
+            last_status_code=outcome.status,
+            last_duration_ms=outcome.elapsed_ms,
+            last_response=outcome.answer,
+            delivered_at=now if outcome.delivered else None,
+        )
         if outcome.delivered:
-            row.state = DeliveryState.DELIVERED
-            row.delivered_at = now
+            work.complete(EventDelivery, [row])
             endpoint.failing_since = None
             endpoint.last_success_at = now
         else:
             endpoint.failing_since = endpoint.failing_since or now
-            if outcome.refused or delivery.gives_up(row.created_at, now):
-                row.state = DeliveryState.FAILED
+            if outcome.refused:
+                work.give_up(EventDelivery, [row], outcome.error)
             else:
-                retry_in = delivery.retry_delay(row.attempts)
-                row.next_attempt_at = now + timedelta(seconds=retry_in)
-        row.save()
+                delivery.retry(EventDelivery, row, outcome.error, now)
         endpoint.save(update_fields=["failing_since", "last_success_at"])
         failing_since = endpoint.failing_since
         if (
@@ -119,11 +119,8 @@ def record(pk: int, outcome: Outcome) -> str:
             and delivery.gives_up(failing_since, now)
         ):
             disable(endpoint, now)
-            retry_in = None
-    if retry_in is not None and retry_in <= tasks.HINT_HORIZON_SECONDS:
-        # A hint to try at the due time; the reconciler catches it if this message is lost.
-        tasks.send_webhooks.apply_async_on_commit(countdown=retry_in)
-    return row.state
+        row.refresh_from_db()
+    return row.status
 
 
 def disable(endpoint: WebhookEndpoint, now) -> None:
@@ -138,13 +135,15 @@ def disable(endpoint: WebhookEndpoint, now) -> None:
         "it missed."
     )
     endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason"])
-    EventDelivery.objects.filter(endpoint=endpoint, state=DeliveryState.PENDING).update(
-        state=DeliveryState.FAILED, last_error="The endpoint was disabled."
+    work.give_up(
+        EventDelivery,
+        EventDelivery.objects.filter(endpoint=endpoint, state__in=ACTIVE_STATES),
+        "The endpoint was disabled.",
     )
     owners = Membership.objects.filter(
         organization_id=endpoint.organization_id, role=Role.OWNER, user__is_active=True
     ).exclude(user__email="")
-    OutgoingEmail.objects.bulk_create(
+    emails = OutgoingEmail.objects.bulk_create(
         [
             OutgoingEmail(
                 organization_id=endpoint.organization_id,
@@ -157,22 +156,17 @@ def disable(endpoint: WebhookEndpoint, now) -> None:
             for user_id in owners.values_list("user_id", flat=True)
         ]
     )
-    tasks.send_emails.delay_on_commit()
+    tasks.wake_emails(emails)
     logger.warning(
         "Webhook endpoint %s disabled after failing since %s", endpoint.pk, endpoint.failing_since
     )
 
 
-def send_due(*, budget_seconds: float, stop=lambda: False) -> tuple[int, bool]:
-    """Deliver due rows one by one until none is due or the budget is spent.
-
-    Returns (attempts made, whether rows may still be due)."""
-    deadline = time.monotonic() + budget_seconds
-    done = 0
-    while time.monotonic() < deadline and not stop():
-        pk = delivery.claim_one(EventDelivery)
-        if pk is None:
-            return done, False
-        deliver(pk)
-        done += 1
-    return done, True
+def send_due(
+    endpoint_id: int | None = None, *, budget_seconds: float, stop=work.stopping
+) -> tuple[int, bool]:
+    """Deliver due rows (of one endpoint, or any) one by one until none is due, the budget is
+    spent or the worker is asked to stop. Returns (attempts made, whether rows may still be due)."""
+    return delivery.send_due(
+        work_of(endpoint_id), deliver, budget_seconds=budget_seconds, stop=stop
+    )

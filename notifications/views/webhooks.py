@@ -12,9 +12,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clearance.views import hide_secrets_from_error_reports
+from durable.models import ACTIVE_STATES, WorkState
 from notifications import endpoints, outgoing, signing
 from notifications.forms import WebhookEndpointForm
-from notifications.models import DeliveryState, EventDelivery, WebhookEndpoint
+from notifications.models import EventDelivery, WebhookEndpoint
 from organizations.access import get_object_for_user, require_role, scoped
 from organizations.models import Role
 
@@ -29,8 +30,8 @@ def _endpoint(request, public_id) -> WebhookEndpoint:
 def webhook_list(request):
     require_role(request, Role.OWNER)
     rows = scoped(request, WebhookEndpoint).annotate(
-        pending=Count("deliveries", filter=Q(deliveries__state=DeliveryState.PENDING)),
-        failed=Count("deliveries", filter=Q(deliveries__state=DeliveryState.FAILED)),
+        pending=Count("deliveries", filter=Q(deliveries__state__in=ACTIVE_STATES)),
+        failed=Count("deliveries", filter=Q(deliveries__state=WorkState.FAILED)),
     )
     return render(
         request,

@@ -24,6 +24,7 @@ from notifications.models import (
 from simulator import clock as sim_clock
 from simulator import webhooks as sim_webhooks
 from tests.clearance.lifecycle_helpers import SEED_ODOMETER, vehicles, wire
+from tests.conftest import wait_for
 from tests.e2e.conftest import log_in
 from tests.notifications.conftest import make_rule
 from tests.notifications.receiver import start_receiver
@@ -204,13 +205,11 @@ def test_an_owner_adds_an_endpoint_sees_the_secret_once_and_sends_a_test_event(
     (got,) = receiver.wait_for(1)
     assert json.loads(got.body)["type"] == "webhook.test"
 
-    def delivered():
-        return EventDelivery.objects.filter(state="delivered").exists()
-
-    for _ in range(50):
-        if delivered():
-            break
-        page.wait_for_timeout(200)
+    # The worker records the delivery after the receiver answered.
+    wait_for(
+        lambda: EventDelivery.objects.filter(state="done", delivered_at__isnull=False).exists(),
+        message="the delivery recorded as delivered",
+    )
     page.reload()
     row = page.locator(".deliveries-table tbody tr").first
     expect(row).to_contain_text("webhook.test")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import shutil
-import time
 from email.message import Message
 
 from tests.support.worker import worker_mail_folder
@@ -19,22 +18,15 @@ def empty() -> None:
 
 
 def messages() -> list[Message]:
+    """The messages written so far. The backend appends each message, then a separator line; a
+    message the worker is still writing (no separator yet) is not one yet."""
     found = []
     for path in sorted(worker_mail_folder().glob("*.log")):
-        for chunk in path.read_text(errors="replace").split(SEPARATOR):
+        *written, _being_written = path.read_text(errors="replace").split(SEPARATOR)
+        for chunk in written:
             if chunk.strip():
                 found.append(email.message_from_string(chunk.strip() + "\n"))
     return found
-
-
-def wait_for(predicate, timeout: float = 30.0) -> list[Message]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sent = messages()
-        if predicate(sent):
-            return sent
-        time.sleep(0.2)
-    raise AssertionError(f"the worker sent {len(messages())} emails, not what was expected")
 
 
 def parts(message: Message) -> dict[str, str]:

@@ -18,7 +18,6 @@ from clearance import state
 from notifications import digests, emails, preferences
 from notifications.models import (
     Alert,
-    DeliveryState,
     EmailMode,
     EmailSubscription,
     NotificationSettings,
@@ -67,7 +66,7 @@ def test_an_immediate_email_in_text_and_html_with_one_click_unsubscribe(organiza
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
     assert unsubscribe.strip("<>") in message.body
     sent = OutgoingEmail.objects.get()
-    assert (sent.state, sent.attempts, sent.subject) == ("delivered", 1, message.subject)
+    assert (sent.status, sent.attempts, sent.subject) == ("delivered", 1, message.subject)
 
 
 def test_one_email_per_rule_for_a_batch_of_alerts(organization, owner_user):
@@ -107,7 +106,9 @@ def test_a_member_who_left_before_sending_gets_nothing(organization, owner_user)
     Membership.objects.filter(user=owner_user).delete()
     send_all()
     assert mail.outbox == []
-    assert OutgoingEmail.objects.get().state == DeliveryState.CANCELED
+    email = OutgoingEmail.objects.get()
+    assert (email.status, email.get_status_display()) == ("canceled", "Canceled")
+    assert email.last_error == "The member left the organization or has no address."
 
 
 def test_never_another_organizations_alert(organization, other_organization, owner_user):
@@ -135,14 +136,14 @@ def test_a_mail_server_that_does_not_answer_is_retried(organization, owner_user,
     monkeypatch.setattr(EmailMultiAlternatives, "send", down)
     send_all()
     email = OutgoingEmail.objects.get()
-    assert (email.state, email.attempts) == ("pending", 1)
+    assert (email.status, email.attempts) == ("pending", 1)
     assert "SMTPServerDisconnected" in email.last_error
     assert email.next_attempt_at > timezone.now()
     monkeypatch.setattr(EmailMultiAlternatives, "send", real_send)
     OutgoingEmail.objects.update(next_attempt_at=timezone.now())
     send_all()
     email.refresh_from_db()
-    assert (email.state, email.attempts, len(mail.outbox)) == ("delivered", 2, 1)
+    assert (email.status, email.attempts, len(mail.outbox)) == ("delivered", 2, 1)
 
 
 def test_a_refused_address_fails_at_once(organization, owner_user, monkeypatch):
@@ -154,7 +155,8 @@ def test_a_refused_address_fails_at_once(organization, owner_user, monkeypatch):
 
     monkeypatch.setattr(EmailMultiAlternatives, "send", refused)
     send_all()
-    assert OutgoingEmail.objects.get().state == DeliveryState.FAILED
+    email = OutgoingEmail.objects.get()
+    assert email.status == "failed" and "SMTPRecipientsRefused" in email.last_error
 
 
 # --- digests --------------------------------------------------------------------------------------

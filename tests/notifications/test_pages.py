@@ -9,6 +9,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from clearance import state
 from notifications.models import (
@@ -289,7 +290,9 @@ def test_test_event_redeliver_and_turning_off(organization, owner_client, receiv
     assert delivery.event.type == "webhook.test"
     page = owner_client.get(detail).content.decode()
     assert "webhook.test" in page and "Pending" in page
-    EventDelivery.objects.update(state="delivered", last_status_code=200, attempts=1)
+    EventDelivery.objects.update(
+        state="done", delivered_at=timezone.now(), last_status_code=200, attempts=1
+    )
     owner_client.post(
         reverse("notifications:webhook_redeliver", args=[endpoint.public_id, delivery.public_id])
     )
@@ -297,9 +300,11 @@ def test_test_event_redeliver_and_turning_off(organization, owner_client, receiv
     owner_client.post(reverse("notifications:webhook_enable", args=[endpoint.public_id]), {})
     endpoint.refresh_from_db()
     assert not endpoint.enabled and "Turned off by" in endpoint.disabled_reason
-    assert EventDelivery.objects.filter(state="pending").count() == 0
+    assert EventDelivery.objects.filter(state__in=["pending", "running"]).count() == 0
     page = owner_client.get(detail).content.decode()
     assert "Disabled." in page
+    # The first delivery was delivered; the redelivery, still waiting, was canceled.
+    assert "Delivered" in page and "Canceled" in page and "The endpoint was turned off." in page
 
 
 def test_another_organizations_endpoint_is_not_found(other_organization, owner_client):

@@ -11,10 +11,9 @@ import pytest
 from django.utils import timezone
 
 from clearance import state
-from notifications import outgoing, signing, webhook_sender
-from notifications.delivery import retry_delay
+from durable.models import WorkState
+from notifications import delivery, outgoing, signing, webhook_sender
 from notifications.models import (
-    DeliveryState,
     EventDelivery,
     OutgoingEmail,
     OutgoingEvent,
@@ -34,7 +33,7 @@ def send_all():
 
 def travel_to_next_attempt():
     """Make every pending delivery due now (the retry delay has passed)."""
-    EventDelivery.objects.filter(state=DeliveryState.PENDING).update(next_attempt_at=timezone.now())
+    EventDelivery.objects.filter(state=WorkState.PENDING).update(next_attempt_at=timezone.now())
 
 
 def reject(clearance, reason="The owner did not confirm."):
@@ -75,7 +74,7 @@ def test_a_clearance_change_arrives_signed_with_a_versioned_body(organization, c
     assert got.header("Content-Type") == "application/json"
     assert signing.verify(endpoint.secret, got.body, got.header("FleetPortal-Signature"))
     delivery = EventDelivery.objects.get()
-    assert (delivery.state, delivery.last_status_code, delivery.attempts) == ("delivered", 200, 1)
+    assert (delivery.status, delivery.last_status_code, delivery.attempts) == ("delivered", 200, 1)
 
 
 def test_a_defleet_is_also_told_as_vehicle_defleeted(organization, receiver):
@@ -137,7 +136,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(
     reject(clearance)
     send_all()
     delivery = EventDelivery.objects.get()
-    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
     assert delivery.last_error == "The receiver answered HTTP 500."
     assert delivery.last_response == "receiver failed on purpose"
     assert delivery.next_attempt_at > timezone.now()
@@ -149,7 +148,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(
         send_all()
         assert receiver.received[-1].header("FleetPortal-Delivery-Attempt") == str(attempt)
     delivery.refresh_from_db()
-    assert (delivery.state, delivery.attempts) == ("delivered", 3)
+    assert (delivery.status, delivery.attempts) == ("delivered", 3)
     bodies = {r.body for r in receiver.received}
     assert len(bodies) == 1  # the same event, byte for byte, signed anew each time
     assert len({r.header("FleetPortal-Signature") for r in receiver.received}) >= 1
@@ -157,12 +156,20 @@ def test_a_failing_receiver_is_retried_with_backoff_then_delivered(
     assert delivery.endpoint.failing_since is None
 
 
-def test_the_backoff_grows_exponentially(settings):
+def test_the_backoff_grows_exponentially(organization, clearance, settings):
     settings.DELIVERY_RETRY_BASE_SECONDS = 30
     settings.DELIVERY_RETRY_MAX_SECONDS = 3600
-    assert 15 <= retry_delay(1) <= 30
-    assert 120 <= retry_delay(4) <= 240
-    assert 1800 <= retry_delay(20) <= 3600
+    make_endpoint(organization, "https://hooks.example.test/")
+    reject(clearance)
+    row = EventDelivery.objects.get()
+    for attempts, (shortest, longest) in {1: (15, 30), 4: (120, 240), 20: (1800, 3600)}.items():
+        row.attempts = attempts
+        now = timezone.now()
+        delivery.retry(EventDelivery, row, "The receiver answered HTTP 503.", now)
+        row.refresh_from_db()
+        waits = (row.next_attempt_at - now).total_seconds()
+        assert shortest - 1 <= waits <= longest + 1, (attempts, waits)
+        assert (row.status, row.last_error) == ("pending", "The receiver answered HTTP 503.")
 
 
 def test_after_24_hours_of_failures_the_delivery_fails_and_the_endpoint_is_disabled(
@@ -180,12 +187,17 @@ def test_after_24_hours_of_failures_the_delivery_fails_and_the_endpoint_is_disab
     other = ClearanceFactory(vehicle__organization=organization, status="pending")
     reject(other)  # a second, fresh delivery, waiting
     travel_to_next_attempt()
-    webhook_sender.deliver(EventDelivery.objects.order_by("pk").first().pk)
+    send_all()
     endpoint.refresh_from_db()
     assert not endpoint.enabled
     assert "Every delivery failed for 24 hours" in endpoint.disabled_reason
     states = list(EventDelivery.objects.order_by("pk").values_list("state", flat=True))
     assert states == ["failed", "failed"]
+    words = list(EventDelivery.objects.order_by("pk").values_list("last_error", flat=True))
+    assert words == [
+        "The receiver answered HTTP 503. Not delivered after 24 hours of retries.",
+        "The endpoint was disabled.",
+    ]
     emails = OutgoingEmail.objects.filter(kind=OutgoingEmail.Kind.ENDPOINT_DISABLED)
     assert [e.user for e in emails] == [owner_user]  # the owners, not the manager
     assert manager not in [e.user for e in emails]
@@ -220,7 +232,7 @@ def test_redirects_are_not_followed(organization, clearance, receiver):
     send_all()
     assert [r.path for r in receiver.received] == ["/hooks"]
     delivery = EventDelivery.objects.get()
-    assert (delivery.state, delivery.last_status_code) == ("pending", 302)
+    assert (delivery.status, delivery.last_status_code) == ("pending", 302)
 
 
 def test_a_private_address_is_refused_at_send_time(organization, clearance, receiver, settings):
@@ -230,7 +242,7 @@ def test_a_private_address_is_refused_at_send_time(organization, clearance, rece
     send_all()
     assert receiver.received == []
     delivery = EventDelivery.objects.get()
-    assert delivery.state == "failed"
+    assert delivery.status == "failed"
     assert "127.0.0.1 is a loopback address" in delivery.last_error
 
 
@@ -282,7 +294,7 @@ def test_metadata_addresses_are_refused_even_where_private_ones_are_allowed(
     reject(clearance)
     send_all()
     delivery = EventDelivery.objects.get()
-    assert delivery.state == "failed"
+    assert delivery.status == "failed"
     assert "169.254.169.254 is a cloud metadata address" in delivery.last_error
 
 
@@ -313,4 +325,4 @@ def test_a_sender_asked_to_stop_leaves_the_rest_due(organization, receiver):
     asked = iter([False, True])
     done, more = webhook_sender.send_due(budget_seconds=20, stop=lambda: next(asked))
     assert (done, more) == (1, True)
-    assert EventDelivery.objects.filter(state=DeliveryState.PENDING).count() == 2
+    assert EventDelivery.objects.filter(state=WorkState.PENDING).count() == 2

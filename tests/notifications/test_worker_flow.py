@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from clearance.models import Clearance
 from clearance.services import defleet, onboarding, sync
+from durable import work
+from durable.models import WorkState
 from imports.models import ImportJob
 from notifications import outgoing, signing, tasks
 from notifications.models import (
     Alert,
-    DeliveryState,
     EventDelivery,
     Notification,
     OutgoingEmail,
@@ -76,6 +77,29 @@ def fleet(org_name="Alerting fleet"):
     org = OrganizationFactory(name=org_name)
     owner = MembershipFactory(organization=org, role=Role.OWNER).user
     return org, owner
+
+
+def recorded_delivered(endpoint, count=1):
+    """Wait until the worker has recorded the endpoint's deliveries as delivered: it does so
+    after the receiver answered, so a test must not end (and empty the database under the
+    worker) as soon as the receiver has the requests."""
+    rows = EventDelivery.objects.filter(
+        endpoint=endpoint, state=WorkState.DONE, delivered_at__isnull=False
+    )
+    wait_for(lambda: rows.count() == count, message=f"{count} deliveries recorded as delivered")
+    return rows.get() if count == 1 else list(rows)
+
+
+def all_emails_recorded_delivered(count):
+    """As above, for emails: the worker records each after the backend wrote it."""
+    return wait_for(
+        lambda: (
+            OutgoingEmail.objects.filter(state=WorkState.DONE, delivered_at__isnull=False).count()
+            == OutgoingEmail.objects.count()
+            == count
+        ),
+        message=f"{count} emails recorded as delivered",
+    )
 
 
 def received_types(receiver):
@@ -134,8 +158,10 @@ def test_clearance_rules_fire_once_through_the_worker(worker, receiver):
         assert signing.verify(endpoint.secret, request.body, request.header(signing.HEADER))
     kinds = sorted(json.loads(r.body)["data"]["alert"]["rule"]["kind"] for r in got)
     assert kinds == sorted(expected)
-    sent = mailbox.wait_for(lambda m: len(m) >= 4)
-    assert {m["To"] for m in sent} == {owner.email}
+    recorded_delivered(endpoint, count=4)
+    all_emails_recorded_delivered(4)
+    sent = mailbox.messages()
+    assert {m["To"] for m in sent} == {owner.email} and len(sent) == 4
     assert all(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in sent)
 
 
@@ -167,7 +193,8 @@ def test_time_based_rules_fire_once_through_the_periodic_task(worker):
     tasks.evaluate_alert_rules.delay()
     time.sleep(2)
     assert alerts_of(pending_rule).count() == alerts_of(silent_rule).count() == 1
-    sent = mailbox.wait_for(lambda m: len(m) >= 2)
+    all_emails_recorded_delivered(2)
+    sent = mailbox.messages()
     assert sorted(m["Subject"] for m in sent) == [
         f"No telemetry for 6 hours: {quiet.vin} (Alerting fleet)",
         f"Pending for 11 days: {pending.vin} (Alerting fleet)",
@@ -240,7 +267,8 @@ def test_a_rejection_reaches_a_failing_receiver_after_retries(worker, receiver):
     def rejection_delivered():
         return EventDelivery.objects.filter(
             endpoint=endpoint,
-            state=DeliveryState.DELIVERED,
+            state=WorkState.DONE,
+            delivered_at__isnull=False,
             event__body__contains='"to":"rejected"',
         ).first()
 
@@ -268,9 +296,11 @@ def test_a_lost_wake_up_message_only_delays_a_delivery(worker, receiver):
     )
     time.sleep(1.5)
     assert receiver.received == []
-    tasks.wake_deliveries.delay()  # what beat runs every DELIVERY_RECONCILE_SECONDS
+    # The reconciler's round (beat runs it every RECONCILE_INTERVAL_SECONDS) wakes its endpoint.
+    assert work.reconcile().get("notifications.webhooks") == 1
     (got,) = receiver.wait_for(1)
     assert got.body == b'{"lost": true}'
+    assert recorded_delivered(endpoint).attempts == 1
 
 
 def test_an_email_the_worker_sends_has_text_html_and_unsubscribe(worker):
@@ -281,19 +311,26 @@ def test_an_email_the_worker_sends_has_text_html_and_unsubscribe(worker):
     onboarding.queue_clearance_requests(org.vehicles.all(), credential=credential)
     wait_for(lambda: status_of(car) == "pending", message="the request")
     travel(timedelta(seconds=10))
-    (message,) = mailbox.wait_for(lambda m: len(m) >= 1)
+    # The row is marked delivered only after the backend has written (and closed) the whole
+    # message: wait for that, not for the first bytes of the file, which the worker may still be
+    # writing when a busy machine lets the test read it.
+    email = wait_for(
+        lambda: OutgoingEmail.objects.filter(state=WorkState.DONE).first(), message="the email"
+    )
+    assert email.status == "delivered"
+    (message,) = mailbox.messages()
     assert message["To"] == owner.email
     assert message["Subject"] == f"Clearance rejected: {car.vin} (Alerting fleet)"
     assert message["List-Unsubscribe"].startswith("<http")
     assert message["Auto-Submitted"] == "auto-generated"
     texts = mailbox.parts(message)
     assert "odometer" in texts["text/plain"].lower() and "<html" in texts["text/html"]
-    assert OutgoingEmail.objects.get().state == DeliveryState.DELIVERED
+    assert message["Subject"] == email.subject
 
 
 def test_a_finished_import_reaches_the_receiver(worker, receiver):
     org, manager = fleet("Importing fleet")
-    make_endpoint(org, receiver.url(), events=[outgoing.IMPORT_FINISHED])
+    endpoint = make_endpoint(org, receiver.url(), events=[outgoing.IMPORT_FINISHED])
     client = Client()
     client.force_login(manager)
     session = client.session
@@ -315,3 +352,4 @@ def test_a_finished_import_reaches_the_receiver(worker, receiver):
     )
     assert (data["total"], data["created"], data["errors"]) == (12, 12, 0)
     assert got.header("FleetPortal-Event-Type") == "import.finished"
+    assert recorded_delivered(endpoint).status == "delivered"
