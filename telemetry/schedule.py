@@ -26,7 +26,16 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateTimeField,
+    F,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from clearance import statuses
@@ -182,16 +191,22 @@ def finish(row: TelemetryPull, outcome: Any, *, started: datetime) -> None:
             "last_error": "",
             "next_attempt_at": next_pull_at(now),
         }
-    this = TelemetryPull.objects.filter(pk=row.pk)
-    answered: dict[str, Any] = {"outcome_requested": True}
-    if not outcome.retryable:
-        answered["requested_at"] = None
-    if this.filter(requested_at__lte=started).update(**fields, **answered):
-        return
-    pressed_since = this.filter(requested_at__gt=started)
-    if pressed_since.update(**fields | {"next_attempt_at": now}, outcome_requested=False):
-        return
-    this.update(**fields, outcome_requested=False)
+    # One UPDATE; its conditions read the row as it was (a Refresh pressed meanwhile counts).
+    answers_refresh = Q(requested_at__lte=started)
+    when = DateTimeField()
+    fields["next_attempt_at"] = Case(
+        When(requested_at__gt=started, then=Value(now)),
+        default=Value(fields["next_attempt_at"]),
+        output_field=when,
+    )
+    fields["outcome_requested"] = Case(
+        When(answers_refresh, then=Value(True)), default=Value(False), output_field=BooleanField()
+    )
+    if not outcome.retryable:  # answered; a retry keeps the Refresh waiting
+        fields["requested_at"] = Case(
+            When(answers_refresh, then=Value(None)), default=F("requested_at"), output_field=when
+        )
+    TelemetryPull.objects.filter(pk=row.pk).update(**fields)
 
 
 # --- Lanes: the waker chains ----------------------------------------------------------------

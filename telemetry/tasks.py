@@ -45,7 +45,10 @@ def pull_vehicle_telemetry(self: BackgroundTask, vehicle_id: int, requested: boo
 def pull_approved_vehicles(self: BackgroundTask) -> tuple[int, int]:
     """Beat, every reconciler interval: keep the pull schedule in step with approvals (the pulls
     themselves are woken by the reconciler). Returns (rows added, rows removed)."""
-    return schedule.sync_schedule()
+    added, removed = schedule.sync_schedule()
+    if added:
+        schedule.nudge()  # the first of them may be due before the reconciler's next round
+    return added, removed
 
 
 @shared_task(base=BackgroundTask, bind=True, soft_time_limit=600, time_limit=660)
