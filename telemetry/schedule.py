@@ -228,7 +228,8 @@ def due_lanes(now: datetime) -> list[int]:
 
 def wake(lane: int, *, countdown: float = 0.0, token: str | None = None) -> bool:
     """Send the lane's next message: only if the lane sleeps (``token`` None: the reconciler,
-    a nudge) or is still held by ``token`` (a chain's continuation). Returns whether it was sent.
+    a nudge) or is still held by ``token`` (a chain's continuation), once the transaction
+    commits. Returns whether a message is on its way.
 
     The lane stays awake for the countdown plus one reconciler interval of queueing; a message
     that has not started by then counts as lost and the reconciler sends a new one."""
