@@ -373,6 +373,10 @@ IMPORT_CHECK_LEASE_SECONDS = env_int("IMPORT_CHECK_LEASE_SECONDS", 60, minimum=5
 
 # --- Telemetry ---------------------------------------------------------------------------
 TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)
+# Pulls are done by this many waker chains (one message each in the broker, whatever the fleet
+# size), up to this many vehicles per task (telemetry/schedule.py).
+TELEMETRY_PULL_WAKERS = env_int("TELEMETRY_PULL_WAKERS", 2, minimum=1)
+TELEMETRY_PULL_BATCH_SIZE = env_int("TELEMETRY_PULL_BATCH_SIZE", 20, minimum=1)
 TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, minimum=1)
 TELEMETRY_PRUNE_BATCH_SIZE = env_int("TELEMETRY_PRUNE_BATCH_SIZE", 5000, minimum=1)
 # A value older than this is shown as stale (default: three pull intervals).
@@ -417,10 +421,6 @@ CELERY_BEAT_SCHEDULE = {
     "sync-clearances": {
         "task": "clearance.tasks.sync_all_clearances",
         "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
-    },
-    "pull-telemetry": {
-        "task": "telemetry.tasks.pull_approved_vehicles",
-        "schedule": float(TELEMETRY_PULL_INTERVAL_SECONDS),
     },
     "prune-telemetry": {"task": "telemetry.tasks.prune_telemetry", "schedule": 3600.0},
     "refresh-vehicle-tokens": {

@@ -30,6 +30,11 @@ DURABLE_BEAT_SCHEDULE = {
         "task": "durable.tasks.reconcile",
         "schedule": float(RECONCILE_INTERVAL_SECONDS),
     },
+    # Keeps the pull schedule in step with approvals; the pulls themselves are durable work.
+    "pull-telemetry": {
+        "task": "telemetry.tasks.pull_approved_vehicles",
+        "schedule": float(RECONCILE_INTERVAL_SECONDS),
+    },
     "prune-webhook-deliveries": {
         "task": "clearance.tasks.prune_webhook_deliveries",
         "schedule": 3600.0,

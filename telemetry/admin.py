@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from telemetry.models import Place, TelemetrySnapshot
+from telemetry.models import Place, TelemetryPull, TelemetrySnapshot
 
 
 @admin.register(TelemetrySnapshot)
@@ -37,3 +37,21 @@ class PlaceAdmin(admin.ModelAdmin):
     list_display = ("name", "organization", "latitude", "longitude", "radius_m")
     list_filter = ("organization",)
     search_fields = ("name",)
+
+
+@admin.register(TelemetryPull)
+class TelemetryPullAdmin(admin.ModelAdmin):
+    """The pull schedule, for operators: when each vehicle is pulled next and why it waits."""
+
+    list_display = ("vehicle", "state", "next_attempt_at", "attempts", "outcome", "last_error")
+    list_filter = ("state", "outcome")
+    search_fields = ("vehicle__vin",)
+    list_select_related = ("vehicle",)
+    ordering = ("next_attempt_at",)
+    readonly_fields = [f.name for f in TelemetryPull._meta.fields]
+
+    def has_add_permission(self, request):
+        return False  # kept in step with approvals by the schedule
+
+    def has_change_permission(self, request, obj=None):
+        return False

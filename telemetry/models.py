@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from durable.models import DurableWork
 from vehicles.models import Vehicle
 
 
@@ -139,3 +140,49 @@ class FleetColumns(models.Model):
 
     def __str__(self):
         return f"{self.user_id}: hides {', '.join(self.hidden) or 'nothing'}"
+
+
+class TelemetryPull(DurableWork):
+    """The pull schedule: one row per approved vehicle, the durable work of ``telemetry.schedule``.
+
+    ``next_attempt_at`` is when the vehicle is pulled next (spread over the pull interval, or a
+    retry's backoff); the row stays pending between pulls and is deleted when the clearance is
+    no longer approved. ``requested_at``: a Refresh somebody pressed that no pull has answered
+    yet. ``outcome*``: the last pull's result in words, which the panel shows
+    (``outcome_requested``: it answered a Refresh).
+    """
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Received data"
+        FAILED = "failed", "Got no data"
+        RETRYING = "retrying", "Trying again"
+
+    vehicle = models.OneToOneField(Vehicle, on_delete=models.CASCADE, related_name="telemetry_pull")
+    requested_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    outcome_message = models.TextField(blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_requested = models.BooleanField(default=False)
+
+    class Meta(DurableWork.Meta):
+        verbose_name = "telemetry pull"
+
+    def __str__(self) -> str:
+        return f"pull of {self.vehicle_id} at {self.next_attempt_at:%H:%M:%S} ({self.state})"
+
+
+class PullWaker(models.Model):
+    """One of the ``TELEMETRY_PULL_WAKERS`` chains of waker messages that do the due pulls.
+
+    Whoever sends a lane's message writes a new ``token`` and passes it along; a message whose
+    token is no longer the lane's (a duplicate, or one the reconciler replaced) does nothing. So
+    each lane has one live message at a time, however many vehicles there are. ``awake_until``:
+    until then the lane's message is expected to run; after it the reconciler wakes the lane.
+    """
+
+    lane = models.PositiveSmallIntegerField(primary_key=True)
+    token = models.CharField(max_length=32, blank=True)
+    awake_until = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"telemetry pull lane {self.lane}"

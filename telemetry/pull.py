@@ -1,25 +1,29 @@
-"""Pulling telemetry from HM: one vehicle at a time (the scheduled pull and the Refresh
-button), with a status per vehicle that the panel shows and that keeps a second pull from being
-queued while one is waiting. HM's answers and refusals are explained in words."""
+"""Pulling telemetry from HM, one vehicle at a time, with the status the panel shows.
+
+The pulls are durable work (``telemetry/schedule.py``): each approved vehicle's
+``TelemetryPull`` row says when it is pulled next, whether a Refresh somebody pressed is waiting
+and what the last pull got, in words. The row is the status; nothing else is kept. HM's answers
+and refusals are explained in words.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.core.cache import cache
+from django.db.models import Q
 from django.utils import timezone
 
 from clearance import statuses
 from clearance.clients import hm_client_for
 from clearance.hm import errors as hm
 from clearance.models import Credential
-from telemetry import tasks
-from telemetry.models import TelemetrySnapshot
+from durable.models import WorkState
+from telemetry import schedule, tasks
+from telemetry.models import TelemetryPull, TelemetrySnapshot
 from telemetry.parse import TelemetryParseError, parse_rest
 from telemetry.services import record_snapshot
 from vehicles.models import Vehicle
@@ -33,62 +37,56 @@ class PullOutcome:
     message: str
     snapshot_id: int | None = None
     retryable: bool = False
+    retry_after: float | None = None  # HM's own "retry after" for a transient failure
 
 
-# A vehicle's pull status doubles as the "a pull is already waiting" marker: while it says
-# queued, running or retrying and its deadline ("until") has not passed, nobody queues another
-# pull. The Refresh button (request_refresh) and the scheduled pull (tasks.pull_approved_vehicles)
-# both use it; the deadline keeps a lost task from blocking a vehicle for good. A status written
-# for a Refresh somebody pressed says so ("requested"): only those make the panel busy or show
+# The status the panel reads (built from the vehicle's row): "queued", "running" or "retrying"
+# while a Refresh somebody pressed waits for its answer ("requested"), for at most REFRESH_WAIT
+# (then the panel stops saying "Refreshing…"; the row stays due until a pull answers it); else
+# the last pull's outcome ("ok", "failed", "retrying"). Only an answer to a Refresh shows as
 # "Refreshed: ..."; a scheduled pull never claims to be a refresh.
 WAITING_STATES = frozenset({"queued", "running", "retrying"})
 REFRESH_WAIT = timedelta(minutes=2)
-STATUS_TIMEOUT = 24 * 3600
 
 
-def _status_key(public_id: Any) -> str:
-    # The public id, not the pk: a key can never describe another (re-created) vehicle.
-    return f"telemetry:pull:{public_id}"
+def status_of(row: TelemetryPull | None) -> dict[str, Any] | None:
+    """The panel's pull status of a schedule row (None: nothing to say)."""
+    if row is None:
+        return None
+    if row.requested_at is not None:
+        retrying = row.outcome_requested and row.outcome == TelemetryPull.Outcome.RETRYING
+        if retrying and row.outcome_at and row.outcome_at >= row.requested_at:
+            state, message, at = "retrying", row.outcome_message, row.outcome_at
+        elif row.state == WorkState.RUNNING and row.next_attempt_at > timezone.now():
+            state, message, at = "running", "Waiting for High Mobility…", row.requested_at
+        else:
+            state, message, at = "queued", "Asking High Mobility for fresh data…", row.requested_at
+        until = row.requested_at + REFRESH_WAIT
+        return _status(state, message, at or row.requested_at, until, requested=True)
+    if not row.outcome or row.outcome_at is None:
+        return None
+    until = row.next_attempt_at if row.outcome == "retrying" else row.outcome_at
+    return _status(
+        row.outcome, row.outcome_message, row.outcome_at, until, requested=row.outcome_requested
+    )
 
 
 def _status(
-    state: str,
-    message: str,
-    *,
-    wait: timedelta = REFRESH_WAIT,
-    scheduled: bool = False,
-    requested: bool = False,
+    state: str, message: str, at: datetime, until: datetime, *, requested: bool
 ) -> dict[str, Any]:
-    now = timezone.now()
     status: dict[str, Any] = {
         "state": state,
         "message": message,
-        "at": now.isoformat(),
-        "until": (now + wait).isoformat(),
+        "at": at.isoformat(),
+        "until": until.isoformat(),
     }
-    if scheduled:
-        status["scheduled"] = True
     if requested:
         status["requested"] = True
     return status
 
 
-def set_pull_status(
-    vehicle: Vehicle, state: str, message: str = "", *, requested: bool = False
-) -> None:
-    """Remember the last pull of a vehicle (queued/running/ok/failed) for the panel.
-
-    ``requested``: the pull answers a Refresh somebody pressed (not a scheduled one).
-    """
-    cache.set(
-        _status_key(vehicle.public_id),
-        _status(state, message, requested=requested),
-        timeout=STATUS_TIMEOUT,
-    )
-
-
 def get_pull_status(vehicle: Vehicle) -> dict[str, Any] | None:
-    return cache.get(_status_key(vehicle.public_id))
+    return status_of(TelemetryPull.objects.filter(vehicle_id=vehicle.pk).first())
 
 
 def pull_is_waiting(
@@ -97,7 +95,7 @@ def pull_is_waiting(
     now: datetime | None = None,
     requested_only: bool = False,
 ) -> bool:
-    """Whether a status says a pull is queued or under way (the "already queued" marker).
+    """Whether a status says a pull is queued or under way.
 
     ``requested_only``: only a pull for a Refresh somebody pressed counts (the panel's "busy").
     """
@@ -106,35 +104,10 @@ def pull_is_waiting(
     if requested_only and not status.get("requested"):
         return False
     try:
-        if status.get("until"):
-            until = datetime.fromisoformat(status["until"])
-        else:  # written before deadlines existed
-            until = datetime.fromisoformat(status["at"]) + REFRESH_WAIT
+        until = datetime.fromisoformat(status["until"])
     except (KeyError, TypeError, ValueError):
         return False
     return (now or timezone.now()) < until
-
-
-def waiting_pulls(public_ids: Iterable[Any]) -> set[Any]:
-    """The public ids among these whose pull is still waiting (one cache round trip)."""
-    keys = {_status_key(public_id): public_id for public_id in public_ids}
-    if not keys:
-        return set()
-    now = timezone.now()
-    return {
-        keys[key]
-        for key, status in cache.get_many(list(keys)).items()
-        if pull_is_waiting(status, now=now)
-    }
-
-
-def mark_pull_scheduled(public_id: Any, *, wait: timedelta) -> None:
-    """Set the marker for a pull the beat job queues (with a countdown): waiting until then."""
-    cache.set(
-        _status_key(public_id),
-        _status("queued", "A scheduled pull is queued.", wait=wait, scheduled=True),
-        timeout=STATUS_TIMEOUT,
-    )
 
 
 def refresh_unavailable_reason(vehicle: Vehicle, *, has_data: bool = False) -> str:
@@ -154,19 +127,38 @@ def refresh_unavailable_reason(vehicle: Vehicle, *, has_data: bool = False) -> s
 
 
 def request_refresh(vehicle: Vehicle) -> bool:
-    """Queue a pull for one vehicle (the Refresh button).
+    """Pull this vehicle now (the Refresh button): its row is marked requested and due at once,
+    and a task is queued for it (if that message is lost, the lanes pull the due row).
 
-    False when it cannot work (see refresh_unavailable_reason) or a Refresh is already queued.
+    False when it cannot work (see refresh_unavailable_reason) or a Refresh is already waiting.
     A scheduled pull does not count: the user asked for data now.
     """
     if refresh_unavailable_reason(vehicle):
         return False
-    if pull_is_waiting(get_pull_status(vehicle), requested_only=True):
+    now = timezone.now()
+    row = schedule.row_for(vehicle.pk)
+    pressed = (
+        TelemetryPull.objects.filter(pk=row.pk)
+        .filter(Q(requested_at__isnull=True) | Q(requested_at__lte=now - REFRESH_WAIT))
+        .update(requested_at=now)
+    )
+    if not pressed:
         return False
-    set_pull_status(vehicle, "queued", "Asking High Mobility for fresh data…", requested=True)
-    not_queued = partial(set_pull_status, vehicle, "failed", REFRESH_NOT_QUEUED, requested=True)
+    schedule.make_due(vehicle.pk)
+    not_queued = partial(_not_queued, row.pk, now)
     tasks.pull_vehicle_telemetry.delay_on_commit(vehicle.pk, requested=True, on_error=not_queued)
     return True
+
+
+def _not_queued(row_pk: int, pressed_at: datetime) -> None:
+    # The row stays due (the lanes pull it once the broker is back); the panel says so at once.
+    TelemetryPull.objects.filter(pk=row_pk, requested_at=pressed_at).update(
+        requested_at=None,
+        outcome=TelemetryPull.Outcome.FAILED,
+        outcome_message=REFRESH_NOT_QUEUED,
+        outcome_at=timezone.now(),
+        outcome_requested=True,
+    )
 
 
 REFRESH_NOT_QUEUED = (
@@ -216,41 +208,38 @@ def _client_for(credential: Credential) -> Any:
     return hm_client_for(credential)
 
 
-def _record_pull_status(vehicle: Vehicle, state: str, message: str, *, requested: bool) -> None:
-    """Write a pull's status, unless a scheduled pull would hide a Refresh still under way."""
-    if not requested and pull_is_waiting(get_pull_status(vehicle), requested_only=True):
-        return  # the panel waits for the answer to the Refresh somebody pressed
-    set_pull_status(vehicle, state, message, requested=requested)
-
-
 def pull_vehicle(vehicle_id: int, *, requested: bool = False) -> PullOutcome:
-    """GET /v1/vehicle-data/autoapi-13/{vin} for one approved vehicle and store the snapshot.
+    """Pull one vehicle at once, outside the schedule's lanes, and record it on its row.
 
-    ``requested``: the pull answers a Refresh somebody pressed (the panel shows its result).
+    ``requested``: the pull answers a Refresh (the panel shows its result).
     """
+    started = timezone.now()
+    outcome = fetch(vehicle_id)
+    if Vehicle.objects.filter(pk=vehicle_id).exists():
+        row = schedule.row_for(vehicle_id)
+        if requested:
+            TelemetryPull.objects.filter(pk=row.pk, requested_at__isnull=True).update(
+                requested_at=started
+            )
+        schedule.finish(row, outcome, started=started)
+    return outcome
 
+
+def fetch(vehicle_id: int) -> PullOutcome:
+    """GET /v1/vehicle-data/autoapi-13/{vin} for one approved vehicle and store the snapshot."""
     vehicle = Vehicle.objects.select_related("clearance__credential").filter(pk=vehicle_id).first()
     if vehicle is None:
         return PullOutcome(False, "The vehicle no longer exists.")
     clearance = getattr(vehicle, "clearance", None)
     if clearance is None or clearance.credential is None:
-        outcome = PullOutcome(False, "This vehicle has no clearance with High Mobility yet.")
-    elif not statuses.data_flows(clearance.status):
-        outcome = PullOutcome(
+        return PullOutcome(False, "This vehicle has no clearance with High Mobility yet.")
+    if not statuses.data_flows(clearance.status):
+        return PullOutcome(
             False,
             f"Telemetry is available once the clearance is approved "
             f"(it is {clearance.status} now).",
         )
-    else:
-        _record_pull_status(vehicle, "running", "Waiting for High Mobility…", requested=requested)
-        outcome = _pull(vehicle, clearance.credential, hm)
-    _record_pull_status(
-        vehicle,
-        "ok" if outcome.ok else ("retrying" if outcome.retryable else "failed"),
-        outcome.message,
-        requested=requested,
-    )
-    return outcome
+    return _pull(vehicle, clearance.credential, hm)
 
 
 def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
@@ -265,7 +254,10 @@ def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
             exc, hm.VehicleUnreachable
         )
         logger.info("Telemetry pull for vehicle %s failed: %r", vehicle.pk, exc)
-        return PullOutcome(False, explain_hm_error(exc), retryable=retryable)
+        retry_after = getattr(exc, "retry_after", None)
+        return PullOutcome(
+            False, explain_hm_error(exc), retryable=retryable, retry_after=retry_after
+        )
     finally:
         close = getattr(client, "close", None)
         if close:
@@ -280,15 +272,4 @@ def _pull(vehicle: Vehicle, credential: Credential, hm: Any) -> PullOutcome:
         True,
         f"Received {count} values from High Mobility.",
         snapshot_id=snapshot.pk if snapshot else None,
-    )
-
-
-def approved_vehicles() -> list[tuple[int, Any]]:
-    """(pk, public id) of every approved vehicle with a credential, in a stable order."""
-    return list(
-        Vehicle.objects.filter(
-            clearance__status__in=statuses.DATA_FLOWS, clearance__credential__isnull=False
-        )
-        .order_by("pk")
-        .values_list("pk", "public_id")
     )

@@ -1,14 +1,22 @@
-import pytest
-from django.core.cache import cache
+from datetime import timedelta
+
+from django.utils import timezone
+
+from telemetry.models import TelemetryPull
 
 
-@pytest.fixture(autouse=True)
-def _no_beat_lock():
-    """The beat job's overlap lock lives in the cache; every test starts without it.
-
-    Refresh statuses are keyed by the vehicle's public id, so they never leak between tests (and
-    the cache, shared with other test runs when it is the file cache, is not cleared).
-    """
-    cache.delete("telemetry:pull-approved:lock")
-    yield
-    cache.delete("telemetry:pull-approved:lock")
+def record_pull(vehicle, state: str, message: str = "", *, requested: bool = False) -> None:
+    """Write a vehicle's pull row as a pull that ended in ``state`` ("ok", "failed",
+    "retrying") would, or as a scheduled pull under way ("running")."""
+    now = timezone.now()
+    if state == "running":
+        fields = {"state": "running", "next_attempt_at": now + timedelta(minutes=1)}
+    else:
+        fields = {
+            "outcome": state,
+            "outcome_message": message,
+            "outcome_at": now,
+            "outcome_requested": requested,
+            "next_attempt_at": now + timedelta(minutes=5),
+        }
+    TelemetryPull.objects.update_or_create(vehicle=vehicle, defaults=fields)

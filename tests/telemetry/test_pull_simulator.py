@@ -57,3 +57,27 @@ def test_pull_without_consent_is_explained(simulated):
     assert not outcome.ok
     assert "no active consent" in outcome.message.lower()
     assert not TelemetrySnapshot.objects.exists()
+
+
+def test_the_reconciler_wakes_a_real_worker_that_pulls_every_due_vehicle(simulated, celery_worker):
+    from django.utils import timezone
+
+    from durable import work
+    from telemetry import tasks
+    from telemetry.models import TelemetryPull
+    from tests.conftest import wait_for
+
+    app, clearance = simulated
+    sim.request_clearances(app, [{"vin": VIN, "brand": "sandbox"}])
+    clock.advance(timedelta(seconds=30))  # approved after 5 s
+    assert tasks.pull_approved_vehicles.run() == (1, 0)  # beat: the vehicle is scheduled
+    TelemetryPull.objects.update(next_attempt_at=timezone.now())  # and due now
+    assert work.reconcile()["telemetry.pulls"] >= 1  # a lane message, through the broker
+    row = wait_for(
+        lambda: TelemetryPull.objects.filter(vehicle=clearance.vehicle, outcome="ok").first(),
+        timeout=60,
+        message="the worker's pull",
+    )
+    assert TelemetrySnapshot.objects.filter(vehicle=clearance.vehicle, source="pull").exists()
+    assert row.state == "pending" and row.attempts == 0
+    assert row.next_attempt_at > timezone.now() + timedelta(seconds=200)  # one interval later

@@ -9,10 +9,14 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from telemetry import pull, services, tasks
+from clearance.hm import errors as hm
+from durable import work
+from telemetry import pull, schedule, services, tasks
+from telemetry.models import TelemetryPull
 from telemetry.parse import parse_rest
 from tests.factories import ClearanceFactory, VehicleFactory
 from tests.telemetry import schemas
+from tests.telemetry.conftest import record_pull
 from tests.utils import require
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -117,7 +121,9 @@ def test_refresh_queues_a_pull_and_polls(
     html = response.content.decode()
     assert 'hx-trigger="every 2s,' in html and "Refreshing" in html
     # The worker finishes: the next poll shows the result and slows down.
-    pull.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.", requested=True)
+    asleep = hm.VehicleUnreachable(status_code=408, errors=[hm.HMErrorItem("Vehicle is asleep")])
+    monkeypatch.setattr(pull, "_client_for", lambda credential: FakeHM(asleep))
+    tasks.pull_vehicle_telemetry.run(vehicle.pk, requested=True)
     html = manager_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "Refresh failed" in html and "offline or asleep" in html
     assert 'hx-trigger="every 30s,' in html
@@ -207,7 +213,7 @@ def test_fleet_overview_shows_last_seen_and_sorts_by_it(viewer_client, organizat
 
 
 def test_a_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
-    pull.mark_pull_scheduled(vehicle.public_id, wait=timedelta(minutes=10))
+    assert schedule.sync_schedule() == (1, 0)  # the vehicle's pull is scheduled
     html = viewer_client.get(panel_url(vehicle), headers={"HX-Request": "true"}).content.decode()
     assert "Refreshing" not in html and 'hx-trigger="every 30s,' in html
 
@@ -323,6 +329,8 @@ class FakeHM:
         self.answer = answer
 
     def get_vehicle_data(self, vin):
+        if isinstance(self.answer, Exception):
+            raise self.answer
         return self.answer
 
 
@@ -335,8 +343,10 @@ def get_panel(client, vehicle) -> str:
 def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, monkeypatch):
     use_answer = sample("rest_full.json")
     monkeypatch.setattr(pull, "_client_for", lambda credential: FakeHM(use_answer))
-    pull.mark_pull_scheduled(with_data.public_id, wait=timedelta(minutes=5))
-    assert pull.pull_vehicle(with_data.pk).ok  # the scheduled pull (requested=False)
+    schedule.sync_schedule()
+    schedule.make_due(with_data.pk)
+    assert schedule.pull_one(schedule.pulls(), pull.fetch)  # the scheduled pull
+    assert TelemetryPull.objects.get(vehicle=with_data).outcome == "ok"
     html = get_panel(viewer_client, with_data)
     assert "Refreshed" not in html and "Received" not in html
     assert "Refreshing" not in html and 'hx-trigger="every 30s,' in html
@@ -346,14 +356,14 @@ def test_a_scheduled_pull_is_never_shown_as_a_refresh(viewer_client, with_data, 
 
 @time_machine.travel(NOW, tick=False)
 def test_a_running_scheduled_pull_does_not_make_the_panel_busy(viewer_client, vehicle):
-    pull.set_pull_status(vehicle, "running", "Waiting for High Mobility…")
+    record_pull(vehicle, "running")
     html = get_panel(viewer_client, vehicle)
     assert "Refreshing" not in html and "Waiting for High Mobility" not in html
 
 
 @time_machine.travel(NOW, tick=False)
 def test_a_failed_scheduled_pull_says_so_without_calling_it_a_refresh(viewer_client, vehicle):
-    pull.set_pull_status(vehicle, "failed", "The vehicle is offline or asleep.")
+    record_pull(vehicle, "failed", "The vehicle is offline or asleep.")
     html = get_panel(viewer_client, vehicle)
     assert "The last automatic update got no data" in html and "offline or asleep" in html
     assert "Refresh failed" not in html and "Refreshed" not in html
@@ -361,7 +371,7 @@ def test_a_failed_scheduled_pull_says_so_without_calling_it_a_refresh(viewer_cli
 
 def test_the_answer_to_a_refresh_is_shown_then_goes(viewer_client, vehicle):
     with time_machine.travel(NOW, tick=False):
-        pull.set_pull_status(vehicle, "ok", "Received 8 values from High Mobility.", requested=True)
+        record_pull(vehicle, "ok", "Received 8 values from High Mobility.", requested=True)
         html = get_panel(viewer_client, vehicle)
         assert "Refreshed <time" in html and "just now</time>:" in html
         assert "Received 8 values" in html
@@ -370,14 +380,21 @@ def test_the_answer_to_a_refresh_is_shown_then_goes(viewer_client, vehicle):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_a_scheduled_pull_does_not_overwrite_a_refresh_under_way(vehicle, monkeypatch):
+def test_a_pull_under_way_when_refresh_is_pressed_does_not_answer_it(vehicle, monkeypatch):
     monkeypatch.setattr(tasks.pull_vehicle_telemetry, "delay_on_commit", lambda *a, **kw: None)
     monkeypatch.setattr(pull, "_client_for", lambda credential: FakeHM(sample("rest_full.json")))
-    assert pull.request_refresh(vehicle)
-    pull.pull_vehicle(vehicle.pk)  # a scheduled pull that happened to run first
-    status = pull.get_pull_status(vehicle)
-    assert status["state"] == "queued" and status["requested"]
-    pull.pull_vehicle(vehicle.pk, requested=True)  # the Refresh's own pull
+    schedule.sync_schedule()
+    schedule.make_due(vehicle.pk)
+    # A scheduled pull starts; Refresh is pressed while it waits for HM.
+    running = work.claim(schedule.pulls(), limit=1, lease_seconds=60).get()
+    with time_machine.travel(NOW + timedelta(seconds=1), tick=False):
+        assert pull.request_refresh(vehicle)
+        assert pull.get_pull_status(vehicle)["state"] == "running"
+        schedule.finish(running, pull.fetch(vehicle.pk), started=NOW)
+        status = pull.get_pull_status(vehicle)
+        assert status["state"] == "queued" and status["requested"]  # still waiting
+        assert work.due(schedule.pulls()).count() == 1  # its own pull is due at once
+        assert schedule.pull_one(schedule.pulls(), pull.fetch)  # the Refresh's own pull
     status = pull.get_pull_status(vehicle)
     assert status["state"] == "ok" and status["requested"]
 
