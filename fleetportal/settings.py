@@ -367,26 +367,6 @@ IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30, minimum=1
 # A file check (preview) not heard of for this long was interrupted: it is started again.
 IMPORT_CHECK_LEASE_SECONDS = env_int("IMPORT_CHECK_LEASE_SECONDS", 60, minimum=5)
 
-# --- Telemetry ---------------------------------------------------------------------------
-TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)
-TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, minimum=1)
-TELEMETRY_PRUNE_BATCH_SIZE = env_int("TELEMETRY_PRUNE_BATCH_SIZE", 5000, minimum=1)
-# A value older than this is shown as stale (default: three pull intervals).
-TELEMETRY_STALE_AFTER_SECONDS = env_int(
-    "TELEMETRY_STALE_AFTER_SECONDS", 3 * TELEMETRY_PULL_INTERVAL_SECONDS, minimum=10
-)
-# The vehicle page's map: how many of the last positions at most (charts: telemetry/history.py).
-TELEMETRY_TRACK_POINTS = env_int("TELEMETRY_TRACK_POINTS", 200, minimum=2)
-# HM MQTT v2 broker (TLS with the credential's client certificate). CA file: empty = system store.
-HM_MQTT_HOST = env_str("HM_MQTT_HOST", "mqtt-v2.high-mobility.com")
-HM_MQTT_PORT = env_int("HM_MQTT_PORT", 8883, minimum=1)
-HM_MQTT_CA_FILE = env_str("HM_MQTT_CA_FILE", "")
-# The local broker the simulator publishes to (plain TCP; mqtt://host:port).
-SIMULATOR_MQTT_URL = env_str("SIMULATOR_MQTT_URL", "mqtt://127.0.0.1:1883")
-SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
-    "SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS", 10, minimum=1
-)
-
 # --- Notifications: alert rules, email and outgoing webhooks ------------------------------
 # How often an open page asks for the bell's unread count (paused while the tab is hidden).
 NOTIFICATION_BELL_POLL_SECONDS = env_int("NOTIFICATION_BELL_POLL_SECONDS", 30, minimum=1)
@@ -416,11 +396,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clearance.tasks.sync_all_clearances",
         "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
     },
-    "pull-telemetry": {
-        "task": "telemetry.tasks.pull_approved_vehicles",
-        "schedule": float(TELEMETRY_PULL_INTERVAL_SECONDS),
-    },
-    "prune-telemetry": {"task": "telemetry.tasks.prune_telemetry", "schedule": 3600.0},
     "refresh-vehicle-tokens": {
         "task": "clearance.tasks.refresh_vehicle_tokens",
         "schedule": 300.0,
@@ -444,6 +419,11 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+
+# --- Telemetry: pulls, retention, MQTT (fleetportal/settings_telemetry.py) ---------------------
+from fleetportal.settings_telemetry import *  # noqa: E402, F403
+
+CELERY_BEAT_SCHEDULE.update(TELEMETRY_BEAT_SCHEDULE)  # noqa: F405
 
 # --- Durable work: retries, reconciler, queues by kind (fleetportal/settings_durable.py) ------
 from fleetportal.settings_durable import *  # noqa: E402, F403
