@@ -31,6 +31,7 @@ import hmac
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def embedded_environment() -> None:
     try:
         code = subprocess.call([sys.executable, __file__, *sys.argv[1:]], env=env)
     finally:
-        subprocess.call(["rm", "-rf", scratch])
+        shutil.rmtree(scratch, ignore_errors=True)
     raise SystemExit(code)
 
 
