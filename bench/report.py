@@ -111,6 +111,24 @@ MEASURES: dict[str, tuple[str, str, str, str]] = {
         "≤ 1 s, writes only changed rows",
         "bench/lifecycle.py",
     ),
+    "embedded-wakers": (
+        "Embedded defaults: short tasks through the filesystem broker, Procfile worker",
+        "the same task bodies run in-process (no broker)",
+        "≥ 50/s",
+        "bench/embedded.py",
+    ),
+    "embedded-webhooks": (
+        "Embedded defaults (SQLite, filesystem broker): webhooks stored and confirmed",
+        "the same webhooks confirmed in-process (no broker)",
+        "≥ 50/s",
+        "bench/embedded.py",
+    ),
+    "embedded-import-batches": (
+        "Embedded defaults: import batches (one task each), importer worker",
+        "the same batches run in-process (no broker)",
+        "≥ 50/s",
+        "bench/embedded.py",
+    ),
 }
 
 

@@ -25,6 +25,7 @@ from clearance.hm import (
 )
 from clearance.models import Credential
 from clearance.token_store import CacheTokenStore
+from durable import shutdown
 
 TOKEN_KEY_PREFIX = "hm-token"
 
@@ -131,6 +132,8 @@ def hm_client_for(
         timeout=(settings.HM_CONNECT_TIMEOUT, settings.HM_READ_TIMEOUT),
         token_key=token_key_for(credential, auth),
         clock=lambda: _now(),
+        # A warm shutdown of the worker cuts a call in flight short (an unclear answer).
+        interruptible=shutdown.interruptible,
     )
 
 

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from celery.worker import state as worker_state
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from durable import shutdown
 from durable.models import ACTIVE_STATES, DurableWork, WorkState
 
 logger = logging.getLogger(__name__)
@@ -217,8 +217,9 @@ def wake_on_commit(task: Any, *args: Any, countdown: float | None = None) -> Non
 
 def stopping() -> bool:
     """Whether this worker was asked to stop (warm shutdown): finish the unit at hand, hand
-    the rest back (``release``) and return, so a stop never waits for a backlog."""
-    return bool(worker_state.should_stop or worker_state.should_terminate)
+    the rest back (``release``) and return, so a stop never waits for a backlog. A remote call
+    in flight is cut short (``durable.shutdown``)."""
+    return shutdown.stopping()
 
 
 def keep_going(task: Any, key: Any, queryset: QuerySet[Any], *, more: bool) -> None:

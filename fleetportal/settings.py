@@ -291,8 +291,11 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
-        # Each worker process takes one message per poll: ten polls a second, not one.
+        # The folder is polled every 5 ms while messages flow, every 0.1 s once idle for 2 s
+        # (fleetportal/broker.py): a task's continuation starts at once, an idle worker is cheap.
         "polling_interval": 0.1,
+        "busy_polling_interval": 0.005,
+        "busy_seconds": 2.0,
     }
     # The filesystem transport has no fan-out exchange, which remote control needs.
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
@@ -371,30 +374,6 @@ IMPORT_FILE_RETENTION_DAYS = env_int("IMPORT_FILE_RETENTION_DAYS", 30, minimum=1
 # A file check (preview) not heard of for this long was interrupted: it is started again.
 IMPORT_CHECK_LEASE_SECONDS = env_int("IMPORT_CHECK_LEASE_SECONDS", 60, minimum=5)
 
-# --- Telemetry ---------------------------------------------------------------------------
-TELEMETRY_PULL_INTERVAL_SECONDS = env_int("TELEMETRY_PULL_INTERVAL_SECONDS", 300, minimum=10)
-# Pulls are done by this many waker chains (one message each in the broker, whatever the fleet
-# size), up to this many vehicles per task (telemetry/schedule.py).
-TELEMETRY_PULL_WAKERS = env_int("TELEMETRY_PULL_WAKERS", 2, minimum=1)
-TELEMETRY_PULL_BATCH_SIZE = env_int("TELEMETRY_PULL_BATCH_SIZE", 20, minimum=1)
-TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 90, minimum=1)
-TELEMETRY_PRUNE_BATCH_SIZE = env_int("TELEMETRY_PRUNE_BATCH_SIZE", 5000, minimum=1)
-# A value older than this is shown as stale (default: three pull intervals).
-TELEMETRY_STALE_AFTER_SECONDS = env_int(
-    "TELEMETRY_STALE_AFTER_SECONDS", 3 * TELEMETRY_PULL_INTERVAL_SECONDS, minimum=10
-)
-# The vehicle page's map: how many of the last positions at most (charts: telemetry/history.py).
-TELEMETRY_TRACK_POINTS = env_int("TELEMETRY_TRACK_POINTS", 200, minimum=2)
-# HM MQTT v2 broker (TLS with the credential's client certificate). CA file: empty = system store.
-HM_MQTT_HOST = env_str("HM_MQTT_HOST", "mqtt-v2.high-mobility.com")
-HM_MQTT_PORT = env_int("HM_MQTT_PORT", 8883, minimum=1)
-HM_MQTT_CA_FILE = env_str("HM_MQTT_CA_FILE", "")
-# The local broker the simulator publishes to (plain TCP; mqtt://host:port).
-SIMULATOR_MQTT_URL = env_str("SIMULATOR_MQTT_URL", "mqtt://127.0.0.1:1883")
-SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS = env_int(
-    "SIMULATOR_MQTT_PUBLISH_INTERVAL_SECONDS", 10, minimum=1
-)
-
 # --- Notifications: alert rules, email and outgoing webhooks ------------------------------
 # How often an open page asks for the bell's unread count (paused while the tab is hidden).
 NOTIFICATION_BELL_POLL_SECONDS = env_int("NOTIFICATION_BELL_POLL_SECONDS", 30, minimum=1)
@@ -422,7 +401,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "clearance.tasks.sync_all_clearances",
         "schedule": float(CLEARANCE_SYNC_INTERVAL_SECONDS),
     },
-    "prune-telemetry": {"task": "telemetry.tasks.prune_telemetry", "schedule": 3600.0},
     "refresh-vehicle-tokens": {
         "task": "clearance.tasks.refresh_vehicle_tokens",
         "schedule": 300.0,
@@ -442,6 +420,11 @@ CELERY_BEAT_SCHEDULE.update(
 )
 if SIMULATOR_ENABLED:
     CELERY_BEAT_SCHEDULE["simulator-tick"] = {"task": "simulator.tasks.tick", "schedule": 2.0}
+
+# --- Telemetry: pulls, retention, MQTT (fleetportal/settings_telemetry.py) ---------------------
+from fleetportal.settings_telemetry import *  # noqa: E402, F403
+
+CELERY_BEAT_SCHEDULE.update(TELEMETRY_BEAT_SCHEDULE)  # noqa: F405
 
 # --- Durable work: retries, reconciler, queues by kind (fleetportal/settings_durable.py) ------
 from fleetportal.settings_durable import *  # noqa: E402, F403

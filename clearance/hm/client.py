@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from .auth import ACCESS_TOKENS_PATH, HMAuth
 from .errors import (
     HMConnectionError,
     HMError,
+    HMInterrupted,
     HMTimeout,
     InvalidResponseError,
     error_for_status,
@@ -42,6 +44,13 @@ logger = logging.getLogger("clearance.hm")
 DEFAULT_TIMEOUT: tuple[float, float] = (5, 30)
 DEFAULT_RENEW_MARGIN = 60
 
+# Wraps each HTTP call; may cut it short by raising the error it is given (a warm shutdown).
+Interruptible = Callable[[Callable[[], BaseException]], AbstractContextManager[None]]
+
+
+def not_interruptible(error: Callable[[], BaseException]) -> AbstractContextManager[None]:
+    return nullcontext()
+
 
 def default_user_agent() -> str:
     return f"FleetPortal/{__version__} (+python-requests/{requests.__version__})"
@@ -60,6 +69,7 @@ class HMClient:
         renew_margin: float = DEFAULT_RENEW_MARGIN,
         token_key: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        interruptible: Interruptible = not_interruptible,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http(s) URL")
@@ -74,6 +84,7 @@ class HMClient:
         self.renew_margin = renew_margin
         self.token_key = token_key or f"hm-token:{self.base_url}:{auth.cache_identity()}"
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.interruptible = interruptible
 
     def __repr__(self) -> str:
         return f"HMClient({self.base_url!r}, auth={self.auth.kind})"
@@ -147,15 +158,19 @@ class HMClient:
         url = self.base_url + path
         started = time.monotonic()
         try:
-            response = self.session.request(
-                method,
-                url,
-                json=json_body,
-                params=params,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            with self.interruptible(HMInterrupted):
+                response = self.session.request(
+                    method,
+                    url,
+                    json=json_body,
+                    params=params,
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                )
+        except HMInterrupted:
+            logger.warning("HM %s %s cut short: the worker is stopping", method, path)
+            raise
         except requests.Timeout as exc:
             logger.warning("HM %s %s timed out", method, path)
             raise HMTimeout() from exc

@@ -77,6 +77,12 @@ class HMTimeout(TransientError):
     default_message = "High Mobility did not answer in time."
 
 
+class HMInterrupted(HMTimeout):
+    """The call was cut short because the worker is stopping: HM may have received it."""
+
+    default_message = "The answer from High Mobility was not awaited (a worker restart)."
+
+
 class HMConnectionError(TransientError):
     default_message = "Could not connect to High Mobility."
 

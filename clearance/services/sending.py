@@ -28,6 +28,7 @@ from clearance.hm import (
     ClearanceResult,
     ForbiddenError,
     HMClient,
+    HMInterrupted,
     PermanentError,
     RateLimited,
     TransientError,
@@ -143,7 +144,7 @@ def _retry(rows: list[HMWork], reason: str, *, retry_after: float | None = None)
 def _send_batch(
     credential: Credential, client: HMClient, claimed: list[HMWork], summary: RequestSummary
 ) -> bool:
-    """One batch; False when the credential itself is refused (stop the run)."""
+    """One batch; False when the run must stop (the credential refused, the worker stopping)."""
     stale = [w for w in claimed if w.clearance.status != S.QUEUED]
     work.complete(HMWork, stale)  # sent or moved meanwhile: nothing left to do
     batch = [w for w in claimed if w.clearance.status == S.QUEUED]
@@ -163,6 +164,12 @@ def _send_batch(
         HMWork.objects.filter(pk__in=[w.pk for w in batch]).update(sending_at=None)
         summary.error = words(exc)
         _retry(batch, summary.error)
+        return False
+    except HMInterrupted:
+        # The worker is stopping: the batch is due again at once, its attempt not counted, and
+        # still marked "sending" (HM may have it), so the next worker asks HM before resending.
+        work.release(HMWork, batch)
+        summary.more = True
         return False
     except TransientError as exc:
         if isinstance(exc, RateLimited):  # refused before any work: nothing was received

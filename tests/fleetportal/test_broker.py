@@ -118,3 +118,36 @@ def test_the_embedded_defaults_use_this_transport():
         check=True,
     )
     assert result.stdout.strip() == "fleetportal.broker"
+
+
+def test_a_worker_polls_often_while_messages_flow_and_seldom_once_idle(tmp_path, monkeypatch):
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+        "busy_polling_interval": 0.005,
+        "busy_seconds": 60,
+    }
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        time.sleep(0.001)
+
+    monkeypatch.setattr(broker, "sleep", sleep)
+    with Connection("filesystem://", transport=broker.Transport, transport_options=options) as conn:
+        queue = conn.SimpleQueue("default")
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.2)
+        assert sleeps and set(sleeps) == {0.1}  # idle: no message seen yet
+        queue.put({"n": 1})
+        queue.get(timeout=5).ack()
+        sleeps.clear()
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.2)
+        assert sleeps and set(sleeps) == {0.005}  # a message came in the last minute
+        queue.close()

@@ -51,9 +51,15 @@ def worker_environment(**extra: str) -> dict[str, str]:
 
 
 def start_worker(
-    *, log_path: Path | None = None, loglevel: str = "INFO", concurrency: int = 4, **env: str
+    *,
+    log_path: Path | None = None,
+    loglevel: str = "INFO",
+    concurrency: int = 4,
+    pool: str = "threads",
+    **env: str,
 ) -> subprocess.Popen:
-    """Start a worker on every queue (threads pool); its output goes to ``log_path``."""
+    """Start a worker on every queue (threads pool unless ``pool`` says otherwise: the Procfile's
+    workers are prefork); its output goes to ``log_path``."""
     cmd = [
         sys.executable,
         "-m",
@@ -66,7 +72,7 @@ def start_worker(
         "--concurrency",
         str(concurrency),
         "--pool",
-        "threads",
+        pool,
         "--loglevel",
         loglevel,
         "--without-gossip",
