@@ -1,6 +1,7 @@
 """Benchmark: CSV import (preview + import) of 100,000 vehicles beside its ceiling, plain COPY.
 
     python bench/csv_import.py [--rows 100000] [--repeat 1] [--hm-seconds 20] [--ie-default-rows N]
+                               [--without-import-export]
 
 The same generated file is imported by each contender, each run in a fresh child process (so
 peak memory is that run's own), all in the same run:
@@ -326,6 +327,11 @@ def main() -> None:
         default=10_000,
         help="rows for django-import-export's default set-up (one row at a time: slow)",
     )
+    parser.add_argument(
+        "--without-import-export",
+        action="store_true",
+        help="FleetPortal and plain COPY only (django-import-export is slow: for profiling runs)",
+    )
     parser.add_argument("--child")
     parser.add_argument("--file")
     parser.add_argument("--db")
@@ -360,6 +366,8 @@ def main() -> None:
                 ("import-export fastest", "ie-fastest", path),
                 ("import-export default", "ie-default", small),
             ]
+            if args.without_import_export:
+                plan = plan[:2]
             for _ in range(args.repeat):
                 for label, kind, file in plan:
                     size_mb = file.stat().st_size / 1024 / 1024

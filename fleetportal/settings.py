@@ -363,8 +363,9 @@ VEHICLE_TOKEN_REFRESH_MARGIN_SECONDS = env_int(
 
 # --- Imports -----------------------------------------------------------------------------
 IMPORT_MAX_UPLOAD_MB = env_int("IMPORT_MAX_UPLOAD_MB", 20, minimum=1)
-# Rows checked per query at the preview, and written per transaction (one task) by the import.
-IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 2000, minimum=1)
+# Rows written per transaction (one task) by the import: the unit a killed importer redoes. The
+# preview checks at most 2,000 rows per query (imports.planning.PLAN_BATCH_SIZE) whatever this is.
+IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 10000, minimum=1)
 # The optional preview eligibility check makes one HM call per VIN: only the first N new VINs.
 IMPORT_ELIGIBILITY_CHECK_LIMIT = env_int("IMPORT_ELIGIBILITY_CHECK_LIMIT", 25, minimum=0)
 # Soft time limit of the validate/import tasks (seconds); keep below the broker visibility timeout.

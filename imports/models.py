@@ -104,14 +104,15 @@ class ImportRow(models.Model):
 
     ``seq`` is the row's place among the file's data rows (1, 2, ...; rows with errors are not
     staged but keep their number), so a batch is a range of ``seq`` and the job's ``processed``
-    is where the next batch starts. ``public_id`` becomes the new vehicle's, so what a batch
-    created is found again by joining on it.
+    is where the next batch starts. ``public_id`` becomes the new vehicle's; PostgreSQL leaves it
+    empty and draws the vehicle's when the batch is written (``gen_random_uuid()``), which spares
+    the check a UUID per row.
     """
 
     job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+", db_index=False)
     seq = models.PositiveIntegerField()
     row = models.PositiveIntegerField(help_text="Row number in the file.")
-    public_id = models.UUIDField()
+    public_id = models.UUIDField(null=True, blank=True)
     vin = models.CharField(max_length=17)
     brand = models.CharField(max_length=32)
     license_plate = models.CharField(max_length=20, blank=True)

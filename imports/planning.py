@@ -8,11 +8,12 @@ bytes per VIN). A preview taken before the fleet changed is stale and must be ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, Max
 
 from imports.models import ImportJob
@@ -25,6 +26,7 @@ from vehicles.models import Vehicle
 # ERROR_SAMPLE_SIZE different messages, each with its count and the first ROWS_PER_MESSAGE rows.
 ERROR_SAMPLE_SIZE = 50
 ROWS_PER_MESSAGE = 200
+PLAN_BATCH_SIZE = 2000
 _CURRENT_FIELDS = ("id", "vin", "brand", "license_plate", "nickname", "tags", "odometer_km")
 
 
@@ -100,7 +102,9 @@ def _open_plan(
 ) -> tuple[FleetCsv, Iterator[PlannedBatch]]:
     csv_file = open_fleet_csv(stream)
     validator = RowValidator(csv_file.layout)
-    size = batch_size or settings.IMPORT_BATCH_SIZE
+    # Checked in pieces of at most PLAN_BATCH_SIZE rows (one query each), whatever the size of
+    # the import's batches: the rows of a piece are what the check holds in memory.
+    size = batch_size or min(settings.IMPORT_BATCH_SIZE, PLAN_BATCH_SIZE)
 
     def batches() -> Iterator[PlannedBatch]:
         pending: list[VehicleRow] = []
@@ -120,12 +124,7 @@ def _classify(
 ) -> PlannedBatch:
     batch = PlannedBatch(rows=len(rows), all_rows=rows)
     valid = [row for row in rows if row.ok]
-    existing = {
-        current["vin"]: current
-        for current in Vehicle.objects.filter(
-            organization=organization, vin__in=[row.vin for row in valid]
-        ).values(*_CURRENT_FIELDS)
-    }
+    existing = {current["vin"]: current for current in current_vehicles(organization.pk, valid)}
     for row in rows:
         batch.warnings.extend(row.warnings)
         if not row.ok:
@@ -150,6 +149,22 @@ def _classify(
         else:
             batch.unchanged.append(row)
     return batch
+
+
+def current_vehicles(organization_id: int, rows: list[VehicleRow]) -> Iterable[dict[str, Any]]:
+    """The fleet's vehicles with the VINs of ``rows`` (``_CURRENT_FIELDS``). On PostgreSQL the
+    VINs go as one array parameter: binding 2,000 separate ones took the driver longer than
+    PostgreSQL took to answer."""
+    vehicles = Vehicle.objects.filter(organization_id=organization_id)
+    if not rows:
+        return []
+    vins = [row.vin for row in rows]
+    if connection.vendor == "postgresql":
+        vin = f"{connection.ops.quote_name(Vehicle._meta.db_table)}.vin"
+        # The column is the model's own; the VINs are one parameter.
+        matching = vehicles.extra(where=[f"{vin} = ANY(%s)"], params=[vins])  # noqa: S610
+        return matching.values(*_CURRENT_FIELDS)
+    return vehicles.filter(vin__in=vins).values(*_CURRENT_FIELDS)
 
 
 def plan_file(

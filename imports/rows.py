@@ -8,10 +8,8 @@ fleet are the service's business (it needs the database).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from array import array
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imports.parse import CsvLayout, RawRow
@@ -31,8 +29,12 @@ from vehicles.validation import (
 # leading apostrophe before them, so an exported file imports back unchanged.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ESCAPED_PREFIXES = (*FORMULA_PREFIXES, "'")
+_ESCAPED = frozenset(ESCAPED_PREFIXES)
 _LOOKS_LIKE_FORMULA = re.compile(r"^(=|@|[+-]\s*[A-Za-z(])")
-SOURCE_VIN_MAX = 100  # the VIN cell as written, in the error report (a wrong column can be long)
+SOURCE_VIN_MAX = 100
+BRAND_SPELLINGS_KEPT = (
+    1000  # the VIN cell as written, in the error report (a wrong column can be long)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class RowValidator:
     def __init__(self, layout: CsvLayout) -> None:
         self.layout = layout
         self._seen = VinIndex()
+        self._brands: dict[str, str | InvalidValue] = {}
 
     def validate(self, raw: RawRow) -> VehicleRow:
         result = VehicleRow(row=raw.row)
@@ -93,7 +96,10 @@ class RowValidator:
             result.errors.append(RowIssue(raw.row, "", problem))
         if raw.problems and not any(raw.values.values()):
             return result  # a broken record (bad quoting): nothing else to check
-        values = {name: _unescape(value) for name, value in raw.values.items()}
+        values = {
+            name: value[1:] if value[:1] == "'" and value[1:2] in _ESCAPED else value
+            for name, value in raw.values.items()
+        }  # one apostrophe before an escaped prefix is dropped (see FORMULA_PREFIXES)
         result.source_vin = raw.values["vin"][:SOURCE_VIN_MAX]
         # A cell the database cannot store is an error of its own and is not checked further
         # (other messages quote the value, and messages are stored with the preview).
@@ -109,34 +115,41 @@ class RowValidator:
         if "vin" not in unstorable:
             self._check_vin(values["vin"], result)
         if "brand" not in unstorable:
-            self._check(
-                "brand", values["brand"], result, lambda v: setattr(result, "brand", parse_brand(v))
-            )
+            try:
+                result.brand = self._brand(values["brand"])
+            except InvalidValue as exc:
+                result.errors.append(self._issue("brand", raw.row, str(exc)))
         self._check_text("license_plate", values["license_plate"], MAX_LICENSE_PLATE, result)
         self._check_text("nickname", values["nickname"], MAX_NICKNAME, result)
         if values["tags"]:
-            self._check(
-                "tags", values["tags"], result, lambda v: setattr(result, "tags", parse_tags(v))
-            )
+            try:
+                result.tags = parse_tags(values["tags"])
+            except InvalidValue as exc:
+                result.errors.append(self._issue("tags", raw.row, str(exc)))
         if values["odometer_km"]:
-            self._check(
-                "odometer_km",
-                values["odometer_km"],
-                result,
-                lambda v: setattr(result, "odometer_km", parse_odometer(v)),
-            )
+            try:
+                result.odometer_km = parse_odometer(values["odometer_km"])
+            except InvalidValue as exc:
+                result.errors.append(self._issue("odometer_km", raw.row, str(exc)))
         return result
+
+    def _brand(self, value: str) -> str:
+        """``parse_brand``, remembered per spelling: a file spells its few brands the same way
+        on thousands of rows."""
+        known = self._brands.get(value)
+        if known is None:
+            try:
+                known = parse_brand(value)
+            except InvalidValue as exc:
+                known = exc
+            if len(self._brands) < BRAND_SPELLINGS_KEPT:
+                self._brands[value] = known
+        if isinstance(known, InvalidValue):
+            raise InvalidValue(str(known))
+        return known
 
     def _issue(self, column: str, row: int, message: str) -> RowIssue:
         return RowIssue(row, self.layout.label(column), message)
-
-    def _check(
-        self, column: str, value: str, result: VehicleRow, apply: Callable[[str], None]
-    ) -> None:
-        try:
-            apply(value)
-        except InvalidValue as exc:
-            result.errors.append(self._issue(column, result.row, str(exc)))
 
     def _check_vin(self, value: str, result: VehicleRow) -> None:
         try:
@@ -175,11 +188,14 @@ class RowValidator:
         setattr(result, column, value)
 
 
+_MASK_64 = (1 << 64) - 1
+
+
 class VinIndex:
     """VIN -> first row, in about 12 bytes per VIN (a dict of str would take ~130).
 
-    Open addressing over two flat arrays holding a 64-bit BLAKE2 fingerprint of the VIN and the
-    row number. Two different VINs sharing a fingerprint (odds ~1e-9 for a million rows) would be
+    Open addressing over two flat arrays holding a 64-bit fingerprint of the VIN (Python's own
+    string hash: an index lives for one pass in one process) and the row number. Two different VINs sharing a fingerprint (odds ~1e-9 for a million rows) would be
     reported as duplicates; we accept that for flat memory on 100k-row files.
     """
 
@@ -194,7 +210,7 @@ class VinIndex:
 
     def add(self, vin: str, row: int) -> int | None:
         """Remember ``vin`` at ``row``; return the earlier row if the VIN was seen before."""
-        key = int.from_bytes(hashlib.blake2b(vin.encode(), digest_size=8).digest()) or 1
+        key = (hash(vin) & _MASK_64) or 1
         slot = self._find(key)
         if self._keys[slot] == key:
             return self._rows[slot]
@@ -230,9 +246,3 @@ def _unstorable_message(problem: str) -> str:
         f"This cell contains {problem}, which cannot be stored; it usually comes from a damaged "
         "export. Remove it (retype the cell) and upload the file again."
     )
-
-
-def _unescape(value: str) -> str:
-    if len(value) > 1 and value[0] == "'" and value[1] in ESCAPED_PREFIXES:
-        return value[1:]
-    return value

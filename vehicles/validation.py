@@ -258,13 +258,16 @@ def parse_odometer(value: object) -> int | None:
     text = ("" if value is None else str(value)).strip()
     if not text:
         return None
-    if text.lower().endswith("km"):
-        text = text[:-2].strip()
-    if not _WHOLE_NUMBER.fullmatch(text):
-        raise InvalidValue(
-            f"“{_shorten(str(value), 30)}” is not a whole number of kilometres (0 or more)."
-        )
-    digits = re.sub(r"\D", "", text)
+    if text.isascii() and text.isdigit():
+        digits = text  # the usual cell, "87351": what the rules below keep of it
+    else:
+        if text.lower().endswith("km"):
+            text = text[:-2].strip()
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise InvalidValue(
+                f"“{_shorten(str(value), 30)}” is not a whole number of kilometres (0 or more)."
+            )
+        digits = re.sub(r"\D", "", text)
     # Longer than any real reading; also keeps int() below Python's limit on digit strings.
     if len(digits.lstrip("0")) > len(str(MAX_ODOMETER_KM)):
         raise InvalidValue(

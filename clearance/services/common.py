@@ -54,7 +54,8 @@ def vehicle_ids(vehicles: Iterable[Vehicle | int] | QuerySet[Vehicle] | None) ->
 
 def in_ids(column: str, ids: Iterable[int]) -> tuple[str, list[Any]]:
     """SQL for ``column IN (ids)`` with a single parameter, however many ids: an array on
-    PostgreSQL, a JSON list on SQLite (no limit on the number of variables to hit)."""
+    PostgreSQL (sent as one comma-separated text: the driver quotes a list element by element,
+    a second per 100,000 ids), a JSON list on SQLite (no limit on the number of variables)."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [list(ids)]
+        return f"{column} = ANY(string_to_array(%s, ',')::bigint[])", [",".join(map(str, ids))]
     return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(ids))]  # noqa: S608
