@@ -1,7 +1,8 @@
 """HM webhooks are hints; HM is the truth.
 
-A verified delivery is stored in one statement and a confirmation is scheduled: one debounced
-task per credential (at most one per ``WEBHOOK_CONFIRM_DELAY_SECONDS``) claims every unconfirmed
+A verified delivery is stored in one statement and a confirmation is scheduled: one throttled
+task per credential (at once after a quiet spell, then at most one start per
+``WEBHOOK_CONFIRM_DELAY_SECONDS``) claims every unconfirmed
 delivery of that credential, asks HM once for the VINs they name (``GET /v1/fleets/vehicles``
 with a filter) and moves each clearance to what HM answers, through the same code as a sync.
 A webhook never moves a clearance by itself: a replayed, reordered or forged-but-signed body
@@ -14,6 +15,7 @@ deleted ``WEBHOOK_DELIVERY_RETENTION_DAYS`` after receipt.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -93,17 +95,50 @@ def record_webhook(
 
 
 def schedule_confirmation(credential: Credential) -> None:
-    """Wake the credential's confirmation once per debounce window (after commit): a burst of
-    webhooks becomes one task and one HM call. The cache key is only a debounce: when the
-    cache or the broker is down the delivery is stored anyway and the reconciler wakes it."""
+    """Wake the credential's confirmation (after commit), throttled to one start per
+    ``WEBHOOK_CONFIRM_DELAY_SECONDS``: the first webhook after a quiet spell is confirmed at
+    once, the rest of a burst by one task when the window ends (one HM call per window).
+
+    Two cache keys, a throttle only: "pending" is held from scheduling until the task starts
+    (cleared before it claims, so every delivery stored while it is held is claimed by that
+    task); "started" remembers when the last one started. When the cache or the broker is down
+    the delivery is stored anyway and the reconciler wakes it."""
     delay = settings.WEBHOOK_CONFIRM_DELAY_SECONDS
+    countdown: float = delay
     try:
-        first = cache.add(f"clearance:webhook-confirm:{credential.public_id}", 1, timeout=delay)
+        # Long enough for a task held back by the throttle; a lost one is the reconciler's.
+        if not cache.add(_key(credential.public_id, "pending"), 1, timeout=delay + GRACE_SECONDS):
+            return  # a confirmation that has not started yet will claim this delivery
+        last = cache.get(_key(credential.public_id, "started"))
+        countdown = 0 if last is None else min(max(last + delay - time.time(), 0), delay)
     except Exception:  # the cache is down: wake anyway (duplicates find nothing due)
         logger.warning("Webhook debounce unavailable; waking the confirmation directly")
-        first = True
-    if first:
-        tasks.confirm_webhooks.apply_async_on_commit((credential.pk,), countdown=delay)
+    tasks.confirm_webhooks.apply_async_on_commit((credential.pk,), countdown=countdown)
+
+
+# A scheduled confirmation whose task has not started after its countdown plus this is taken
+# for lost: the next webhook schedules another (the reconciler wakes it in any case).
+GRACE_SECONDS = 30
+
+
+def _key(public_id: uuid.UUID, name: str) -> str:
+    return f"clearance:webhook-confirm:{public_id}:{name}"
+
+
+def _confirmation_starts(credential_id: int) -> None:
+    """Before claiming: note the start (the throttle's window), then let the next webhook
+    schedule a confirmation of its own (it would not be claimed by this one)."""
+    public_id = (
+        Credential.objects.filter(pk=credential_id).values_list("public_id", flat=True).first()
+    )
+    if public_id is None:
+        return
+    try:
+        delay = settings.WEBHOOK_CONFIRM_DELAY_SECONDS
+        cache.set(_key(public_id, "started"), time.time(), timeout=delay)
+        cache.delete(_key(public_id, "pending"))
+    except Exception:  # the cache is down: the receiver wakes confirmations directly
+        logger.warning("Webhook debounce unavailable at the start of a confirmation")
 
 
 def webhook_event(payload: Any, header: str | None) -> str:
@@ -159,11 +194,12 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
     """Confirm a batch of the credential's due deliveries with ONE HM list call; each named
     clearance moves to what HM answers (its changelog through the state machine)."""
     summary = ConfirmSummary()
+    _confirmation_starts(credential_id)
     claimed = list(
         work.claim(
             unconfirmed(credential_id),
             limit=CONFIRM_BATCH,
-            lease_seconds=2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60,
+            lease_seconds=confirm_lease_seconds(),
         ).order_by("received_at", "pk")
     )
     if not claimed:
@@ -217,6 +253,7 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
                 if vin in listed_by_vin and sync.might_change(row, listed_by_vin[vin])
             ]
             sync.apply_listed(credential, candidates, listed_by_vin, now, summary.sync, hints=hints)
+    done_at = timezone.now()  # the clearances' changes are committed
     for delivery in claimed:
         named = vin_of.get(delivery.pk)
         if named is not None:
@@ -230,13 +267,19 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
                 delivery.result = f"{vin}: High Mobility does not list this vehicle"
         delivery.result = delivery.result[:500]
         delivery.state = WorkState.DONE
-        delivery.processed_at = now
+        delivery.processed_at = done_at
         delivery.claim = ""
     WebhookDelivery.objects.bulk_update(
         claimed, ["result", "state", "processed_at", "claim"], batch_size=500
     )
     summary.more = work.due(unconfirmed(credential_id)).exists()
     return summary
+
+
+def confirm_lease_seconds() -> float:
+    """How long a confirmation holds the deliveries it claimed: two HM calls' timeouts and a
+    minute to apply; after that another worker may take them."""
+    return 2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60
 
 
 def _ask_hm(

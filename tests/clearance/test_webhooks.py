@@ -351,3 +351,27 @@ def test_ping_answers_200_and_schedules_nothing(
 def test_not_json_is_400_after_a_good_signature(client, pending):
     response = post_webhook(client, pending.credential, b"not json")
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_first_webhook_after_a_quiet_spell_is_confirmed_at_once_the_rest_per_window(
+    monkeypatch, settings
+):
+    """The throttle: the first wake has no countdown; while it has not started, later webhooks
+    wake nothing (it will claim them); once it started, the next waits out the window."""
+    settings.WEBHOOK_CONFIRM_DELAY_SECONDS = 30
+    credential = ClearanceFactory().credential
+    countdowns = []
+    monkeypatch.setattr(
+        tasks.confirm_webhooks,
+        "apply_async_on_commit",
+        lambda args, countdown=None, **kw: countdowns.append((args, countdown)),
+    )
+    webhooks.schedule_confirmation(credential)
+    webhooks.schedule_confirmation(credential)
+    assert countdowns == [((credential.pk,), 0)]
+    webhooks.confirm_webhooks(credential.pk)  # starts: the next webhook needs a task of its own
+    webhooks.schedule_confirmation(credential)
+    webhooks.schedule_confirmation(credential)
+    assert len(countdowns) == 2
+    assert 25 < countdowns[1][1] <= 30  # one start per window: one HM call per window

@@ -137,6 +137,8 @@ def _live_settings() -> dict[str, int]:
     """The one poll of the fleet page (static/js/fleet.js): fast while things move, backing off
     after a quiet minute, stopped while the tab is hidden."""
     return {
+        "live_flowing_ms": int(settings.FLEET_LIVE_POLL_FLOWING_SECONDS * 1000),
+        "live_flowing_for_ms": int(settings.FLEET_LIVE_FLOWING_SECONDS * 1000),
         "live_fast_ms": int(settings.FLEET_LIVE_POLL_SECONDS * 1000),
         "live_slow_ms": int(settings.FLEET_LIVE_POLL_MAX_SECONDS * 1000),
         "live_quiet_ms": int(settings.FLEET_LIVE_QUIET_SECONDS * 1000),
