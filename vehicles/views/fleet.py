@@ -154,9 +154,8 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
     counts = fleet_status_counts(organization)
     # The newest telemetry comes in the same query (a one-to-one join), never per row.
     vehicles = filter_fleet(organization, flt).select_related("latest_telemetry")
-    page = FleetPaginator(vehicles, common.PAGE_SIZE, count=fleet_count(flt, counts)).get_page(
-        request.GET.get("page")
-    )
+    paginator = FleetPaginator(vehicles, common.PAGE_SIZE, count=fleet_count(flt, counts), sort=flt)
+    page = paginator.get_page(request.GET.get("page"))
     rows = [common.decorate(vehicle) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
