@@ -247,13 +247,14 @@ def main() -> None:
             session.save()
             place = organization.places.order_by("name").first()
             fleet = reverse("vehicles:fleet")
-            ceiling_ms, _ = timed(lambda org=organization: list_ceiling(org.pk), args.repeat)
             for name, url in (
                 ("list", fleet),
                 ("list energy", f"{fleet}?sort=-energy"),
                 ("list filters", f"{fleet}?energy_below=30&silent_hours=2&sort=odometer"),
                 ("list place", f"{fleet}?place={place.public_id}"),
             ):
+                # The ceiling beside each view, so that both see the same load.
+                ceiling_ms, _ = timed(lambda org=organization: list_ceiling(org.pk), args.repeat)
                 median, worst = timed(lambda url=url, c=client: c.get(url), args.repeat)
                 with CaptureQueriesContext(connection) as captured:
                     assert client.get(url).status_code == 200

@@ -104,7 +104,7 @@ def gunicorn(
     process = subprocess.Popen(cmd, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a shared machine can be that slow to start it
         while True:
             try:
                 if requests.get(f"{url}/simulator/", timeout=1).status_code == 200:

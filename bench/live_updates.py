@@ -4,7 +4,8 @@ costs, for one tab showing 50 pending rows.
     python bench/live_updates.py [--samples 20] [--burst 5000] [--window 60] [--workers 2]
 
 The portal runs in gunicorn (``--workers`` x 4 threads) with one Celery worker process (4
-threads) applying webhooks, on a throwaway database and the configured broker and cache; Debian's
+threads) confirming webhooks with the simulated HM (in a gunicorn of its own, 1 x 4 threads),
+on a throwaway database and the configured broker and cache; Debian's
 Chromium (/usr/bin/chromium) shows the fleet page of a manager whose first page holds 50 pending
 vehicles.
 
@@ -18,6 +19,9 @@ vehicles.
    the same clock). Split into "in the database" (the clearance's status_changed_at) and the
    rest (the poll and the swap). Quiet: one webhook at a time, a random pause between them.
    Burst: the same while ``--burst`` webhooks for other vehicles are POSTed by 8 client threads.
+   Each latency is split into stages (stored, waiting for its confirmation, the confirmation,
+   waiting for the next poll, the poll, the swap), from the deliveries' times and the page's
+   Resource Timing.
 
 The ceiling printed beside each latency is the time until the change was in the database: no
 page can show it sooner. Goal: p95 <= 2 s end to end, also during the burst.
@@ -68,23 +72,46 @@ OLD_POLLS = """
 }
 """
 
-# {seen: a promise of Date.now() when the row's status says Approved} (wrapped: Playwright would
-# wait for a bare promise before the webhook is even sent).
+# {seen: a promise of [Date.now() when the row's status says Approved, the start and end of the
+# poll that brought it (epoch ms, from Resource Timing)]} (wrapped: Playwright would wait for a
+# bare promise before the webhook is even sent).
 WATCH_ROW = """
 (id) => ({ seen: new Promise(function (resolve) {
+  performance.setResourceTimingBufferSize(100000);
+  performance.clearResourceTimings();
   function seen() {
     var row = document.getElementById("row-" + id);
     var status = row && row.querySelector(".status");
     return status && status.textContent.trim() === "Approved";
   }
-  if (seen()) { resolve(Date.now()); return; }
+  function done() {
+    var at = Date.now();
+    setTimeout(function () {
+      var polls = performance.getEntriesByType("resource").filter(function (entry) {
+        return entry.name.indexOf("/fleet/live/") >= 0;
+      });
+      var poll = polls.length ? polls[polls.length - 1] : null;
+      var origin = performance.timeOrigin;
+      resolve([at, poll ? origin + poll.startTime : at, poll ? origin + poll.responseEnd : at]);
+    }, 50);
+  }
+  if (seen()) { done(); return; }
   var observer = new MutationObserver(function () {
-    if (seen()) { observer.disconnect(); resolve(Date.now()); }
+    if (seen()) { observer.disconnect(); done(); }
   });
   observer.observe(document.getElementById("fleet-table"), { childList: true, subtree: true,
                                                            characterData: true });
 }) })
 """
+# Stages of webhook -> row visible, each from the end of the one before (seconds).
+STAGES = (
+    ("stored", "the receiver stored the delivery"),
+    ("wait", "until its confirmation claimed it (debounce + worker wake)"),
+    ("confirm", "the HM call and the clearance's change, committed"),
+    ("to poll", "until the page's next poll started"),
+    ("poll", "the poll's request and answer"),
+    ("swap", "until the row said Approved"),
+)
 
 
 def fleet(burst: int):
@@ -92,9 +119,14 @@ def fleet(burst: int):
 
     from clearance.models import Clearance, Credential
     from organizations.models import Membership, Organization, Role
+    from simulator import clock as sim_clock
+    from simulator import services as sim
+    from simulator.models import SimClearance
     from tests.factories import UserFactory
     from vehicles.models import Vehicle
 
+    sim_clock.reset()
+    app, secrets = sim.create_app("Live bench", approval_delay_seconds=5)
     org = Organization.objects.create(name="Live bench", slug="bench-live")
     user = UserFactory(username="live-bench")
     Membership.objects.create(user=user, organization=org, role=Role.MANAGER)
@@ -103,8 +135,8 @@ def fleet(burst: int):
         organization=org,
         name="Bench",
         environment=Credential.Environment.SIMULATOR,
-        client_id="bench",
-        client_secret="bench",
+        client_id=secrets.client_id,
+        client_secret=secrets.client_secret,
         webhook_secret=secret,
     )
     # VINs sort the 50 watched vehicles onto the first page, the burst's after them.
@@ -127,6 +159,16 @@ def fleet(burst: int):
         ],
         batch_size=2000,
     )
+    # The simulated HM has them all and approves them: each webhook is a hint its confirmation
+    # (one HM list call per debounce window) finds true.
+    SimClearance.objects.bulk_create(
+        [
+            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
+            for vin in vins
+        ],
+        batch_size=2000,
+    )
+    sim_clock.advance(timezone.timedelta(seconds=30))
     return user, credential, cars[:ON_SCREEN], [car.vin for car in cars[ON_SCREEN:]]
 
 
@@ -184,18 +226,38 @@ def requests_per_minute(page, seconds: float) -> int:
 
 def sample(page, hooks: Hooks, car) -> dict:
     from clearance.models import WebhookDelivery
+    from clearance.services.webhooks import confirm_lease_seconds
 
     watching = page.evaluate_handle(WATCH_ROW, str(car.public_id))
     sent = time.time()
     assert hooks.post(car.vin) == 200
-    seen_ms = page.evaluate("(watch) => watch.seen", watching)
-    applied = (
-        WebhookDelivery.objects.filter(payload__vehicle__vin=car.vin)
-        .values_list("processed_at", flat=True)
-        .get()
-    )
+    seen_ms, poll_start_ms, poll_end_ms = page.evaluate("(watch) => watch.seen", watching)
+    delivery = WebhookDelivery.objects.filter(payload__vehicle__vin=car.vin)
+    deadline = time.monotonic() + 60
+    while True:
+        # The deliveries are marked done just after the clearances' changes commit (a batch of
+        # 2,000 takes a moment): the page may show the change first.
+        received, lease_end, processed = delivery.values_list(
+            "received_at", "next_attempt_at", "processed_at"
+        ).get()
+        if processed is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    claimed = lease_end.timestamp() - confirm_lease_seconds()
+    marks = [
+        received.timestamp(),
+        claimed,
+        processed.timestamp(),
+        poll_start_ms / 1000,
+        poll_end_ms / 1000,
+        seen_ms / 1000,
+    ]
+    stages, before = {}, sent
+    for (name, _), mark in zip(STAGES, marks, strict=True):
+        stages[name] = max(mark - before, 0.0)
+        before = max(mark, before)
     progress(".")
-    return {"db": applied.timestamp() - sent, "screen": seen_ms / 1000 - sent}
+    return {"db": processed.timestamp() - sent, "screen": seen_ms / 1000 - sent, **stages}
 
 
 def progress(text: str) -> None:
@@ -210,10 +272,19 @@ def run(samples: int, burst: int, window: float, workers: int) -> dict:
 
     user, credential, watched, burst_vins = fleet(burst)
     purge_broker()
-    worker = start_worker(loglevel="WARNING", LOG_LEVEL="ERROR")
+    worker = None
     result: dict = {}
     try:
-        with gunicorn(workers=workers, extra_env={"LOG_LEVEL": "ERROR"}) as url:
+        env = {"LOG_LEVEL": "ERROR"}
+        # HM (the simulator) answers from a gunicorn of its own, as the real one does not share
+        # the portal's web workers with the webhooks it sends.
+        with gunicorn(workers=workers, extra_env=env) as url, gunicorn(1, 4, env) as hm_url:
+            worker = start_worker(
+                loglevel="WARNING",
+                LOG_LEVEL="ERROR",
+                SITE_URL=url,
+                HM_SIMULATOR_BASE_URL=f"{hm_url}/simulator",
+            )
             hooks = Hooks(
                 f"{url}/webhooks/high-mobility/{credential.public_id}/", credential.webhook_secret
             )
@@ -267,11 +338,12 @@ def run(samples: int, burst: int, window: float, workers: int) -> dict:
                 browser.close()
             result["all_applied_s"] = wait_applied() - burst_started
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return result
 
 
@@ -329,6 +401,19 @@ def report(r: dict, args, vendor: str) -> None:
             f"{max(screen):>8.2f}{statistics.median(db):>9.2f}{db95:>9.2f}"
             f"{p95 / max(db95, 0.001):>11.1f}"
         )
+    print("\nWhere the time goes (seconds, p50 / p95 of each stage, each from the end of the last)")
+    print(f"{'stage':<10}{'quiet':>16}{'burst':>16}  what")
+    print("-" * 83)
+    for name, what in STAGES:
+        cells = []
+        for rows in (r["quiet"], r["burst"]):
+            values = [row[name] for row in rows]
+            cells.append(
+                f"{statistics.median(values):.2f} / {percentile(values, 0.95):.2f}"
+                if values
+                else "-"
+            )
+        print(f"{name:<10}{cells[0]:>16}{cells[1]:>16}  {what}")
     print(
         f"\nburst: {r.get('burst_ok', 0):,} / {args.burst:,} answered 200 in "
         f"{r.get('burst_sent_s', 0):.1f} s; every delivery applied {r['all_applied_s']:.1f} s "

@@ -27,6 +27,7 @@ from clearance import statuses
 from clearance.fields import encrypted_field_names
 from clearance.models import ClearanceEvent, Credential, FleetStatusCount
 from clearance.statuses import NOT_REQUESTED
+from clearance.telemetry_pages import telemetry_page_ids
 from organizations.models import Organization
 from vehicles import geo
 from vehicles.brands import BRAND_LABELS
@@ -328,9 +329,17 @@ class FleetPaginator(Paginator[Vehicle]):
       in the reverse order, so the last page is the first page read backwards.
     """
 
-    def __init__(self, object_list: QuerySet[Vehicle], per_page: int, count: int | None = None):
+    def __init__(
+        self,
+        object_list: QuerySet[Vehicle],
+        per_page: int,
+        count: int | None = None,
+        *,
+        sort: FleetFilter | None = None,
+    ):
         super().__init__(object_list, per_page)
         self.queryset = object_list
+        self.sort = sort
         if count is not None:
             self.__dict__["count"] = count  # cached_property: the counters' figure
 
@@ -339,8 +348,19 @@ class FleetPaginator(Paginator[Vehicle]):
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
         queryset = self.queryset
-        ids = queryset.values("pk")
-        if bottom > self.count - top:  # nearer the end: read backwards
+        ids: Any = queryset.values("pk")
+        column = SORTS[self.sort.sort][0] if self.sort else ""
+        if self.sort and column.startswith("latest_telemetry__"):
+            # From the column's index, not a sort of every vehicle (clearance/telemetry_pages).
+            ids = telemetry_page_ids(
+                queryset,
+                column,
+                shown_for=statuses.DATA_FLOWS,
+                descending=self.sort.descending,
+                bottom=bottom,
+                top=top,
+            )
+        elif bottom > self.count - top:  # nearer the end: read backwards
             ids = ids.reverse()[self.count - top : self.count - bottom]
         else:
             ids = ids[bottom:top]

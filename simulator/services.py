@@ -279,7 +279,15 @@ def list_clearances(app: SimulatedApp, raw_filter: str | None) -> list[dict]:
     flt = filters.parse_filter(raw_filter)
     now = clock.now()
     answer = []
-    for clearance in SimClearance.objects.filter(app=app).order_by("vin"):
+    rows = SimClearance.objects.filter(app=app)
+    # Asked about named VINs (a webhook's confirmation): only those are looked at, as HM
+    # would by its index, not every clearance of the app. The filter below still decides.
+    by_vin = flt.get("vin") or {}
+    operator = str(by_vin.get("operator"))
+    named = {"eq": [by_vin.get("value")], "in": by_vin.get("value")}.get(operator)
+    if isinstance(named, list) and all(isinstance(vin, str) for vin in named):
+        rows = rows.filter(vin__in=named)
+    for clearance in rows.order_by("vin"):
         entries = timeline(clearance.facts(), now)
         if filters.matches(clearance, entries, flt):
             answer.append(clearance_json(clearance, now))

@@ -106,11 +106,12 @@ class LatestTelemetry(models.Model):
     # The lower of battery and fuel (0-1): what "below X %" compares.
     energy_level = models.FloatField(null=True, blank=True, db_index=True)
     energy_at = models.DateTimeField(null=True, blank=True)
-    estimated_range_km = models.FloatField(null=True, blank=True)
-    odometer_km = models.FloatField(null=True, blank=True)
+    # The fleet list sorts by these (and energy_level) from their index: clearance/telemetry_pages.
+    estimated_range_km = models.FloatField(null=True, blank=True, db_index=True)
+    odometer_km = models.FloatField(null=True, blank=True, db_index=True)
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
-    position_at = models.DateTimeField(null=True, blank=True)
+    position_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         indexes = [models.Index(fields=["latitude", "longitude"])]

@@ -1,7 +1,8 @@
 """HM webhooks are hints; HM is the truth.
 
-A verified delivery is stored in one statement and a confirmation is scheduled: one debounced
-task per credential (at most one per ``WEBHOOK_CONFIRM_DELAY_SECONDS``) claims every unconfirmed
+A verified delivery is stored in one statement and a confirmation is scheduled: one throttled
+task per credential (at once after a quiet spell, then at most one start per
+``WEBHOOK_CONFIRM_DELAY_SECONDS``) claims every unconfirmed
 delivery of that credential, asks HM once for the VINs they name (``GET /v1/fleets/vehicles``
 with a filter) and moves each clearance to what HM answers, through the same code as a sync.
 A webhook never moves a clearance by itself: a replayed, reordered or forged-but-signed body
@@ -148,26 +149,37 @@ def _clock() -> float:
 
 def schedule_confirmation(public_id: uuid.UUID, credential_id: int) -> None:
     """Wake the credential's confirmation once per debounce window: a burst of webhooks becomes
-    one task and one HM call. Windows are ``WEBHOOK_CONFIRM_DELAY_SECONDS`` of the wall clock;
-    the first delivery of a window adds the window's marker to the cache and schedules the
-    confirmation for just after the window ends, so it finds every delivery stored during the
+    one task and one HM call per window. Windows are ``WEBHOOK_CONFIRM_DELAY_SECONDS`` of the
+    wall clock; the first delivery of a window adds the window's marker to the cache and
+    schedules the confirmation for just after the window ends, so it finds every delivery
+    stored during the window. When the window before had no marker (a quiet spell), that first
+    delivery is also confirmed at once: a lone webhook shows on the page without waiting out a
     window. A process that has seen its window scheduled (by itself or another: the marker
-    existed) asks the cache no more until the next window. The marker is only a debounce: when
-    the cache or the broker is down the delivery is stored anyway and the reconciler wakes it."""
+    existed) asks the cache no more until the next window. The markers are only a debounce:
+    when the cache or the broker is down the delivery is stored anyway and the reconciler
+    wakes it."""
     delay = settings.WEBHOOK_CONFIRM_DELAY_SECONDS
     now = _clock()
     window = int(now // delay)
     if _scheduled.get(public_id) == window:
         return
+    quiet = False
     try:
-        first = cache.add(f"clearance:webhook-confirm:{public_id}:{window}", 1, timeout=2 * delay)
+        first = cache.add(_window_key(public_id, window), 1, timeout=2 * delay)
+        quiet = first and cache.get(_window_key(public_id, window - 1)) is None
     except Exception:  # the cache is down: wake anyway (duplicates find nothing due)
         logger.warning("Webhook debounce unavailable; waking the confirmation directly")
         first = True
     _scheduled[public_id] = window
+    if quiet:
+        tasks.confirm_webhooks.apply_async_on_commit((credential_id,), countdown=0)
     if first:
         countdown = (window + 1) * delay - now + WINDOW_GRACE_SECONDS
         tasks.confirm_webhooks.apply_async_on_commit((credential_id,), countdown=countdown)
+
+
+def _window_key(public_id: uuid.UUID, window: int) -> str:
+    return f"clearance:webhook-confirm:{public_id}:{window}"
 
 
 def webhook_event(payload: Any, header: str | None) -> str:
@@ -227,7 +239,7 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
         work.claim(
             unconfirmed(credential_id),
             limit=CONFIRM_BATCH,
-            lease_seconds=2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60,
+            lease_seconds=confirm_lease_seconds(),
         ).order_by("received_at", "pk")
     )
     if not claimed:
@@ -281,6 +293,7 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
                 if vin in listed_by_vin and sync.might_change(row, listed_by_vin[vin])
             ]
             sync.apply_listed(credential, candidates, listed_by_vin, now, summary.sync, hints=hints)
+    done_at = timezone.now()  # the clearances' changes are committed
     for delivery in claimed:
         named = vin_of.get(delivery.pk)
         if named is not None:
@@ -294,13 +307,19 @@ def confirm_webhooks(credential_id: int, *, client: HMClient | None = None) -> C
                 delivery.result = f"{vin}: High Mobility does not list this vehicle"
         delivery.result = delivery.result[:500]
         delivery.state = WorkState.DONE
-        delivery.processed_at = now
+        delivery.processed_at = done_at
         delivery.claim = ""
     WebhookDelivery.objects.bulk_update(
         claimed, ["result", "state", "processed_at", "claim"], batch_size=500
     )
     summary.more = work.due(unconfirmed(credential_id)).exists()
     return summary
+
+
+def confirm_lease_seconds() -> float:
+    """How long a confirmation holds the deliveries it claimed: two HM calls' timeouts and a
+    minute to apply; after that another worker may take them."""
+    return 2 * (settings.HM_CONNECT_TIMEOUT + settings.HM_READ_TIMEOUT) + 60
 
 
 def _ask_hm(

@@ -62,15 +62,17 @@
 
 // The fleet page's one poll (docs/architecture.md, "Live updates"): once per interval it sends
 // the rows on screen with their versions and gets back, out of band, only the rows that moved,
-// and the counters and summary when they moved. Fast while something moves; after a quiet
-// minute the interval doubles up to the slow one; a user action makes it fast again. A hidden
-// tab does not poll; it asks at once when it is shown again.
+// and the counters and summary when they moved. Faster still while changes flow (a row or a
+// counter moved within the last few seconds: more are likely on their way), fast while the
+// page is in use; after a quiet minute the interval doubles up to the slow one; a user action
+// makes it fast again. A hidden tab does not poll; it asks at once when it is shown again.
 (function () {
   "use strict";
   var timer = null;
   var busy = false;
   var interval = 0;
   var lastChange = Date.now();
+  var lastMoved = 0;  // when an answer last brought a change (not a user action)
 
   function state() { return document.getElementById("fleet-live"); }
   function number(live, name, fallback) {
@@ -109,12 +111,15 @@
     var live = state();
     if (!live) return;
     var fast = number(live, "fast", 1500);
+    var flowing = number(live, "flowing", fast);
     var now = Date.now();
     if (number(live, "changed", 0) > 0) {
-      lastChange = now;
-      interval = fast;
+      lastChange = lastMoved = now;
+      interval = flowing;
     } else if (now - lastChange > number(live, "quiet", 60000)) {
       interval = Math.min(Math.max(interval, fast) * 2, number(live, "slow", 30000));
+    } else if (now - lastMoved < number(live, "flowingFor", 10000)) {
+      interval = flowing;
     } else {
       interval = fast;
     }

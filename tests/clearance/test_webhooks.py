@@ -78,8 +78,9 @@ def test_signed_webhook_is_stored_answered_then_confirmed_with_hm(client, at_hm,
     sim_clock.advance(timedelta(seconds=10))  # HM approves
     response = post_webhook(client, credential, clearance_payload(row.vehicle.vin, "approved"))
     assert response.status_code == 200
-    # A confirmation is scheduled (debounced); nothing is applied in the request.
-    assert woken == [[credential.pk]]
+    # Confirmations are scheduled: at once (after a quiet spell) and for the window's end;
+    # nothing is applied in the request.
+    assert woken == [[credential.pk], [credential.pk]]
     assert status_of(row) == "pending"  # nothing applied in the request
     summary = confirm(credential)
     assert (summary.deliveries, summary.hm_calls) == (1, 1)
@@ -170,7 +171,8 @@ def test_a_burst_is_one_task_and_one_hm_call(client, at_hm, woken, settings):
     for _ in range(20):
         for row in rows:
             post_webhook(client, credential, clearance_payload(row.vehicle.vin, "pending"))
-    assert woken == [[credential.pk]]
+    # The first webhook after a quiet spell at once, the rest for the window's end: no more.
+    assert woken == [[credential.pk], [credential.pk]]
     summary = confirm(credential)
     assert (summary.deliveries, summary.hm_calls, summary.more) == (40, 1, False)
 
@@ -351,3 +353,30 @@ def test_ping_answers_200_and_schedules_nothing(
 def test_not_json_is_400_after_a_good_signature(client, pending):
     response = post_webhook(client, pending.credential, b"not json")
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_first_webhook_after_a_quiet_spell_is_confirmed_at_once_the_rest_per_window(
+    monkeypatch, settings
+):
+    """After a quiet spell the window's first webhook wakes a confirmation at once, and one for
+    the window's end (it claims the rest of the window); while a burst goes on, only the
+    window's end: one HM call per window."""
+    settings.WEBHOOK_CONFIRM_DELAY_SECONDS = 30
+    now = [3003.0]  # window 100: 3000 to 3030
+    monkeypatch.setattr(webhooks, "_clock", lambda: now[0])
+    webhooks._scheduled.clear()
+    credential = ClearanceFactory().credential
+    countdowns = []
+    monkeypatch.setattr(
+        tasks.confirm_webhooks,
+        "apply_async_on_commit",
+        lambda args, countdown=None, **kw: countdowns.append((args, countdown)),
+    )
+    grace = webhooks.WINDOW_GRACE_SECONDS
+    webhooks.schedule_confirmation(credential.public_id, credential.pk)
+    webhooks.schedule_confirmation(credential.public_id, credential.pk)
+    assert countdowns == [((credential.pk,), 0), ((credential.pk,), 27 + grace)]
+    now[0] = 3031.0  # the burst goes on into window 101: no wake at once
+    webhooks.schedule_confirmation(credential.public_id, credential.pk)
+    assert countdowns[2:] == [((credential.pk,), 29 + grace)]

@@ -95,6 +95,16 @@ def test_list_filter(base, sim_app, sim_clock):
     assert [v.vin for v in south] == ["2HM00000000000002"]
     both = client.list_clearances({"vin": {"operator": "in", "value": [VIN, "2HM00000000000002"]}})
     assert len(both) == 2
+    # Looked up by the named VINs, the other conditions still apply.
+    one = client.list_clearances({"vin": {"operator": "eq", "value": VIN}})
+    assert [v.vin for v in one] == [VIN]
+    named_approved = client.list_clearances(
+        {
+            "vin": {"operator": "in", "value": [VIN, "2HM00000000000002", "2HM00000000000009"]},
+            "status": {"operator": "eq", "value": "approved"},
+        }
+    )
+    assert [v.vin for v in named_approved] == [VIN]
     recent = client.list_clearances(
         {"approved_at": {"operator": "gte", "value": "2000-01-01T00:00:00Z"}}
     )

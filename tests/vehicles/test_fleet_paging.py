@@ -1,6 +1,8 @@
 """Fleet pages fetched ids first, the later half from the end: every sort and filter still shows
 each vehicle exactly once, in order, and the last page costs the queries of the first."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +16,7 @@ from clearance.selectors import (
     fleet_status_counts,
     parse_fleet_filter,
 )
+from telemetry.models import LatestTelemetry
 from tests.factories import CredentialFactory
 from vehicles.models import Vehicle
 
@@ -56,7 +59,7 @@ def fleet(organization, other_organization):
 def all_pages(organization, params, per_page):
     flt = parse_fleet_filter(params)
     count = fleet_count(flt, fleet_status_counts(organization))
-    paginator = FleetPaginator(filter_fleet(organization, flt), per_page, count=count)
+    paginator = FleetPaginator(filter_fleet(organization, flt), per_page, count=count, sort=flt)
     return [[v.vin for v in paginator.page(n).object_list] for n in paginator.page_range]
 
 
@@ -114,3 +117,52 @@ def test_the_last_page_costs_the_queries_of_the_first(
             response = manager_client.get(url, {"page": page})
         assert response.context["page_obj"].number == 5
         assert [row.vin for row in response.context["rows"]] == expected[20:]
+
+
+TELEMETRY_SORTS = [key for key, columns in SORTS.items() if columns[0].startswith("latest_")]
+
+
+@pytest.fixture
+def reporting(fleet, other_organization):
+    """Newest telemetry for most vehicles of both organizations (ties, missing values, and
+    values on vehicles that are not approved, which sort with those without data)."""
+    now = timezone.now()
+    rows = [
+        LatestTelemetry(
+            vehicle=vehicle,
+            captured_at=now,
+            energy_level=None if n % 5 == 0 else (n % 4) / 4,
+            estimated_range_km=None if n % 6 == 0 else float(n % 3 * 100),
+            odometer_km=float(n % 7 * 1000),
+            position_at=None if n % 4 == 0 else now - timedelta(hours=n % 3),
+        )
+        for n, vehicle in enumerate(Vehicle.objects.order_by("pk"))
+        if n % 9
+    ]
+    LatestTelemetry.objects.bulk_create(rows)
+    return fleet
+
+
+@pytest.mark.parametrize("sort", TELEMETRY_SORTS)
+@pytest.mark.parametrize("direction", ["", "-"])
+@pytest.mark.parametrize("per_page", [2, 5])
+def test_telemetry_sorts_page_from_the_index_in_the_same_order(
+    reporting, sort, direction, per_page
+):
+    params = {"sort": f"{direction}{sort}"}
+    expected = [v.vin for v in filter_fleet(reporting, params)]
+    pages = all_pages(reporting, params, per_page)
+    assert [vin for page in pages for vin in page] == expected
+    assert len(expected) == 23
+
+
+def test_a_telemetry_sorted_page_is_one_query_and_past_the_values_three(
+    reporting, django_assert_num_queries
+):
+    flt = parse_fleet_filter({"sort": "-energy"})
+    counts = fleet_status_counts(reporting)
+    paginator = FleetPaginator(filter_fleet(reporting, flt), 2, count=counts["total"], sort=flt)
+    with django_assert_num_queries(2):  # the ids from the index, then the rows
+        assert len(paginator.page(1).object_list) == 2
+    with django_assert_num_queries(4):  # no value there: counted once, then the rest by VIN
+        assert len(paginator.page(paginator.num_pages).object_list) == 1

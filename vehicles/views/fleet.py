@@ -137,6 +137,8 @@ def _live_settings() -> dict[str, int]:
     """The one poll of the fleet page (static/js/fleet.js): fast while things move, backing off
     after a quiet minute, stopped while the tab is hidden."""
     return {
+        "live_flowing_ms": int(settings.FLEET_LIVE_POLL_FLOWING_SECONDS * 1000),
+        "live_flowing_for_ms": int(settings.FLEET_LIVE_FLOWING_SECONDS * 1000),
         "live_fast_ms": int(settings.FLEET_LIVE_POLL_SECONDS * 1000),
         "live_slow_ms": int(settings.FLEET_LIVE_POLL_MAX_SECONDS * 1000),
         "live_quiet_ms": int(settings.FLEET_LIVE_QUIET_SECONDS * 1000),
@@ -152,9 +154,8 @@ def fleet(request: OrganizationRequest) -> HttpResponse:
     counts = fleet_status_counts(organization)
     # The newest telemetry comes in the same query (a one-to-one join), never per row.
     vehicles = filter_fleet(organization, flt).select_related("latest_telemetry")
-    page = FleetPaginator(vehicles, common.PAGE_SIZE, count=fleet_count(flt, counts)).get_page(
-        request.GET.get("page")
-    )
+    paginator = FleetPaginator(vehicles, common.PAGE_SIZE, count=fleet_count(flt, counts), sort=flt)
+    page = paginator.get_page(request.GET.get("page"))
     rows = [common.decorate(vehicle) for vehicle in page.object_list]
     filter_query = urlencode(flt.as_params())
     export_url = common.url_or_none("imports:export")
