@@ -5,9 +5,10 @@
 The embedded defaults are what runs without DATABASE_URL, CELERY_BROKER_URL and CACHE_URL:
 SQLite, the filesystem broker (fleetportal/broker.py) and the file cache. This script drops
 those three variables and runs in a scratch FLEETPORTAL_VAR_DIR of its own (database, broker
-folder, cache), whatever the caller's environment says. The workers are real Celery processes
-started as the Procfile starts them (prefork): ``worker`` (2 processes) for the webhooks,
-``importer`` (1 process, queue ``imports``) for the import; the simulated HM is served by
+folder, cache), whatever the caller's environment says. The workers are real Celery workers
+started as the Procfile starts them (on the embedded defaults their pool is threads, see
+settings.py): ``worker`` (concurrency 2) for the webhooks, ``importer`` (concurrency 1, queue
+``imports``) for the import; the simulated HM is served by
 gunicorn on loopback (2 processes x 4 threads), which also receives the webhooks.
 
 * webhooks: ``--webhooks`` signed "approved" webhooks, each for its own pending vehicle that HM
@@ -126,7 +127,7 @@ def procfile_worker(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"{name} did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.1)
-        time.sleep(1)  # the pool processes fork after the banner
+        time.sleep(1)  # the pool starts after the banner
         process.log_path = log_path  # type: ignore[attr-defined]
         yield process
     finally:
@@ -422,7 +423,7 @@ def main() -> None:
             wakers["n"] / wakers["ceiling_seconds"],
             "tasks/s",
             "≥ 50/s",
-            note="short tasks (a webhook confirmation with nothing due), worker with 2 processes",
+            note="short tasks (a webhook confirmation with nothing due), worker of concurrency 2",
         )
         checks.append(("every waker ran once", wakers["ok"]))
     if hooks:

@@ -302,7 +302,8 @@ else:
     # It also has no event loop, and a prefork pool without one shares a single locked queue
     # between its children: a child killed while waiting on it (the OOM killer) hangs the pool
     # for good. Threads cannot be killed one by one; a killed worker is the reconciler's case.
-    CELERY_WORKER_POOL = "threads"
+    # (Threads cannot cut an HM call short on a warm shutdown: prefork can be asked for here.)
+    CELERY_WORKER_POOL = env_choice("CELERY_WORKER_POOL", "threads", ("threads", "prefork"))
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

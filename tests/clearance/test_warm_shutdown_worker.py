@@ -35,6 +35,9 @@ def _worker(live_server, name: str):
         log_path=log_path,
         pool="prefork",
         concurrency=1,
+        # The embedded defaults' workers run threads unless asked (settings.py): Celery takes
+        # "--pool prefork" for its default and lets the setting win.
+        CELERY_WORKER_POOL="prefork",
         SITE_URL=live_server.url,
         HM_SIMULATOR_BASE_URL=f"{live_server.url}/simulator",
         HM_CLEARANCE_BATCH_SIZE=str(BATCH),
