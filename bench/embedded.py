@@ -141,51 +141,16 @@ def procfile_worker(
 # --- webhooks ------------------------------------------------------------------------------------
 def webhook_fleet(n: int, tag: str):
     """(credential, secret, vins): n pending vehicles that the simulated HM has approved."""
-    from datetime import timedelta
+    from lifecycle import pending_fleet_hm_has
 
-    from django.utils import timezone
-
-    from clearance.models import Clearance, Credential
     from organizations.models import Organization
     from simulator import services as sim
-    from simulator.models import SimClearance
-    from vehicles.models import Vehicle
 
     app, secrets = sim.create_app(f"Embedded {tag}", approval_delay_seconds=5)
     org = Organization.objects.create(name=f"Embedded {tag}", slug=f"embedded-{tag}")
-    secret = uuid.uuid4().hex
-    credential = Credential.objects.create(
-        organization=org,
-        name=tag,
-        environment=Credential.Environment.SIMULATOR,
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-        webhook_secret=secret,
-    )
     vins = [f"2HMEMB{tag[:1].upper()}{i:010d}" for i in range(n)]
-    cars = Vehicle.objects.bulk_create(
-        [Vehicle(organization=org, vin=vin, brand="sandbox") for vin in vins], batch_size=500
-    )
-    past = timezone.now() - timedelta(hours=1)
-    Clearance.objects.bulk_create(
-        [
-            Clearance(
-                vehicle=car,
-                credential=credential,
-                status="pending",
-                status_known_at=past,
-                requested_at=past,
-            )
-            for car in cars
-        ],
-        batch_size=500,
-    )
-    SimClearance.objects.bulk_create(
-        [
-            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
-            for vin in vins
-        ],
-        batch_size=500,
+    credential, secret, _ = pending_fleet_hm_has(
+        org, tag, vins, app=app, secrets=secrets, batch_size=500
     )
     return credential, secret, vins
 

@@ -55,6 +55,56 @@ def teardown(old) -> None:
     drop_throwaway_database(old)
 
 
+def pending_fleet_hm_has(org, name: str, vins: list[str], *, app, secrets, batch_size=2000):
+    """A credential of ``org`` on the simulated ``app`` and ``vins`` pending there for an hour,
+    each requested once at the simulated HM, which has them all: a webhook about any of them is
+    a hint its confirmation finds true. Returns (credential, its webhook secret, the vehicles)."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clearance.models import Clearance, Credential
+    from simulator.models import SimClearance
+    from vehicles.models import Vehicle
+
+    secret = uuid.uuid4().hex
+    credential = Credential.objects.create(
+        organization=org,
+        name=name,
+        environment=Credential.Environment.SIMULATOR,
+        client_id=secrets.client_id,
+        client_secret=secrets.client_secret,
+        webhook_secret=secret,
+    )
+    cars = Vehicle.objects.bulk_create(
+        [Vehicle(organization=org, vin=vin, brand="sandbox") for vin in vins],
+        batch_size=batch_size,
+    )
+    past = timezone.now() - timedelta(hours=1)
+    Clearance.objects.bulk_create(
+        [
+            Clearance(
+                vehicle=car,
+                credential=credential,
+                status="pending",
+                status_known_at=past,
+                requested_at=past,
+            )
+            for car in cars
+        ],
+        batch_size=batch_size,
+    )
+    SimClearance.objects.bulk_create(
+        [
+            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
+            for vin in vins
+        ],
+        batch_size=batch_size,
+    )
+    return credential, secret, cars
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lifecycle import gunicorn, setup_django, teardown
+from lifecycle import gunicorn, pending_fleet_hm_has, setup_django, teardown
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop + plain ORM
 ON_SCREEN = 50
@@ -117,57 +117,22 @@ STAGES = (
 def fleet(burst: int):
     from django.utils import timezone
 
-    from clearance.models import Clearance, Credential
     from organizations.models import Membership, Organization, Role
     from simulator import clock as sim_clock
     from simulator import services as sim
-    from simulator.models import SimClearance
     from tests.factories import UserFactory
-    from vehicles.models import Vehicle
 
     sim_clock.reset()
     app, secrets = sim.create_app("Live bench", approval_delay_seconds=5)
     org = Organization.objects.create(name="Live bench", slug="bench-live")
     user = UserFactory(username="live-bench")
     Membership.objects.create(user=user, organization=org, role=Role.MANAGER)
-    secret = uuid.uuid4().hex
-    credential = Credential.objects.create(
-        organization=org,
-        name="Bench",
-        environment=Credential.Environment.SIMULATOR,
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-        webhook_secret=secret,
-    )
     # VINs sort the 50 watched vehicles onto the first page, the burst's after them.
     vins = [f"2HMLIVE{i:010d}" for i in range(ON_SCREEN)]
     vins += [f"2HMZBURST{i:08d}" for i in range(burst)]
-    cars = Vehicle.objects.bulk_create(
-        [Vehicle(organization=org, vin=vin, brand="sandbox") for vin in vins], batch_size=2000
-    )
-    past = timezone.now() - timezone.timedelta(hours=1)
-    Clearance.objects.bulk_create(
-        [
-            Clearance(
-                vehicle=car,
-                credential=credential,
-                status="pending",
-                status_known_at=past,
-                requested_at=past,
-            )
-            for car in cars
-        ],
-        batch_size=2000,
-    )
     # The simulated HM has them all and approves them: each webhook is a hint its confirmation
     # (one HM list call per debounce window) finds true.
-    SimClearance.objects.bulk_create(
-        [
-            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
-            for vin in vins
-        ],
-        batch_size=2000,
-    )
+    credential, _, cars = pending_fleet_hm_has(org, "Bench", vins, app=app, secrets=secrets)
     sim_clock.advance(timezone.timedelta(seconds=30))
     return user, credential, cars[:ON_SCREEN], [car.vin for car in cars[ON_SCREEN:]]
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lifecycle import gunicorn, setup_django, teardown
+from lifecycle import gunicorn, pending_fleet_hm_has, setup_django, teardown
 
 
 def run(n: int, clients: int, workers: int, conn_max_age: int, stored: int) -> dict:
@@ -49,52 +49,19 @@ def run(n: int, clients: int, workers: int, conn_max_age: int, stored: int) -> d
     from django.conf import settings
     from django.utils import timezone
 
-    from clearance.models import Clearance, ClearanceEvent, Credential, WebhookDelivery
+    from clearance.models import Clearance, ClearanceEvent, WebhookDelivery
     from organizations.models import Organization
     from simulator import clock as sim_clock
     from simulator import services as sim
-    from simulator.models import SimClearance
     from tests.support.worker import purge_broker, start_worker
-    from vehicles.models import Vehicle
 
     sim_clock.reset()
     app, secrets = sim.create_app("Webhook bench", approval_delay_seconds=5)
     org = Organization.objects.create(name="Webhook bench", slug="bench-webhooks")
-    secret = uuid.uuid4().hex
-    credential = Credential.objects.create(
-        organization=org,
-        name="Bench",
-        environment=Credential.Environment.SIMULATOR,
-        client_id=secrets.client_id,
-        client_secret=secrets.client_secret,
-        webhook_secret=secret,
-    )
     vins = [f"2HMHOOK{i:010d}" for i in range(n)]
-    cars = Vehicle.objects.bulk_create(
-        [Vehicle(organization=org, vin=vin, brand="sandbox") for vin in vins], batch_size=2000
-    )
-    past = timezone.now() - timedelta(hours=1)
-    Clearance.objects.bulk_create(
-        [
-            Clearance(
-                vehicle=car,
-                credential=credential,
-                status="pending",
-                status_known_at=past,
-                requested_at=past,
-            )
-            for car in cars
-        ],
-        batch_size=2000,
-    )
     # HM has them all and approves them: each webhook's confirmation finds "approved".
-    SimClearance.objects.bulk_create(
-        [
-            SimClearance(app=app, vin=vin, brand="sandbox", requested_at=past, times_requested=1)
-            for vin in vins
-        ],
-        batch_size=2000,
-    )
+    credential, secret, _ = pending_fleet_hm_has(org, "Bench", vins, app=app, secrets=secrets)
+    past = timezone.now() - timedelta(hours=1)  # before any delivery of this run
     sim_clock.advance(timedelta(seconds=30))
     store_history(credential, stored)
     from django.db import connection
