@@ -62,6 +62,8 @@ def test_add_watch_approval_then_defleet_live(
 
     # Add a vehicle: the VIN is typed in lower case and normalised; feedback comes inline.
     page.click("a:has-text('Add a vehicle')")
+    # Type once the page's scripts are in: htmx listens to the field only from then on.
+    page.wait_for_load_state("load")
     page.fill("#id_vin", VIN.lower())
     expect(page.locator("#vin-feedback")).to_contain_text("valid VIN", timeout=10_000)
     page.select_option("#id_brand", "sandbox")
