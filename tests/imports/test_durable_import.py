@@ -174,8 +174,15 @@ def test_an_importer_killed_mid_import_resumes_and_writes_every_row_once(
         pending = reports.pending_words(job, reports.pending_work(job))
         assert pending.startswith(f"Pending: importing rows {stopped['processed'] + 1:,}")
         importer = start_importer(tmp_path / "importer-2.log", pool=pool)
-        # The reconciler's round (beat runs it every RECONCILE_INTERVAL_SECONDS) wakes it.
-        assert work.reconcile().get("imports.batch") == 1
+        # The reconciler's round (beat runs it every RECONCILE_INTERVAL_SECONDS) wakes it,
+        # unless a continuation the killed worker had queued was still in the broker and the
+        # new importer took that first: then the import moves on without it.
+        if not work.reconcile().get("imports.batch"):
+            wait_for(
+                lambda: progress(job)["processed"] > stopped["processed"],
+                timeout=60,
+                message="the new importer to take the queued continuation",
+            )
     # A killed pool child: its message is rejected back to the queue (reject_on_worker_lost)
     # and the parent's new child takes it up again. A child killed between two batches (after
     # one committed, before it queued the next) leaves nothing to reject: the next batch is
